@@ -1,0 +1,75 @@
+"""The frozen result every strategy's ``query`` returns."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from alfaviz.core import schema
+
+__all__ = ["QueryResult", "empty_flips_frame"]
+
+
+def empty_flips_frame() -> pd.DataFrame:
+    """An empty ``flips`` frame with the schema's columns and dtypes."""
+    return pd.DataFrame(
+        {
+            schema.SAMPLE_ID: np.empty(0, np.int64),
+            schema.ANCHOR_CLASS: np.empty(0, np.int64),
+            schema.FLIPPED: np.empty(0, bool),
+            schema.FLIP_TO: np.empty(0, np.int64),
+            schema.CRITICAL_EPS: np.empty(0, np.float64),
+            schema.STEP_NORM: np.empty(0, np.float64),
+        }
+    )
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """What one query decided, as tidy frames.
+
+    Attributes
+    ----------
+    strategy : str
+        Registered name of the strategy that produced it.
+    selected_ids : numpy.ndarray of int64, shape (budget,)
+        Global sample ids to label next, unique, in pick order (k-means picks first, then fill).
+    samples : pandas.DataFrame
+        One row per unlabelled sample, columns :data:`alfaviz.core.schema.SAMPLES_COLUMNS`.
+    flips : pandas.DataFrame
+        One row per (unlabelled sample, anchor class) for ALFA-Mix, columns
+        :data:`alfaviz.core.schema.FLIPS_COLUMNS`; empty for strategies without anchors.
+    info : Mapping[str, Any]
+        Round-level facts: ``level``, ``n_candidates``, ``n_kmeans``, ``n_fill`` and
+        ``time_<phase>`` seconds.
+    paths : pandas.DataFrame or None
+        For ALFA-Mix, the head's predictions along z_u -> z*_c for the selected samples.
+    """
+
+    strategy: str
+    selected_ids: np.ndarray
+    samples: pd.DataFrame
+    flips: pd.DataFrame = field(default_factory=empty_flips_frame)
+    info: Mapping[str, Any] = field(default_factory=dict)
+    paths: pd.DataFrame | None = None
+
+    def __post_init__(self) -> None:
+        ids = np.array(self.selected_ids, dtype=np.int64, copy=True)
+        ids.setflags(write=False)
+        object.__setattr__(self, "selected_ids", ids)
+        object.__setattr__(self, "info", MappingProxyType(dict(self.info)))
+
+    @property
+    def budget(self) -> int:
+        """Number of selected samples."""
+        return int(self.selected_ids.shape[0])
+
+    @property
+    def n_fill(self) -> int:
+        """How many picks came from the uniform random fill."""
+        return int(self.info.get("n_fill", 0))
