@@ -98,8 +98,11 @@ def as_labels(y: Any, n_rows: int, name: str = "y_labelled") -> torch.Tensor:
     if not isinstance(y, torch.Tensor):
         arr = np.asarray(y)
         if arr.dtype.kind not in "iub":
-            if arr.dtype.kind == "f" and arr.size and np.all(np.isfinite(arr)) and np.all(
-                arr == np.round(arr)
+            if (
+                arr.dtype.kind == "f"
+                and arr.size
+                and np.all(np.isfinite(arr))
+                and np.all(arr == np.round(arr))
             ):
                 arr = arr.astype(np.int64)
             else:
@@ -113,9 +116,8 @@ def as_labels(y: Any, n_rows: int, name: str = "y_labelled") -> torch.Tensor:
             f"{name} must have shape ({n_rows},) to match the labelled embeddings; "
             f"got shape {tuple(y.shape)}."
         )
-    if torch.is_floating_point(y):
-        if not bool(torch.all(y == torch.round(y))):
-            raise AlfavizInputError(f"{name} must hold integer class ids; got fractional values.")
+    if torch.is_floating_point(y) and not bool(torch.all(y == torch.round(y))):
+        raise AlfavizInputError(f"{name} must hold integer class ids; got fractional values.")
     return y.long()
 
 
@@ -209,9 +211,7 @@ def check_query_inputs(
         if n_classes is None:
             n_classes = c_head
         elif c_head is not None and c_head != n_classes:
-            raise AlfavizInputError(
-                f"n_classes={n_classes} but the head produces {c_head} logits."
-            )
+            raise AlfavizInputError(f"n_classes={n_classes} but the head produces {c_head} logits.")
     if n_classes is None:
         n_classes = int(yl.max()) + 1 if yl.numel() else 0
     n_classes = int(n_classes)

@@ -102,7 +102,9 @@ def head_probabilities(head: nn.Module, z: torch.Tensor, chunk: int = 65536) -> 
     was_training = head.training
     head.eval()
     try:
-        out = [torch.softmax(head(z[i : i + chunk]).float(), dim=1) for i in range(0, len(z), chunk)]
+        out = [
+            torch.softmax(head(z[i : i + chunk]).float(), dim=1) for i in range(0, len(z), chunk)
+        ]
     finally:
         head.train(was_training)
     return torch.cat(out)

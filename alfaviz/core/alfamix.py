@@ -1,0 +1,974 @@
+"""ALFA-Mix: the candidate search, the batch pick and the strategy (alfamix.md §3-§6).
+
+Public pure functions
+---------------------
+:func:`find_candidates`
+    Which unlabelled samples flip toward which anchors, up to the stopping level.
+:func:`alfamix_query`
+    The whole query: candidates, k-means over their normalised embeddings, the random fill.
+
+Both work per sample once the anchors and the head are fixed: :func:`score_pool` scores any
+shard of the pool independently, :func:`stopping_level` combines the shards' per-sample first
+flip levels into the global stopping level, and :func:`finalize_candidates` finishes a shard at
+that level. :func:`find_candidates` is exactly these three steps on one machine.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from alfaviz.core import schema
+from alfaviz.core.kmeans import kmeans, nearest_to_centroids
+from alfaviz.core.mixing import (
+    _SortedAnchors,
+    compute_anchors,
+    level_schedule,
+    linear_thresholds,
+    loss_gradients,
+    mixing_path,
+)
+from alfaviz.core.strategies.base import (
+    QueryInputs,
+    Selection,
+    Strategy,
+    head_probabilities,
+    register,
+)
+from alfaviz.core.validation import AlfavizInputError, check_query_inputs
+
+__all__ = [
+    "ALFAMix",
+    "CandidateResult",
+    "PoolScores",
+    "QueryOutcome",
+    "alfamix_query",
+    "finalize_candidates",
+    "find_candidates",
+    "score_pool",
+    "stopping_level",
+]
+
+log = logging.getLogger(__name__)
+
+AlphaMode = Literal["closed_form", "learned"]
+
+
+# --------------------------------------------------------------------------------------------
+# results
+
+
+@dataclass(frozen=True)
+class CandidateResult:
+    """The candidate search of alfamix.md §4 for one pool.
+
+    Attributes
+    ----------
+    mask : numpy.ndarray of bool, shape (n_unlabelled,)
+        The candidate set: flipped toward some anchor at some level up to ``level``.
+    flips : numpy.ndarray of bool, shape (n_unlabelled, n_classes)
+        Flipped toward each anchor at the stopping level.
+    flip_to : numpy.ndarray of int64, shape (n_unlabelled, n_classes)
+        Label after the flip at the stopping level, ``-1`` where no flip.
+    critical_eps : numpy.ndarray of float64, shape (n_unlabelled, n_classes)
+        The exact smallest ε that flips the pair (closed form, linear head); for other heads
+        a bisection estimate, and for learned α the first level at which a flip was seen.
+        ``inf`` when nothing up to the last level (1.0 for the default schedule) flips it.
+    step_norm : numpy.ndarray of float64, shape (n_unlabelled, n_classes)
+        ``‖α ⊙ Δ‖``, the length of the step taken at the stopping level.
+    first_flip_eps : numpy.ndarray of float64, shape (n_unlabelled,)
+        Smallest level of the schedule at which the sample flipped toward any anchor (inf).
+    pseudo_labels : numpy.ndarray of int64, shape (n_unlabelled,)
+    level : float
+        The stopping level ε.
+    level_index : int
+        Its index in ``levels``.
+    levels : tuple of float
+        The schedule (:func:`~alfaviz.core.mixing.level_schedule`).
+    n_candidates_per_level : tuple of int
+        Size of the candidate set after each level that was evaluated.
+    anchors : numpy.ndarray, shape (n_classes, dim)
+    alpha : str
+        ``"closed_form"`` or ``"learned"``.
+    timings : dict
+        Seconds per phase.
+    """
+
+    mask: np.ndarray
+    flips: np.ndarray
+    flip_to: np.ndarray
+    critical_eps: np.ndarray
+    step_norm: np.ndarray
+    first_flip_eps: np.ndarray
+    pseudo_labels: np.ndarray
+    level: float
+    level_index: int
+    levels: tuple[float, ...]
+    n_candidates_per_level: tuple[int, ...]
+    anchors: np.ndarray
+    alpha: str = "closed_form"
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def n_candidates(self) -> int:
+        """Size of the candidate set."""
+        return int(self.mask.sum())
+
+    @property
+    def inconsistency(self) -> np.ndarray:
+        """Number of anchors that flip each sample at the stopping level, shape (n_unlabelled,)."""
+        return self.flips.sum(axis=1).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class QueryOutcome:
+    """The result of :func:`alfamix_query`.
+
+    Attributes
+    ----------
+    selected : numpy.ndarray of int64, shape (budget,)
+        Unique positions into ``z_unlabelled``: k-means picks first, then the fill.
+    candidates : CandidateResult
+    from_fill : numpy.ndarray of bool, shape (budget,)
+        Which entries of ``selected`` came from the uniform random fill.
+    clusters : numpy.ndarray of int64, shape (n_unlabelled,)
+        k-means cluster of each candidate, ``-1`` for non-candidates.
+    n_kmeans : int
+    n_fill : int
+    timings : dict
+    """
+
+    selected: np.ndarray
+    candidates: CandidateResult
+    from_fill: np.ndarray
+    clusters: np.ndarray
+    n_kmeans: int
+    n_fill: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class PoolScores:
+    """Per-sample scores of one shard of the pool (see :func:`score_pool`).
+
+    Attributes
+    ----------
+    first_level : numpy.ndarray of int8/int16, shape (n, n_classes)
+        First level index at which each pair flips; ``len(levels)`` if never.
+    critical_eps : numpy.ndarray of float64, shape (n, n_classes)
+    step_unit : numpy.ndarray of float32, shape (n, n_classes)
+        Step length per unit of ε (closed form); for learned α the step at the first flip.
+    pseudo_labels : numpy.ndarray of int64, shape (n,)
+    flip_to : numpy.ndarray of int64 or None, shape (n, n_classes)
+        Only for the level-by-level paths, at the last level evaluated.
+    levels_done : int
+        Levels evaluated (the level-by-level paths stop early).
+    """
+
+    first_level: np.ndarray
+    critical_eps: np.ndarray
+    step_unit: np.ndarray
+    pseudo_labels: np.ndarray
+    flip_to: np.ndarray | None = None
+    levels_done: int = 0
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+
+
+def _chunk_rows(
+    n: int,
+    dim: int,
+    n_classes: int,
+    n_levels: int,
+    itemsize: int,
+    per_pair_dim: bool,
+    max_bytes: int | None,
+) -> int:
+    """Rows per block so that the working set stays within ``max_bytes``.
+
+    By default the budget is a quarter of the unlabelled matrix (at least 4 MiB, at most
+    256 MiB), which keeps the peak memory added by a query well under twice that matrix.
+    """
+    if max_bytes is None:
+        max_bytes = int(min(256 << 20, max(4 << 20, n * dim * itemsize // 4)))
+    if per_pair_dim:  # level-by-level paths hold (rows, C, D) tensors, several of them
+        per_row = 8 * itemsize * n_classes * dim
+    else:
+        per_row = 8 * (10 * dim + (8 + 3 * n_levels) * n_classes + 8 * n_classes)
+    return int(max(8, min(n, max_bytes // max(1, per_row))))
+
+
+def _is_affine(head: nn.Module) -> bool:
+    return isinstance(head, nn.Linear)
+
+
+class _EvalMode:
+    def __init__(self, module: nn.Module) -> None:
+        self.module = module
+        self.was = module.training
+
+    def __enter__(self) -> nn.Module:
+        self.module.eval()
+        return self.module
+
+    def __exit__(self, *exc: object) -> None:
+        self.module.train(self.was)
+
+
+def _progress(iterable: Any, total: int, desc: str, enabled: bool) -> Any:
+    if not enabled:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, leave=False)
+
+
+# --------------------------------------------------------------------------------------------
+# scoring (per sample)
+
+
+def score_pool(
+    z_unlabelled: torch.Tensor,
+    anchors: torch.Tensor,
+    head: nn.Module,
+    levels: list[float],
+    *,
+    alpha: AlphaMode = "closed_form",
+    budget: int | None = None,
+    learn_steps: int = 5,
+    learn_lr: float = 0.1,
+    max_chunk_bytes: int | None = None,
+    progress: bool = False,
+) -> PoolScores:
+    """Per-sample flip scores of a pool (or a shard of it) at every level of the schedule.
+
+    Parameters
+    ----------
+    z_unlabelled : torch.Tensor, shape (n, dim)
+    anchors : torch.Tensor, shape (n_classes, dim)
+        From :func:`~alfaviz.core.mixing.compute_anchors` on the labelled set.
+    head : nn.Module
+        An ``nn.Linear`` takes the exact threshold path; any other differentiable head the
+        batched level-by-level path.
+    levels : list of float
+    alpha : {"closed_form", "learned"}
+    budget : int, optional
+        Lets the level-by-level paths stop at the first level whose candidate count exceeds
+        it (only valid when the whole pool is scored at once).
+    learn_steps, learn_lr : int, float
+        Optimiser settings for learned α (alfamix.md §3b).
+    max_chunk_bytes : int, optional
+        Working-memory bound for a block of samples.
+    progress : bool
+        Show a ``tqdm.auto`` bar.
+
+    Returns
+    -------
+    PoolScores
+    """
+    n, d = z_unlabelled.shape
+    n_cls = anchors.shape[0]
+    if alpha == "closed_form" and _is_affine(head):
+        rows = _chunk_rows(
+            n, d, n_cls, len(levels), z_unlabelled.element_size(), False, max_chunk_bytes
+        )
+        sa = _SortedAnchors(anchors.double())
+        first = np.empty((n, n_cls), dtype=np.int16)
+        crit = np.empty((n, n_cls), dtype=np.float64)
+        unit = np.empty((n, n_cls), dtype=np.float32)
+        yh = np.empty(n, dtype=np.int64)
+        starts = range(0, n, rows)
+        for s in _progress(starts, len(starts), "ALFA-Mix thresholds", progress):
+            ch = linear_thresholds(
+                head, z_unlabelled[s : s + rows], anchors, levels, sorted_anchors=sa
+            )
+            first[s : s + rows] = ch.first_level.cpu().numpy()
+            crit[s : s + rows] = ch.critical_eps.cpu().numpy()
+            unit[s : s + rows] = ch.step_unit.cpu().numpy()
+            yh[s : s + rows] = ch.y_hat.cpu().numpy()
+        return PoolScores(first, crit, unit, yh, None, len(levels))
+    if alpha == "closed_form":
+        return _score_generic(
+            z_unlabelled, anchors, head, levels, budget, max_chunk_bytes, progress
+        )
+    if alpha == "learned":
+        return _score_learned(
+            z_unlabelled,
+            anchors,
+            head,
+            levels,
+            budget,
+            learn_steps,
+            learn_lr,
+            max_chunk_bytes,
+            progress,
+        )
+    raise AlfavizInputError(f"alpha must be 'closed_form' or 'learned'; got {alpha!r}.")
+
+
+def _closed_form_mixed(
+    z: torch.Tensor, g: torch.Tensor, anchors: torch.Tensor, eps: float
+) -> torch.Tensor:
+    """Mixed points for every (row, anchor) at level ``eps``: shape (n, C, D)."""
+    d = z.shape[1]
+    delta = anchors[None, :, :] - z[:, None, :]
+    scale = (eps / math.sqrt(d)) * delta.norm(dim=2, keepdim=True) / g.norm(dim=1)[:, None, None]
+    alpha = scale * g[:, None, :] / (delta + 1e-8)
+    return (1 - alpha) * z[:, None, :] + alpha * anchors[None, :, :]
+
+
+@torch.no_grad()
+def _score_generic(
+    z: torch.Tensor,
+    anchors: torch.Tensor,
+    head: nn.Module,
+    levels: list[float],
+    budget: int | None,
+    max_chunk_bytes: int | None,
+    progress: bool,
+) -> PoolScores:
+    """Closed-form α for any differentiable head: all anchors at once, in bounded blocks."""
+    n, d = z.shape
+    n_cls = anchors.shape[0]
+    n_lv = len(levels)
+    rows = _chunk_rows(n, d, n_cls, n_lv, z.element_size(), True, max_chunk_bytes)
+    first = np.full((n, n_cls), n_lv, dtype=np.int16)
+    flip_to = np.full((n, n_cls), -1, dtype=np.int64)
+    yh = np.empty(n, dtype=np.int64)
+    gnorm_zero = np.zeros(n, dtype=bool)
+    done = 0
+    for j, eps in enumerate(levels):
+        for s in _progress(
+            range(0, n, rows), math.ceil(n / rows), f"ALFA-Mix ε={eps:.3g}", progress
+        ):
+            zc = z[s : s + rows]
+            y_hat = head(zc).argmax(dim=1)
+            g = loss_gradients(head, zc, y_hat)
+            ok = g.norm(dim=1) > 0
+            zt = _closed_form_mixed(zc, g, anchors, eps)
+            lab = head(zt.reshape(-1, d)).argmax(dim=1).reshape(-1, n_cls)
+            fin = torch.isfinite(zt).all(dim=2)
+            flipped = (lab != y_hat[:, None]) & ok[:, None] & fin
+            lab = torch.where(flipped, lab, torch.full_like(lab, -1))
+            fl = flipped.cpu().numpy()
+            blk = first[s : s + rows]
+            blk[fl & (blk == n_lv)] = j
+            flip_to[s : s + rows] = lab.cpu().numpy()
+            if j == 0:
+                yh[s : s + rows] = y_hat.cpu().numpy()
+                gnorm_zero[s : s + rows] = ~ok.cpu().numpy()
+        done = j + 1
+        if budget is not None and int((first.min(axis=1) <= j).sum()) > budget:
+            break
+    crit = _bisect_critical(z, anchors, head, levels, first, yh, rows)
+    return PoolScores(first, crit, _step_units(z, anchors, head, yh, rows), yh, flip_to, done)
+
+
+@torch.no_grad()
+def _bisect_critical(
+    z: torch.Tensor,
+    anchors: torch.Tensor,
+    head: nn.Module,
+    levels: list[float],
+    first: np.ndarray,
+    y_hat: np.ndarray,
+    rows: int,
+    iters: int = 14,
+) -> np.ndarray:
+    """Bisection estimate of the critical ε between the level before the first flip and it."""
+    n_lv = len(levels)
+    crit = np.full(first.shape, np.inf)
+    fu, fc = np.nonzero(first < n_lv)
+    if not fu.size:
+        return crit
+    lv = np.asarray(levels)
+    hi = lv[first[fu, fc]]
+    lo = np.where(first[fu, fc] > 0, lv[np.maximum(first[fu, fc] - 1, 0)], 0.0)
+    d = z.shape[1]
+    dev = z.device
+    step = max(1, rows)
+    for s in range(0, fu.size, step):
+        u = torch.as_tensor(fu[s : s + step], device=dev)
+        c = torch.as_tensor(fc[s : s + step], device=dev)
+        zu = z[u]
+        yu = torch.as_tensor(y_hat[fu[s : s + step]], device=dev)
+        g = loss_gradients(head, zu, yu)
+        a = anchors[c]
+        delta = a - zu
+        base = delta.norm(dim=1, keepdim=True) / g.norm(dim=1, keepdim=True) * g / (delta + 1e-8)
+        lo_t = torch.as_tensor(lo[s : s + step], dtype=z.dtype, device=dev)
+        hi_t = torch.as_tensor(hi[s : s + step], dtype=z.dtype, device=dev)
+        for _ in range(iters):
+            mid = (lo_t + hi_t) / 2
+            alpha = (mid / math.sqrt(d))[:, None] * base
+            zt = (1 - alpha) * zu + alpha * a
+            fl = head(zt).argmax(dim=1) != yu
+            hi_t = torch.where(fl, mid, hi_t)
+            lo_t = torch.where(fl, lo_t, mid)
+        crit[fu[s : s + step], fc[s : s + step]] = hi_t.double().cpu().numpy()
+    return crit
+
+
+@torch.no_grad()
+def _step_units(
+    z: torch.Tensor, anchors: torch.Tensor, head: nn.Module, y_hat: np.ndarray, rows: int
+) -> np.ndarray:
+    """``‖α ⊙ Δ‖ / ε`` for the closed form, for every pair, shape (n, C)."""
+    n, d = z.shape
+    out = np.empty((n, anchors.shape[0]), dtype=np.float32)
+    for s in range(0, n, rows):
+        zc = z[s : s + rows]
+        g = loss_gradients(head, zc, torch.as_tensor(y_hat[s : s + rows], device=z.device))
+        delta = anchors[None] - zc[:, None]
+        r = delta / (delta + 1e-8)
+        gh = g / g.norm(dim=1, keepdim=True).clamp_min(1e-30)
+        v = (gh[:, None, :] * r).norm(dim=2)
+        out[s : s + rows] = (delta.norm(dim=2) * v / math.sqrt(d)).cpu().numpy()
+    return out
+
+
+def _score_learned(
+    z: torch.Tensor,
+    anchors: torch.Tensor,
+    head: nn.Module,
+    levels: list[float],
+    budget: int | None,
+    steps: int,
+    lr: float,
+    max_chunk_bytes: int | None,
+    progress: bool,
+) -> PoolScores:
+    """Learned α (alfamix.md §3b): Adam on −CE + 0.01‖α‖₂, α clamped to [1e-8, ε']."""
+    n, d = z.shape
+    n_cls = anchors.shape[0]
+    n_lv = len(levels)
+    rows = _chunk_rows(n, d, n_cls, n_lv, z.element_size(), True, max_chunk_bytes)
+    first = np.full((n, n_cls), n_lv, dtype=np.int16)
+    flip_to = np.full((n, n_cls), -1, dtype=np.int64)
+    unit = np.zeros((n, n_cls), dtype=np.float32)
+    yh = np.empty(n, dtype=np.int64)
+    with torch.no_grad():
+        for s in range(0, n, rows):
+            yh[s : s + rows] = head(z[s : s + rows]).argmax(dim=1).cpu().numpy()
+    for p in head.parameters():
+        p.requires_grad_(False)
+    try:
+        done = 0
+        for j, eps in enumerate(levels):
+            cap = eps / math.sqrt(d)
+            for s in _progress(
+                range(0, n, rows), math.ceil(n / rows), f"learned α ε={eps:.3g}", progress
+            ):
+                zc = z[s : s + rows].detach()
+                y = torch.as_tensor(yh[s : s + rows], device=z.device)
+                m = zc.shape[0]
+                delta = anchors[None] - zc[:, None]
+                a = torch.full(
+                    (m, n_cls, d), cap / 2, dtype=zc.dtype, device=zc.device, requires_grad=True
+                )
+                opt = torch.optim.Adam([a], lr=lr)  # (fix) one optimiser for all steps
+                seen = torch.zeros(m, n_cls, dtype=torch.bool, device=zc.device)
+                lab_seen = torch.full((m, n_cls), -1, dtype=torch.long, device=zc.device)
+                norm_seen = torch.zeros(m, n_cls, dtype=zc.dtype, device=zc.device)
+                yy = y[:, None].expand(m, n_cls).reshape(-1)
+                for step in range(steps + 1):
+                    with torch.enable_grad():
+                        zt = (1 - a) * zc[:, None] + a * anchors[None]
+                        out = head(zt.reshape(-1, d))
+                    lab = out.argmax(dim=1).reshape(m, n_cls)
+                    new = (lab != y[:, None]) & ~seen
+                    with torch.no_grad():
+                        lab_seen = torch.where(new, lab, lab_seen)
+                        norm_seen = torch.where(new, (a * delta).norm(dim=2), norm_seen)
+                    seen |= new
+                    if step == steps:
+                        break
+                    with torch.enable_grad():
+                        loss = -F.cross_entropy(out, yy, reduction="none") + 0.01 * a.reshape(
+                            -1, d
+                        ).norm(dim=1)
+                        opt.zero_grad()
+                        loss.sum().backward()
+                    opt.step()
+                    with torch.no_grad():
+                        a.clamp_(1e-8, cap)
+                fl = seen.cpu().numpy()
+                blk = first[s : s + rows]
+                newly = fl & (blk == n_lv)
+                blk[newly] = j
+                unit_blk = unit[s : s + rows]
+                unit_blk[newly] = (norm_seen.detach().cpu().numpy() / eps)[newly]
+                flip_to[s : s + rows] = lab_seen.cpu().numpy()
+            done = j + 1
+            if budget is not None and int((first.min(axis=1) <= j).sum()) > budget:
+                break
+    finally:
+        for p in head.parameters():
+            p.requires_grad_(True)
+    lv = np.asarray(levels)
+    crit = np.where(first < n_lv, lv[np.minimum(first, n_lv - 1)], np.inf)
+    return PoolScores(first, crit, unit, yh, flip_to, done)
+
+
+def stopping_level(
+    first_level_per_sample: np.ndarray, budget: int, n_levels: int
+) -> tuple[int, list[int]]:
+    """The stopping rule of alfamix.md §4, from every shard's per-sample first flip level.
+
+    Parameters
+    ----------
+    first_level_per_sample : numpy.ndarray of int, shape (n_unlabelled,)
+        ``min`` over anchors of the first flipping level index (``n_levels`` if none).
+    budget : int
+    n_levels : int
+
+    Returns
+    -------
+    level_index : int
+        First level at which the candidate count strictly exceeds ``budget``, else the last.
+    counts : list of int
+        Candidate count after each evaluated level.
+    """
+    hist = np.bincount(np.minimum(first_level_per_sample, n_levels), minlength=n_levels + 1)
+    counts = np.cumsum(hist[:n_levels]).tolist()
+    for j, c in enumerate(counts):
+        if c > budget:
+            return j, counts[: j + 1]
+    return n_levels - 1, counts
+
+
+def finalize_candidates(
+    z_unlabelled: torch.Tensor,
+    anchors: torch.Tensor,
+    head: nn.Module,
+    levels: list[float],
+    scores: PoolScores,
+    level_index: int,
+    *,
+    alpha: AlphaMode = "closed_form",
+    max_chunk_bytes: int | None = None,
+) -> CandidateResult:
+    """Turn one shard's :class:`PoolScores` into a :class:`CandidateResult` at a level.
+
+    For the exact path this computes the flip labels at the stopping level for the candidates
+    (a second pass over candidate rows only).
+    """
+    n_lv = len(levels)
+    first = scores.first_level
+    mask = (first <= level_index).any(axis=1)
+    # level-by-level paths record flips *at* the stopping level; thresholds are monotone in ε
+    flips = scores.flip_to >= 0 if scores.flip_to is not None else first <= level_index
+    lv = np.asarray(levels)
+    fmin = first.min(axis=1) if first.size else np.zeros(0, dtype=np.int16)
+    first_eps = np.where(fmin < n_lv, lv[np.minimum(fmin, n_lv - 1)], np.inf)
+    eps = float(levels[level_index])
+    if scores.flip_to is not None:
+        flip_to = np.where(flips, scores.flip_to, -1)
+    else:
+        flip_to = np.full(first.shape, -1, dtype=np.int64)
+        rows_idx = np.nonzero(mask)[0]
+        if rows_idx.size:
+            d = z_unlabelled.shape[1]
+            n_cls = anchors.shape[0]
+            rows = _chunk_rows(
+                z_unlabelled.shape[0],
+                d,
+                n_cls,
+                n_lv,
+                z_unlabelled.element_size(),
+                False,
+                max_chunk_bytes,
+            )
+            sa = _SortedAnchors(anchors.double())
+            idx_t = torch.as_tensor(rows_idx, device=z_unlabelled.device)
+            for s in range(0, rows_idx.size, rows):
+                sub = idx_t[s : s + rows]
+                ch = linear_thresholds(
+                    head,
+                    z_unlabelled[sub],
+                    anchors,
+                    levels,
+                    flip_level=level_index,
+                    sorted_anchors=sa,
+                )
+                ft = ch.flip_to.cpu().numpy() if ch.flip_to is not None else None
+                # the first pass decided the flips; labels come from this pass
+                blk_rows = rows_idx[s : s + rows]
+                assert ft is not None
+                flip_to[blk_rows] = np.where(flips[blk_rows], ft, -1)
+    if alpha == "learned":
+        step_norm = np.where(
+            flips, scores.step_unit.astype(np.float64) * lv[np.minimum(first, n_lv - 1)], 0.0
+        )
+    else:
+        step_norm = scores.step_unit.astype(np.float64) * eps
+    return CandidateResult(
+        mask=mask,
+        flips=flips,
+        flip_to=flip_to.astype(np.int64),
+        critical_eps=scores.critical_eps,
+        step_norm=step_norm,
+        first_flip_eps=first_eps,
+        pseudo_labels=scores.pseudo_labels,
+        level=eps,
+        level_index=int(level_index),
+        levels=tuple(levels),
+        n_candidates_per_level=(),
+        anchors=anchors.detach().cpu().numpy(),
+        alpha=alpha,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# public pure functions
+
+
+def find_candidates(
+    z_unlabelled: torch.Tensor,
+    z_labelled: torch.Tensor,
+    y_labelled: torch.Tensor,
+    head: nn.Module,
+    budget: int,
+    *,
+    alpha_cap: float = 0.2,
+    n_classes: int | None = None,
+    alpha: AlphaMode = "closed_form",
+    learn_steps: int = 5,
+    learn_lr: float = 0.1,
+    max_chunk_bytes: int | None = None,
+    progress: bool = False,
+) -> CandidateResult:
+    """The ALFA-Mix candidate set (alfamix.md §2-§4).
+
+    Parameters
+    ----------
+    z_unlabelled : torch.Tensor, shape (n_unlabelled, dim)
+        Embeddings of the pool, on any device (the work happens there).
+    z_labelled : torch.Tensor, shape (n_labelled, dim)
+    y_labelled : torch.Tensor of int, shape (n_labelled,)
+    head : nn.Module
+        Maps embeddings to logits; an ``nn.Linear`` takes the exact threshold path.
+    budget : int
+        The batch size B; the search stops after the first level with more than B candidates.
+    alpha_cap : float
+        Step of the ε schedule (default 0.2: levels 0.2, 0.4, ..., 1.0).
+    n_classes : int, optional
+        Inferred from the head.
+    alpha : {"closed_form", "learned"}
+        How α is found (§3a or §3b).
+    learn_steps, learn_lr : int, float
+        Adam steps and learning rate for learned α.
+    max_chunk_bytes : int, optional
+        Bound on working memory per block of samples.
+    progress : bool
+        Show progress with ``tqdm.auto``.
+
+    Returns
+    -------
+    CandidateResult
+
+    Raises
+    ------
+    AlfavizInputError
+        On shape mismatches, non-finite embeddings, a bad budget, labels out of range, an empty
+        labelled set or pool.
+    """
+    if alpha not in ("closed_form", "learned"):
+        raise AlfavizInputError(f"alpha must be 'closed_form' or 'learned'; got {alpha!r}.")
+    zu, zl, yl, n_cls, budget = check_query_inputs(
+        z_unlabelled, z_labelled, y_labelled, head, budget, n_classes
+    )
+    levels = level_schedule(alpha_cap)
+    t0 = time.perf_counter()
+    with _EvalMode(head):
+        anchors = compute_anchors(zl, yl, n_cls)
+        scores = score_pool(
+            zu,
+            anchors,
+            head,
+            levels,
+            alpha=alpha,
+            budget=budget,
+            learn_steps=learn_steps,
+            learn_lr=learn_lr,
+            max_chunk_bytes=max_chunk_bytes,
+            progress=progress,
+        )
+        t1 = time.perf_counter()
+        fmin = scores.first_level.min(axis=1)
+        j, counts = stopping_level(fmin, budget, scores.levels_done or len(levels))
+        res = finalize_candidates(
+            zu, anchors, head, levels, scores, j, alpha=alpha, max_chunk_bytes=max_chunk_bytes
+        )
+    t2 = time.perf_counter()
+    log.debug("ALFA-Mix stopped at level %.3g with %d candidates", res.level, res.n_candidates)
+    return _replace(
+        res,
+        n_candidates_per_level=tuple(counts),
+        timings={"alpha_search": t1 - t0, "finalize": t2 - t1},
+    )
+
+
+def _replace(res: CandidateResult, **kw: Any) -> CandidateResult:
+    from dataclasses import replace
+
+    return replace(res, **kw)
+
+
+def alfamix_query(
+    z_unlabelled: torch.Tensor,
+    z_labelled: torch.Tensor,
+    y_labelled: torch.Tensor,
+    head: nn.Module,
+    budget: int,
+    *,
+    alpha_cap: float = 0.2,
+    random_state: int = 0,
+    n_classes: int | None = None,
+    alpha: AlphaMode = "closed_form",
+    kmeans_n_init: int = 1,
+    kmeans_max_iter: int = 100,
+    kmeans_tol: float = 1e-4,
+    learn_steps: int = 5,
+    learn_lr: float = 0.1,
+    max_chunk_bytes: int | None = None,
+    progress: bool = False,
+) -> QueryOutcome:
+    """The whole ALFA-Mix query: candidates, diverse pick by k-means, random fill (§5).
+
+    Parameters
+    ----------
+    z_unlabelled, z_labelled, y_labelled, head, budget, alpha_cap, n_classes, alpha
+        As for :func:`find_candidates`.
+    random_state : int
+        Seeds k-means and the fill.
+    kmeans_n_init, kmeans_max_iter, kmeans_tol
+        Explicit k-means settings (k-means++ seeding).
+
+    Returns
+    -------
+    QueryOutcome
+        ``selected`` holds exactly ``budget`` unique positions into ``z_unlabelled``.
+    """
+    t0 = time.perf_counter()
+    cand = find_candidates(
+        z_unlabelled,
+        z_labelled,
+        y_labelled,
+        head,
+        budget,
+        alpha_cap=alpha_cap,
+        n_classes=n_classes,
+        alpha=alpha,
+        learn_steps=learn_steps,
+        learn_lr=learn_lr,
+        max_chunk_bytes=max_chunk_bytes,
+        progress=progress,
+    )
+    t1 = time.perf_counter()
+    zu = (
+        z_unlabelled
+        if isinstance(z_unlabelled, torch.Tensor)
+        else torch.as_tensor(np.asarray(z_unlabelled))
+    )
+    n = zu.shape[0]
+    picked, clusters = _kmeans_pick(
+        zu, cand.mask, budget, random_state, kmeans_n_init, kmeans_max_iter, kmeans_tol
+    )
+    t2 = time.perf_counter()
+    n_kmeans = int(picked.size)
+    fill = _random_fill(n, picked, budget - n_kmeans, random_state, zu.device)
+    selected = np.concatenate([picked, fill]).astype(np.int64)
+    from_fill = np.zeros(budget, dtype=bool)
+    from_fill[n_kmeans:] = True
+    t3 = time.perf_counter()
+    timings = dict(cand.timings)
+    timings.update({"candidates": t1 - t0, "kmeans": t2 - t1, "fill": t3 - t2, "total": t3 - t0})
+    return QueryOutcome(selected, cand, from_fill, clusters, n_kmeans, int(fill.size), timings)
+
+
+def _kmeans_pick(
+    z: torch.Tensor,
+    mask: np.ndarray,
+    budget: int,
+    seed: int,
+    n_init: int,
+    max_iter: int,
+    tol: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    clusters = np.full(z.shape[0], -1, dtype=np.int64)
+    cand_idx = np.nonzero(mask)[0]
+    if cand_idx.size == 0:  # (fix) zero candidates: everything comes from the fill
+        return np.zeros(0, dtype=np.int64), clusters
+    x = z[torch.as_tensor(cand_idx, device=z.device)].float()
+    x = x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    k = min(budget, cand_idx.size)
+    km = kmeans(x, k, n_init=n_init, max_iter=max_iter, tol=tol, random_state=seed)
+    nearest = nearest_to_centroids(x, km.labels, km.centers).cpu().numpy()
+    clusters[cand_idx] = km.labels.cpu().numpy()
+    return cand_idx[nearest], clusters
+
+
+def _random_fill(n: int, picked: np.ndarray, k: int, seed: int, device: torch.device) -> np.ndarray:
+    """``k`` positions drawn uniformly without replacement (fix) from those not yet picked."""
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    rest = np.setdiff1d(np.arange(n), picked, assume_unique=True)
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0xA1FA]))
+    return rng.choice(rest, size=k, replace=False).astype(np.int64)
+
+
+# --------------------------------------------------------------------------------------------
+# the strategy
+
+
+@register
+class ALFAMix(Strategy):
+    """ALFA-Mix as a query strategy (Parvaneh et al., CVPR 2022).
+
+    Parameters
+    ----------
+    alpha_cap : float, optional
+        Step of the ε schedule; defaults to 0.2 for the closed form and 1/32 for learned α.
+    alpha : {"closed_form", "learned"}
+    kmeans_n_init, kmeans_max_iter, kmeans_tol : int, int, float
+        k-means settings (k-means++ seeding), always explicit.
+    learn_steps, learn_lr : int, float
+        Optimiser settings for learned α.
+    path_steps : int
+        Points along z_u → z*_c recorded for the selected samples (0 to skip).
+    random_state : int
+    """
+
+    name = "alfamix"
+
+    def __init__(
+        self,
+        alpha_cap: float | None = None,
+        alpha: AlphaMode = "closed_form",
+        kmeans_n_init: int = 1,
+        kmeans_max_iter: int = 100,
+        kmeans_tol: float = 1e-4,
+        learn_steps: int = 5,
+        learn_lr: float = 0.1,
+        path_steps: int = 11,
+        random_state: int = 0,
+    ) -> None:
+        super().__init__(random_state=random_state)
+        self.alpha_cap = alpha_cap
+        self.alpha = alpha
+        self.kmeans_n_init = kmeans_n_init
+        self.kmeans_max_iter = kmeans_max_iter
+        self.kmeans_tol = kmeans_tol
+        self.learn_steps = learn_steps
+        self.learn_lr = learn_lr
+        self.path_steps = path_steps
+
+    def _select(self, inputs: QueryInputs) -> Selection:
+        assert inputs.head is not None
+        cap = self.alpha_cap
+        if cap is None:
+            cap = 0.2 if self.alpha == "closed_form" else 1 / 32
+        out = alfamix_query(
+            inputs.z_unlabelled,
+            inputs.z_labelled,
+            inputs.y_labelled,
+            inputs.head,
+            inputs.budget,
+            alpha_cap=cap,
+            random_state=int(self.random_state or 0),
+            n_classes=inputs.n_classes,
+            alpha=self.alpha,
+            kmeans_n_init=self.kmeans_n_init,
+            kmeans_max_iter=self.kmeans_max_iter,
+            kmeans_tol=self.kmeans_tol,
+            learn_steps=self.learn_steps,
+            learn_lr=self.learn_lr,
+        )
+        c = out.candidates
+        p = head_probabilities(inputs.head, inputs.z_unlabelled)
+        cols = self._prob_columns(p)
+        cols[schema.PSEUDO_LABEL] = c.pseudo_labels
+        crit_min = c.critical_eps.min(axis=1) if c.critical_eps.size else np.zeros(0)
+        fill = np.zeros(len(c.mask), dtype=bool)
+        fill[out.selected[out.from_fill]] = True
+        cols.update(
+            {
+                schema.SCORE: np.where(np.isfinite(crit_min), -crit_min, -np.inf),
+                schema.CANDIDATE: c.mask,
+                schema.FILL: fill,
+                schema.CLUSTER: out.clusters,
+                schema.FIRST_FLIP_EPS: c.first_flip_eps,
+                schema.CRITICAL_EPS: crit_min,
+                schema.INCONSISTENCY: c.inconsistency,
+            }
+        )
+        n, n_cls = c.flips.shape
+        flips = pd.DataFrame(
+            {
+                schema.SAMPLE_ID: np.repeat(np.arange(n, dtype=np.int64), n_cls),
+                schema.ANCHOR_CLASS: np.tile(np.arange(n_cls, dtype=np.int64), n),
+                schema.FLIPPED: c.flips.ravel(),
+                schema.FLIP_TO: c.flip_to.ravel(),
+                schema.CRITICAL_EPS: c.critical_eps.ravel(),
+                schema.STEP_NORM: c.step_norm.ravel(),
+            }
+        )
+        paths = None
+        if self.path_steps and out.selected.size:
+            paths = _paths_frame(
+                inputs.head,
+                inputs.z_unlabelled,
+                torch.as_tensor(c.anchors, device=inputs.z_unlabelled.device),
+                out.selected,
+                self.path_steps,
+            )
+        info = {
+            "level": c.level,
+            "n_candidates": c.n_candidates,
+            "n_kmeans": out.n_kmeans,
+            "n_fill": out.n_fill,
+            "candidates_per_level": list(c.n_candidates_per_level),
+        }
+        info.update({f"time_{k}": v for k, v in out.timings.items()})
+        return Selection(out.selected, cols, flips, info, paths)
+
+
+@torch.no_grad()
+def _paths_frame(
+    head: nn.Module, z: torch.Tensor, anchors: torch.Tensor, rows: np.ndarray, steps: int
+) -> pd.DataFrame:
+    """Predictions along z_u → z*_c for ``rows``: one row per (sample, anchor, t)."""
+    parts = []
+    for s in range(0, rows.size, 256):
+        r = rows[s : s + 256]
+        _, probs = mixing_path(
+            head, z[torch.as_tensor(r, device=z.device)], anchors.to(z.dtype), steps
+        )
+        pred = probs.argmax(dim=3)
+        pmax = probs.max(dim=3).values
+        m, n_cls, n_t = pred.shape
+        t = np.linspace(0, 1, n_t)
+        parts.append(
+            pd.DataFrame(
+                {
+                    schema.SAMPLE_ID: np.repeat(r, n_cls * n_t),
+                    schema.ANCHOR_CLASS: np.tile(np.repeat(np.arange(n_cls), n_t), m),
+                    "t": np.tile(t, m * n_cls),
+                    "pred": pred.reshape(-1).cpu().numpy(),
+                    "prob": pmax.reshape(-1).double().cpu().numpy(),
+                }
+            )
+        )
+    return pd.concat(parts, ignore_index=True)

@@ -1,0 +1,564 @@
+"""The mathematics of ALFA-Mix as pure tensor functions.
+
+This module implements ``../shared/alfamix.md`` §2-§4 exactly. Everything here is a pure function
+of tensors (no state, no I/O) so that tests can call it directly and a pool can be scored in
+shards: once the anchors and the head are fixed, every result is per sample.
+
+Notation (as in the paper): ``z_u`` an unlabelled embedding, ``z*_c`` the anchor of class ``c``,
+``Δ = z*_c − z_u``, ``g_u`` the gradient of the cross-entropy against the pseudo-label, ``ε`` a
+level of the schedule and ``ε' = ε / sqrt(D)``.
+
+Two ways to evaluate the closed-form flips are provided:
+
+* :func:`plain_flip_labels` follows the definition literally (build α, mix, apply the head) for
+  any list of (sample, anchor, level) triples, in the dtype of the inputs. It works for any head.
+* :func:`linear_thresholds` is the fast path for an ``nn.Linear`` head. The mixed point is
+  ``z_u + s · (ĝ_u ⊙ r_{u,c})`` with ``s = ε'‖Δ_{u,c}‖`` and ``r = Δ ⊘ (Δ + 1e-8)``; logits are
+  affine in ``s``, so the smallest ``s`` at which some class overtakes the pseudo-label is a
+  closed-form threshold. ``r`` differs from 1 only where ``|Δ|`` is tiny; those coordinates are
+  found with a per-dimension binary search over the sorted anchors and corrected exactly
+  (sparse), so ReLU features, whose anchors and samples share exact zeros, are honoured. Pairs
+  whose threshold lies within a relative ``1e-3`` of a level are re-decided by
+  :func:`plain_flip_labels`, so the candidate set equals the literal definition.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "DELTA_EPS",
+    "ChunkThresholds",
+    "closed_form_alpha",
+    "compute_anchors",
+    "level_schedule",
+    "linear_thresholds",
+    "loss_gradients",
+    "mix",
+    "mixing_path",
+    "plain_flip_labels",
+    "pseudo_labels",
+]
+
+DELTA_EPS = 1e-8
+"""The ``1e-8`` in ``α = ε'·(‖Δ‖/‖g‖)·g ⊘ (Δ + 1e-8)`` (alfamix.md §3a)."""
+
+_NEAR = 1e-4
+"""|Δ| below which the mask ``r = Δ ⊘ (Δ + 1e-8)`` is corrected exactly (``1 − r ≤ 1e-4`` above)."""
+
+_BAND = 1e-3
+"""Relative distance of a threshold to a level below which the literal definition decides."""
+
+
+def level_schedule(alpha_cap: float) -> list[float]:
+    """The ε levels of alfamix.md §4: ``k · alpha_cap`` while the previous level is < 1.0.
+
+    Parameters
+    ----------
+    alpha_cap : float
+        Step of the schedule, in ``(0, 1]`` (0.2 for the closed form, 1/32 for learned α).
+
+    Returns
+    -------
+    list of float
+        ``[0.2, 0.4, 0.6, 0.8, 1.0]`` for the default ``alpha_cap=0.2``.
+    """
+    if not (isinstance(alpha_cap, (int, float)) and 0 < float(alpha_cap) <= 1.0):
+        from alfaviz.core.validation import AlfavizInputError
+
+        raise AlfavizInputError(f"alpha_cap must be a number in (0, 1]; got {alpha_cap!r}.")
+    levels: list[float] = []
+    k = 1
+    while not levels or levels[-1] < 1.0 - 1e-12:
+        levels.append(k * float(alpha_cap))
+        k += 1
+    return levels
+
+
+def compute_anchors(
+    z_labelled: torch.Tensor, y_labelled: torch.Tensor, n_classes: int
+) -> torch.Tensor:
+    """Per-class mean embeddings z*_c (alfamix.md §2).
+
+    A class with no labelled sample uses the mean of all labelled embeddings. Anchors are neither
+    normalised nor excluded.
+
+    Parameters
+    ----------
+    z_labelled : torch.Tensor, shape (n_labelled, dim)
+    y_labelled : torch.Tensor of int, shape (n_labelled,)
+    n_classes : int
+
+    Returns
+    -------
+    torch.Tensor, shape (n_classes, dim)
+        In the dtype and on the device of ``z_labelled``; the sums are accumulated in float64.
+    """
+    z64 = z_labelled.double()
+    sums = torch.zeros(n_classes, z64.shape[1], dtype=torch.float64, device=z64.device)
+    sums.index_add_(0, y_labelled, z64)
+    counts = torch.bincount(y_labelled, minlength=n_classes).to(torch.float64)
+    overall = z64.mean(dim=0, keepdim=True)
+    anchors = torch.where(counts[:, None] > 0, sums / counts.clamp_min(1)[:, None], overall)
+    return anchors.to(z_labelled.dtype)
+
+
+@torch.no_grad()
+def pseudo_labels(head: nn.Module, z: torch.Tensor) -> torch.Tensor:
+    """ŷ = argmax h(z), shape (n_samples,)."""
+    return head(z).argmax(dim=1)
+
+
+def loss_gradients(head: nn.Module, z: torch.Tensor, y_hat: torch.Tensor) -> torch.Tensor:
+    """Gradient of CE(h(z), ŷ) with respect to z, one row per sample (alfamix.md §3a).
+
+    The sum reduction is used; only the direction of each row matters.
+
+    Parameters
+    ----------
+    head : nn.Module
+    z : torch.Tensor, shape (n_samples, dim)
+    y_hat : torch.Tensor of int, shape (n_samples,)
+
+    Returns
+    -------
+    torch.Tensor, shape (n_samples, dim), dtype of ``z``
+    """
+    with torch.enable_grad():
+        zz = z.detach().clone().requires_grad_(True)
+        loss = F.cross_entropy(head(zz), y_hat, reduction="sum")
+        (grad,) = torch.autograd.grad(loss, zz)
+    return grad.detach()
+
+
+def closed_form_alpha(
+    eps: float, z_u: torch.Tensor, anchor: torch.Tensor, grad: torch.Tensor
+) -> torch.Tensor:
+    """The closed-form mixing ratio of alfamix.md §3a, literally.
+
+    ``α = ε' · (‖Δ‖ / ‖g‖) · g ⊘ (Δ + 1e-8)`` with ``ε' = ε / sqrt(D)`` and ``Δ = anchor − z_u``.
+    No clipping. Rows with ``‖g‖ = 0`` give non-finite values, exactly as the definition does;
+    callers treat such samples as not flippable.
+
+    Parameters
+    ----------
+    eps : float
+        The level ε.
+    z_u : torch.Tensor, shape (..., dim)
+    anchor : torch.Tensor, shape broadcastable to ``z_u``
+    grad : torch.Tensor, shape broadcastable to ``z_u``
+
+    Returns
+    -------
+    torch.Tensor, shape of ``z_u``
+    """
+    d = z_u.shape[-1]
+    delta = anchor - z_u
+    scale = (
+        (eps / math.sqrt(d)) * delta.norm(dim=-1, keepdim=True) / grad.norm(dim=-1, keepdim=True)
+    )
+    return scale * grad / (delta + DELTA_EPS)
+
+
+def mix(z_u: torch.Tensor, anchor: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """``z̃ = α ⊙ z*_c + (1 − α) ⊙ z_u`` (alfamix.md §3), in the release's operation order."""
+    return (1 - alpha) * z_u + alpha * anchor
+
+
+@torch.no_grad()
+def plain_flip_labels(
+    head: nn.Module,
+    z: torch.Tensor,
+    grad: torch.Tensor,
+    anchors: torch.Tensor,
+    rows: torch.Tensor,
+    classes: torch.Tensor,
+    eps: torch.Tensor,
+    *,
+    chunk: int = 4096,
+) -> torch.Tensor:
+    """Labels the head predicts at the closed-form mixed points, by the literal definition.
+
+    Parameters
+    ----------
+    head : nn.Module
+    z : torch.Tensor, shape (n_samples, dim)
+        Unlabelled embeddings.
+    grad : torch.Tensor, shape (n_samples, dim)
+        Their loss gradients (:func:`loss_gradients`).
+    anchors : torch.Tensor, shape (n_classes, dim)
+    rows, classes : torch.Tensor of int, shape (n_triples,)
+        Which sample and which anchor each triple mixes.
+    eps : torch.Tensor of float, shape (n_triples,)
+        The level ε of each triple.
+    chunk : int
+        Triples evaluated at once (bounds memory to ``chunk × dim`` elements).
+
+    Returns
+    -------
+    torch.Tensor of int64, shape (n_triples,)
+        argmax of the head at each mixed point; ``-1`` where ``‖g‖ = 0`` or the mixed point is
+        not finite (such samples are not flippable, alfamix.md §3a fix).
+    """
+    out = torch.empty(rows.shape[0], dtype=torch.long, device=z.device)
+    d = z.shape[1]
+    for s in range(0, rows.shape[0], chunk):
+        r = rows[s : s + chunk]
+        c = classes[s : s + chunk]
+        zu = z[r]
+        a = anchors[c]
+        g = grad[r]
+        e = eps[s : s + chunk].to(z.dtype)[:, None]
+        delta = a - zu
+        alpha = (e / math.sqrt(d)) * delta.norm(dim=1, keepdim=True) / g.norm(dim=1, keepdim=True)
+        alpha = alpha * g / (delta + DELTA_EPS)
+        zt = (1 - alpha) * zu + alpha * a
+        lab = head(zt).argmax(dim=1)
+        ok = torch.isfinite(zt).all(dim=1) & (g.norm(dim=1) > 0)
+        out[s : s + chunk] = torch.where(ok, lab, torch.full_like(lab, -1))
+    return out
+
+
+@dataclass
+class ChunkThresholds:
+    """Per-(sample, anchor) results of :func:`linear_thresholds` for one block of samples.
+
+    Attributes
+    ----------
+    y_hat : torch.Tensor of int64, shape (n,)
+        Pseudo-labels.
+    critical_eps : torch.Tensor of float64, shape (n, n_classes)
+        Exact smallest ε that flips each pair; ``inf`` when no ε does (or ``‖g‖ = 0``).
+    first_level : torch.Tensor of int64, shape (n, n_classes)
+        Index of the first level of the schedule at which the pair flips, ``n_levels`` if none.
+        Decided by the literal definition wherever the threshold is within 1e-3 of a level.
+    step_unit : torch.Tensor of float64, shape (n, n_classes)
+        ``‖α ⊙ Δ‖ / ε``: multiply by a level to get the length of the step taken there.
+    grad : torch.Tensor, shape (n, dim)
+        Loss gradients in the dtype of the embeddings.
+    flip_to : torch.Tensor of int64 or None, shape (n, n_classes)
+        Label at ``flip_level`` (``-1`` where the pair does not flip there), when requested.
+    """
+
+    y_hat: torch.Tensor
+    critical_eps: torch.Tensor
+    first_level: torch.Tensor
+    step_unit: torch.Tensor
+    grad: torch.Tensor
+    flip_to: torch.Tensor | None = None
+
+
+class _SortedAnchors:
+    """Per-dimension sorted anchor values, for finding |Δ| < _NEAR by binary search."""
+
+    def __init__(self, anchors64: torch.Tensor) -> None:
+        # (dim, n_classes): row d holds the anchors' values in dimension d, sorted.
+        self.values, self.order = torch.sort(anchors64.T.contiguous(), dim=1)
+        # dimensions where every anchor has the same value: the mask is then per sample.
+        self.common = self.values[:, 0] == self.values[:, -1]
+        self.common_value = self.values[:, 0]
+
+
+def _ratio_mask(delta: torch.Tensor) -> torch.Tensor:
+    """``1 − r = 1e-8 / (Δ + 1e-8)`` in float64, the fraction of a coordinate's step removed."""
+    return DELTA_EPS / (delta + DELTA_EPS)
+
+
+def _thresholds(gap: torch.Tensor, rate: torch.Tensor, y_hat: torch.Tensor) -> torch.Tensor:
+    """Smallest s ≥ 0 with ``gap_k − s·rate_k < 0`` for some k ≠ ŷ (inf if none).
+
+    Parameters
+    ----------
+    gap : torch.Tensor, shape (..., n_classes)
+        ``logit_ŷ − logit_k`` at s = 0 (≥ 0 up to rounding).
+    rate : torch.Tensor, shape (..., n_classes)
+        ``d(logit_k − logit_ŷ)/ds``.
+    y_hat : torch.Tensor, shape broadcastable to gap[..., 0]
+    """
+    t = torch.where(rate > 0, gap.clamp_min(0) / rate, torch.full_like(gap, math.inf))
+    t = t.scatter(-1, y_hat.unsqueeze(-1).expand_as(t[..., :1]), math.inf)
+    return t.min(dim=-1).values
+
+
+@torch.no_grad()
+def linear_thresholds(
+    head: nn.Linear,
+    z: torch.Tensor,
+    anchors: torch.Tensor,
+    levels: Sequence[float],
+    *,
+    flip_level: int | None = None,
+    sorted_anchors: _SortedAnchors | None = None,
+) -> ChunkThresholds:
+    """Exact closed-form flip thresholds for an ``nn.Linear`` head (alfamix.md §3a, §4).
+
+    For each pair (u, c) the mixed point at level ε is ``z_u + ε'‖Δ_{u,c}‖ · v_{u,c}`` with
+    ``v = ĝ_u ⊙ r_{u,c}``. Logits are affine along it, so the critical ε is
+    ``t* · sqrt(D) / ‖Δ_{u,c}‖`` where ``t* = min_k (l_ŷ − l_k) / (W v)_k − (W v)_ŷ`` over
+    classes whose logit rises faster than the pseudo-label's. Work is O(n·D·C) plus a sparse
+    correction for the few coordinates where ``|Δ| < 1e-4`` (exact zeros from ReLU included).
+
+    Parameters
+    ----------
+    head : nn.Linear
+        ``n_classes`` outputs.
+    z : torch.Tensor, shape (n, dim)
+        A block of unlabelled embeddings.
+    anchors : torch.Tensor, shape (n_classes, dim)
+    levels : sequence of float
+        The ε schedule (:func:`level_schedule`).
+    flip_level : int, optional
+        If given, also compute the label each pair flips to at ``levels[flip_level]``.
+    sorted_anchors : optional
+        Precomputed per-dimension sort of the anchors (reused across blocks).
+
+    Returns
+    -------
+    ChunkThresholds
+    """
+    n, d = z.shape
+    n_cls = anchors.shape[0]
+    dev = z.device
+    w = head.weight.detach()
+    w64 = w.double()
+    b64 = (
+        head.bias.detach().double()
+        if head.bias is not None
+        else torch.zeros(w.shape[0], dtype=torch.float64, device=dev)
+    )
+    a64 = anchors.double()
+    sa = sorted_anchors if sorted_anchors is not None else _SortedAnchors(a64)
+    lv = torch.tensor(list(levels), dtype=torch.float64, device=dev)
+    n_lv = lv.shape[0]
+    sqrt_d = math.sqrt(d)
+
+    # pseudo-labels and gradients in the input dtype, as the definition computes them
+    y_hat = head(z).argmax(dim=1)
+    grad = loss_gradients(head, z, y_hat)
+    z64 = z.double()
+    g64 = grad.double()
+    gnorm = g64.norm(dim=1)
+    flippable = gnorm > 0  # (fix) a saturated softmax has no direction: never flippable
+    g_hat = g64 / gnorm.clamp_min(1e-300)[:, None]
+
+    logits = z64 @ w64.T + b64
+    gap = logits.gather(1, y_hat[:, None]) - logits  # (n, K)
+    # near-ties of the logits are decided by the literal definition at every level
+    scale = logits.abs().amax(dim=1).clamp_min(1.0)
+    gap_off = gap.scatter(1, y_hat[:, None], math.inf)
+    tie_rows = gap_off.amin(dim=1) <= 1e-6 * scale
+
+    # coordinates where every anchor agrees: the mask r depends on the sample only
+    v0 = g_hat.clone()
+    dc = torch.nonzero(sa.common).flatten()
+    if dc.numel():
+        delta_c = sa.common_value[dc][None, :] - z64[:, dc]
+        near_c = delta_c.abs() < _NEAR
+        m_c = torch.where(near_c, _ratio_mask(delta_c), torch.zeros_like(delta_c))
+        v0[:, dc] = g_hat[:, dc] * (1 - m_c)
+    base = v0 @ w64.T  # (n, K): d logits / ds without per-anchor corrections
+    v0_sq = (v0 * v0).sum(dim=1)
+
+    # sparse triples (u, c, d) with |Δ| < _NEAR in the other coordinates
+    zt = z64.T.contiguous()  # (d, n)
+    lo = torch.searchsorted(sa.values, zt - _NEAR, side="right")
+    hi = torch.searchsorted(sa.values, zt + _NEAR, side="left")
+    cnt = (hi - lo).clamp_min(0)
+    cnt[sa.common] = 0
+    dd, uu = torch.nonzero(cnt, as_tuple=True)
+    reps = cnt[dd, uu]
+    bad_rows = torch.zeros(n, dtype=torch.bool, device=dev)
+    pair_key = torch.empty(0, dtype=torch.long, device=dev)
+    pair_corr = torch.empty(0, w.shape[0], dtype=torch.float64, device=dev)
+    pair_sq = torch.empty(0, dtype=torch.float64, device=dev)
+    if dd.numel():
+        t_d = dd.repeat_interleave(reps)
+        t_u = uu.repeat_interleave(reps)
+        start = lo[dd, uu].repeat_interleave(reps)
+        offs = torch.arange(t_d.numel(), device=dev) - torch.repeat_interleave(
+            torch.cumsum(reps, 0) - reps, reps
+        )
+        t_c = sa.order[t_d, start + offs]
+        delta_t = a64[t_c, t_d] - z64[t_u, t_d]
+        m_t = _ratio_mask(delta_t)
+        finite = torch.isfinite(m_t)
+        if not bool(finite.all()):  # Δ = -1e-8 exactly: the definition itself is singular
+            bad_rows[t_u[~finite]] = True
+            m_t = torch.where(finite, m_t, torch.zeros_like(m_t))
+        # number the affected (sample, anchor) pairs without sorting
+        key = t_u * n_cls + t_c
+        flag = torch.zeros(n * n_cls, dtype=torch.bool, device=dev)
+        flag[key] = True
+        pair_key = torch.nonzero(flag).flatten()
+        slot = torch.full((n * n_cls,), -1, dtype=torch.long, device=dev)
+        slot[pair_key] = torch.arange(pair_key.numel(), device=dev)
+        inv = slot[key]
+        gh = g_hat[t_u, t_d]
+        coef = gh * m_t  # the part of the step removed in coordinate d
+        # corrections to d logits / ds: a sparse (pairs × dim) matrix times Wᵀ
+        with warnings.catch_warnings():  # "sparse CSR support is in beta": used as documented
+            warnings.simplefilter("ignore", UserWarning)
+            sparse = torch.sparse_coo_tensor(
+                torch.stack([inv, t_d]), coef, (pair_key.numel(), d), check_invariants=False
+            ).to_sparse_csr()
+            pair_corr = sparse @ w64.T
+        pair_sq = torch.bincount(
+            inv, weights=gh * gh * ((1 - m_t) ** 2 - 1), minlength=pair_key.numel()
+        )
+
+    # per-sample thresholds (valid for every anchor without a correction)
+    rate = base - base.gather(1, y_hat[:, None])
+    t_row = _thresholds(gap, rate, y_hat)  # (n,)
+    t_pair = t_row[:, None].expand(n, n_cls).clone()
+    vsq = v0_sq[:, None].expand(n, n_cls).clone()
+    pu = pair_key // n_cls
+    pc = pair_key % n_cls
+    if pair_key.numel():
+        slope = base[pu] - pair_corr
+        rate_p = slope - slope.gather(1, y_hat[pu][:, None])
+        t_pair[pu, pc] = _thresholds(gap[pu], rate_p, y_hat[pu])
+        vsq[pu, pc] = vsq[pu, pc] + pair_sq
+
+    # ‖Δ_{u,c}‖ for every pair
+    dn2 = (z64 * z64).sum(1)[:, None] + (a64 * a64).sum(1)[None, :] - 2 * z64 @ a64.T
+    dnorm = dn2.clamp_min(0).sqrt()
+    crit = torch.where(dnorm > 0, t_pair * sqrt_d / dnorm, torch.full_like(dnorm, math.inf))
+    crit = torch.where(flippable[:, None], crit, torch.full_like(crit, math.inf))
+    step_unit = dnorm * vsq.clamp_min(0).sqrt() / sqrt_d
+    step_unit = torch.where(flippable[:, None], step_unit, torch.zeros_like(step_unit))
+
+    first = torch.searchsorted(lv, crit.contiguous(), side="left")  # crit ≤ lv[first]
+
+    # re-decide borderline pairs with the literal definition
+    rel = torch.zeros(n, n_cls, n_lv, dtype=torch.bool, device=dev)
+    near = (crit[..., None] - lv).abs() <= _BAND * lv
+    rel |= near
+    full = (tie_rows | bad_rows) & flippable
+    rel[full] = True
+    rel &= flippable[:, None, None]
+    ru, rc, rl = torch.nonzero(rel, as_tuple=True)
+    if ru.numel():
+        labs = plain_flip_labels(head, z, grad, anchors, ru, rc, lv[rl])
+        flipped = (labs != y_hat[ru]) & (labs >= 0)
+        # a pair flips at level j iff the definition says so there; thresholds decide the rest
+        flip_grid = lv[None, None, :] >= crit[..., None]
+        flip_grid[ru, rc, rl] = flipped
+        decided = flip_grid.any(dim=2)
+        first = torch.where(
+            decided, flip_grid.to(torch.uint8).argmax(dim=2), torch.full_like(first, n_lv)
+        )
+        # keep the critical ε consistent with the decided first level
+        lo_lv = torch.where(first > 0, lv[(first - 1).clamp_min(0)], torch.zeros_like(crit))
+        hi_lv = lv[first.clamp_max(n_lv - 1)]
+        inside = first < n_lv
+        crit = torch.where(
+            inside, torch.minimum(torch.maximum(crit, torch.nextafter(lo_lv, hi_lv)), hi_lv), crit
+        )
+        crit = torch.where(
+            ~inside & (crit <= lv[-1]),
+            torch.nextafter(
+                lv[-1], torch.tensor(math.inf, dtype=torch.float64, device=dev)
+            ).expand_as(crit),
+            crit,
+        )
+
+    crit = torch.where(crit <= lv[-1], crit, torch.full_like(crit, math.inf))
+
+    flip_to = None
+    if flip_level is not None:
+        flip_to = _flip_labels_at(
+            head,
+            z,
+            grad,
+            anchors,
+            y_hat,
+            logits,
+            base,
+            pair_key,
+            pair_corr,
+            dnorm,
+            first,
+            float(lv[flip_level]),
+            flip_level,
+            sqrt_d,
+        )
+    return ChunkThresholds(y_hat, crit, first, step_unit, grad, flip_to)
+
+
+def _flip_labels_at(
+    head: nn.Linear,
+    z: torch.Tensor,
+    grad: torch.Tensor,
+    anchors: torch.Tensor,
+    y_hat: torch.Tensor,
+    logits: torch.Tensor,
+    base: torch.Tensor,
+    pair_key: torch.Tensor,
+    pair_corr: torch.Tensor,
+    dnorm: torch.Tensor,
+    first: torch.Tensor,
+    eps: float,
+    level_idx: int,
+    sqrt_d: float,
+) -> torch.Tensor:
+    """Label after the flip at level ``eps`` for flipped pairs, ``-1`` elsewhere. Shape (n, C)."""
+    n, n_cls = first.shape
+    flipped = first <= level_idx
+    out = torch.full((n, n_cls), -1, dtype=torch.long, device=z.device)
+    fu, fc = torch.nonzero(flipped, as_tuple=True)
+    if not fu.numel():
+        return out
+    s = eps / sqrt_d * dnorm[fu, fc]
+    slope = base[fu]
+    if pair_key.numel():
+        key = fu * n_cls + fc
+        pos = torch.searchsorted(pair_key, key).clamp_max(pair_key.numel() - 1)
+        has = pair_key[pos] == key
+        slope = slope - torch.where(has[:, None], pair_corr[pos], torch.zeros_like(slope))
+    lab = (logits[fu] + s[:, None] * slope).argmax(dim=1)
+    # where rounding makes the affine prediction disagree with the decision, ask the definition
+    unsure = lab == y_hat[fu]
+    if bool(unsure.any()):
+        eps_t = torch.full((int(unsure.sum()),), eps, dtype=torch.float64, device=z.device)
+        lab_u = plain_flip_labels(head, z, grad, anchors, fu[unsure], fc[unsure], eps_t)
+        lab = lab.clone()
+        lab[unsure] = lab_u
+    out[fu, fc] = lab
+    return out
+
+
+@torch.no_grad()
+def mixing_path(
+    head: nn.Module,
+    z_u: torch.Tensor,
+    anchors: torch.Tensor,
+    n_steps: int = 11,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mixed embeddings and predictions along the straight path z_u → z*_c, for every anchor.
+
+    Parameters
+    ----------
+    head : nn.Module
+    z_u : torch.Tensor, shape (n, dim)
+    anchors : torch.Tensor, shape (n_classes, dim)
+    n_steps : int
+        Points on the path, mixing ratios ``linspace(0, 1, n_steps)``.
+
+    Returns
+    -------
+    embeddings : torch.Tensor, shape (n, n_classes, n_steps, dim)
+    probabilities : torch.Tensor, shape (n, n_classes, n_steps, n_classes)
+    """
+    t = torch.linspace(0, 1, n_steps, dtype=z_u.dtype, device=z_u.device)
+    emb = z_u[:, None, None, :] + t[None, None, :, None] * (
+        anchors[None, :, None, :] - z_u[:, None, None, :]
+    )
+    probs = torch.softmax(head(emb.reshape(-1, z_u.shape[1])).float(), dim=1)
+    return emb, probs.reshape(z_u.shape[0], anchors.shape[0], n_steps, -1)
