@@ -402,13 +402,19 @@ def linear_thresholds(
         inv = slot[key]
         gh = g_hat[t_u, t_d]
         coef = gh * m_t  # the part of the step removed in coordinate d
-        # corrections to d logits / ds: a sparse (pairs × dim) matrix times Wᵀ
-        with warnings.catch_warnings():  # "sparse CSR support is in beta": used as documented
-            warnings.simplefilter("ignore", UserWarning)
-            sparse = torch.sparse_coo_tensor(
-                torch.stack([inv, t_d]), coef, (pair_key.numel(), d), check_invariants=False
-            ).to_sparse_csr()
-            pair_corr = sparse @ w64.T
+        # corrections to d logits / ds: a (pairs × dim) matrix, mostly empty, times Wᵀ
+        n_pairs = pair_key.numel()
+        if n_pairs * d <= 16 * coef.numel():  # dense enough: a plain matrix product is faster
+            dense = torch.zeros(n_pairs, d, dtype=torch.float64, device=dev)
+            dense[inv, t_d] = coef
+            pair_corr = dense @ w64.T
+        else:
+            with warnings.catch_warnings():  # "sparse CSR support is in beta": used as documented
+                warnings.simplefilter("ignore", UserWarning)
+                sparse = torch.sparse_coo_tensor(
+                    torch.stack([inv, t_d]), coef, (n_pairs, d), check_invariants=False
+                ).to_sparse_csr()
+                pair_corr = sparse @ w64.T
         pair_sq = torch.bincount(
             inv, weights=gh * gh * ((1 - m_t) ** 2 - 1), minlength=pair_key.numel()
         )

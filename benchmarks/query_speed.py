@@ -1,0 +1,256 @@
+"""Speed and memory of the ALFA-Mix query: alfaviz against the release's per-class loop.
+
+Usage::
+
+    python benchmarks/query_speed.py                 # the full table (N = 10k, 50k, 200k)
+    python benchmarks/query_speed.py --sizes 10000   # a quick look
+    python benchmarks/query_speed.py --device cuda   # on a GPU
+
+Each row runs in a fresh subprocess so that peak memory is measured cleanly: the kernel's
+high-water mark (``VmHWM``) is reset through ``/proc/self/clear_refs`` after the inputs exist,
+so "added MB" is the memory a query adds beyond its input tensors. The plain loop below follows
+the structure of the authors' release: a Python loop over levels and, inside it, over classes,
+recomputing each anchor and materialising N×D temporaries per class, then scikit-learn's
+``KMeans(n_clusters=B)`` with its defaults on the normalised candidates. Both see the same
+float32 problem, and the table says whether their candidate sets are identical.
+
+The workload is a Gaussian mixture in D dimensions passed through ReLU (so anchors and samples
+share exact zeros, as with real CNN features), with a linear head fitted to the labelled set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+
+__all__ = ["main", "plain_release_query"]
+
+
+def _hwm_mb() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _reset_hwm() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def make_problem(n: int, d: int, c: int, n_lab: int, seed: int, device: str):
+    """A ReLU Gaussian-mixture pool, a labelled set and a linear head fitted to it."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    centers = torch.randn(c, d, generator=g) * (2.0 / math.sqrt(d))
+    yu = torch.randint(c, (n,), generator=g)
+    yl = torch.arange(n_lab) % c
+    zu = (centers[yu] + torch.randn(n, d, generator=g)).relu_()
+    zl = (centers[yl] + torch.randn(n_lab, d, generator=g)).relu_()
+    torch.manual_seed(seed)
+    head = torch.nn.Linear(d, c)
+    opt = torch.optim.Adam(head.parameters(), lr=1e-2)
+    for _ in range(100):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(head(zl), yl).backward()
+        opt.step()
+    head.eval()
+    for p in head.parameters():
+        p.requires_grad_(False)
+    return zu.to(device), zl.to(device), yl.to(device), head.to(device)
+
+
+def plain_release_query(zu, zl, yl, head, budget: int, alpha_cap: float = 0.2, seed: int = 0):
+    """The release's structure: loops over levels and classes, then sklearn k-means.
+
+    Returns the candidate mask (numpy), the selected positions and the phase timings.
+    """
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    from sklearn.cluster import KMeans
+
+    t0 = time.perf_counter()
+    n, d = zu.shape
+    c = head.out_features
+    with torch.no_grad():
+        pred = head(zu).argmax(1)
+    var = zu.clone().requires_grad_(True)
+    loss = F.cross_entropy(head(var), pred)
+    grads = torch.autograd.grad(loss, var)[0]
+    candidate = torch.zeros(n, dtype=torch.bool)
+    k = 1
+    eps = 0.0
+    while eps < 1.0 - 1e-12:
+        eps = k * alpha_cap
+        k += 1
+        e = eps / math.sqrt(d)
+        pred_change = torch.zeros(n, dtype=torch.bool)
+        for i in range(c):
+            emb = zl[yl == i]
+            if emb.size(0) == 0:
+                emb = zl
+            anchor = emb.mean(dim=0).view(1, -1).repeat(n, 1)
+            z = anchor - zu
+            alpha = (
+                (e * z.norm(dim=1) / grads.norm(dim=1)).unsqueeze(1).repeat(1, d)
+                * grads
+                / (z + 1e-8)
+            )
+            mixed = (1 - alpha) * zu + alpha * anchor
+            with torch.no_grad():
+                out = head(mixed).detach().cpu()
+            pc = out.argmax(dim=1) != pred.cpu()
+            pc &= (grads.norm(dim=1) > 0).cpu()
+            pred_change[pc] = True
+        candidate |= pred_change
+        if int(candidate.sum()) > budget:
+            break
+    t1 = time.perf_counter()
+    feats = F.normalize(zu[candidate.to(zu.device)], dim=1).cpu().numpy()
+    m = min(budget, feats.shape[0])
+    picked = np.zeros(0, dtype=np.int64)
+    if m:
+        km = KMeans(n_clusters=m, random_state=seed).fit(feats)
+        lab = km.predict(feats)
+        dis = ((feats - km.cluster_centers_[lab]) ** 2).sum(1)
+        cand_idx = np.nonzero(candidate.numpy())[0]
+        picked = np.array(
+            [cand_idx[lab == i][dis[lab == i].argmin()] for i in range(m) if (lab == i).any()]
+        )
+    t2 = time.perf_counter()
+    return candidate.numpy(), picked, {"alpha": t1 - t0, "kmeans": t2 - t1, "total": t2 - t0}
+
+
+def run_one(method: str, n: int, d: int, c: int, budget: int, n_lab: int, device: str) -> dict:
+    """One row of the table, measured in this process."""
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("ALFAVIZ_BENCH_THREADS", torch.get_num_threads())))
+    zu, zl, yl, head = make_problem(n, d, c, n_lab, seed=0, device=device)
+    input_mb = zu.numel() * zu.element_size() / 2**20
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base_cuda = torch.cuda.memory_allocated()
+    from sklearn.cluster import KMeans  # noqa: F401 - imported before measuring memory
+
+    from alfaviz.core import alfamix_query
+
+    rss0 = _rss_mb()
+    ok = _reset_hwm()
+    if method == "alfaviz":
+        t0 = time.perf_counter()
+        out = alfamix_query(zu, zl, yl, head, budget, random_state=0)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter() - t0
+        mask = out.candidates.mask
+        times = {"alpha": out.timings["candidates"], "kmeans": out.timings["kmeans"], "total": t}
+        level = out.candidates.level
+    else:
+        mask, _, times = plain_release_query(zu, zl, yl, head, budget)
+        level = float("nan")
+    added = _hwm_mb() - rss0 if ok else float("nan")
+    if device == "cuda":
+        added = (torch.cuda.max_memory_allocated() - base_cuda) / 2**20
+    return {
+        "method": method,
+        "n": n,
+        "d": d,
+        "c": c,
+        "device": device,
+        "input_mb": input_mb,
+        "added_mb": added,
+        "n_candidates": int(mask.sum()),
+        "level": level,
+        "mask_hash": int(np.packbits(mask).astype(np.uint64).sum() * 1000003 + mask.sum()),
+        "mask": np.nonzero(mask)[0].tolist() if mask.sum() < 300000 else [],
+        **{f"t_{k}": v for k, v in times.items()},
+    }
+
+
+def _child(args: argparse.Namespace) -> None:
+    row = run_one(args.method, args.n, args.d, args.c, args.budget, args.labelled, args.device)
+    print("ROW " + json.dumps(row))
+
+
+def _spawn(method: str, n: int, d: int, c: int, budget: int, n_lab: int, device: str) -> dict:
+    cmd = [
+        sys.executable, __file__, "--child", "--method", method, "--n", str(n), "--d", str(d),
+        "--c", str(c), "--budget", str(budget), "--labelled", str(n_lab), "--device", device,
+    ]  # fmt: skip
+    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    for line in res.stdout.splitlines():
+        if line.startswith("ROW "):
+            return json.loads(line[4:])
+    raise RuntimeError(f"benchmark child failed:\n{res.stderr[-3000:]}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000, 200_000])
+    ap.add_argument("--classes", type=int, nargs="+", default=[10, 100])
+    ap.add_argument("--d", type=int, default=512)
+    ap.add_argument("--budget", type=int, default=1000)
+    ap.add_argument("--labelled", type=int, default=1000)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--no-plain", action="store_true", help="skip the release loop")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--method", default="alfaviz", help=argparse.SUPPRESS)
+    ap.add_argument("--n", type=int, default=10_000, help=argparse.SUPPRESS)
+    ap.add_argument("--c", type=int, default=10, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        _child(args)
+        return 0
+    hdr = (
+        f"| N | D | C | device | release α search s | release query s | alfaviz α search s "
+        f"| alfaviz k-means s | alfaviz query s | speed-up (query) | release added MB "
+        f"| alfaviz added MB | added / unlabelled matrix | candidates | same candidates |"
+    )
+    print(hdr)
+    print("|" + "---|" * (hdr.count("|") - 1))
+    for n in args.sizes:
+        for c in args.classes:
+            ours = _spawn("alfaviz", n, args.d, c, args.budget, args.labelled, args.device)
+            plain = None
+            if not args.no_plain:
+                plain = _spawn("plain", n, args.d, c, args.budget, args.labelled, args.device)
+            same = "n/a" if plain is None else str(plain["mask"] == ours["mask"]).lower()
+            p_alpha = f"{plain['t_alpha']:.2f}" if plain else "-"
+            p_total = f"{plain['t_total']:.2f}" if plain else "-"
+            p_mem = f"{plain['added_mb']:.0f}" if plain else "-"
+            speed = f"{plain['t_total'] / ours['t_total']:.1f}×" if plain else "-"
+            print(
+                f"| {n} | {args.d} | {c} | {args.device} | {p_alpha} | {p_total} "
+                f"| {ours['t_alpha']:.2f} | {ours['t_kmeans']:.2f} | {ours['t_total']:.2f} "
+                f"| {speed} | {p_mem} | {ours['added_mb']:.0f} "
+                f"| {ours['added_mb'] / ours['input_mb']:.2f} | {ours['n_candidates']} | {same} |",
+                flush=True,
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,388 @@
+"""ALFA-Mix against a literal implementation of ../shared/alfamix.md §3a/§4, and its fixes."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from alfaviz.core import ALFAMix, AlfavizInputError, alfamix_query, find_candidates, schema
+from alfaviz.core.alfamix import finalize_candidates, score_pool, stopping_level
+from alfaviz.core.mixing import (
+    closed_form_alpha,
+    compute_anchors,
+    level_schedule,
+    mix,
+)
+
+
+def plain_reference(zu, zl, yl, head, budget, alpha_cap=0.2):
+    """One class and one level at a time, float32, exactly as the definition reads.
+
+    Returns the candidate mask, the flips and the flip labels at the stopping level, and the level.
+    """
+    n_cls = head.out_features
+    n, d = zu.shape
+    with torch.no_grad():
+        pred = head(zu).argmax(1)
+    z = zu.clone().requires_grad_(True)
+    grads = torch.autograd.grad(nn.functional.cross_entropy(head(z), pred), z)[0]
+    ok = grads.norm(dim=1) > 0
+    cand = torch.zeros(n, dtype=torch.bool)
+    k, eps = 1, 0.0
+    while eps < 1.0 - 1e-12:
+        eps = k * alpha_cap
+        k += 1
+        e = eps / math.sqrt(d)
+        flips = torch.zeros(n, n_cls, dtype=torch.bool)
+        to = torch.full((n, n_cls), -1)
+        for c in range(n_cls):
+            emb = zl[yl == c]
+            if emb.shape[0] == 0:
+                emb = zl
+            anchor = emb.mean(0).view(1, -1).repeat(n, 1)
+            delta = anchor - zu
+            scale = (e * delta.norm(dim=1) / grads.norm(dim=1)).unsqueeze(1).repeat(1, d)
+            alpha = scale * grads / (delta + 1e-8)
+            mixed = (1 - alpha) * zu + alpha * anchor
+            with torch.no_grad():
+                out = head(mixed).argmax(1)
+            f = (out != pred) & ok
+            flips[:, c] = f
+            to[:, c] = torch.where(f, out, torch.full_like(out, -1))
+        cand |= flips.any(1)
+        if int(cand.sum()) > budget:
+            break
+    return cand.numpy(), flips.numpy(), to.numpy(), eps
+
+
+def make_problem(seed, n, m, d, c, *, relu=True, spread=1.5, weight_scale=3.0):
+    g = torch.Generator().manual_seed(seed)
+    centers = torch.randn(c, d, generator=g) * 2
+    yl = torch.arange(m) % c
+    yu = torch.randint(c, (n,), generator=g)
+    zl = centers[yl] + torch.randn(m, d, generator=g) * spread
+    zu = centers[yu] + torch.randn(n, d, generator=g) * spread
+    if relu:
+        zl, zu = zl.relu(), zu.relu()
+    torch.manual_seed(seed)
+    head = nn.Linear(d, c)
+    with torch.no_grad():
+        head.weight.mul_(weight_scale)
+    return zu, zl, yl, head
+
+
+CASES = [
+    # (n, m, d, c, relu, budget): budgets chosen so that the search stops at different levels
+    (1500, 200, 32, 10, True, 700),
+    (1200, 300, 48, 100, True, 700),
+    (1500, 100, 16, 5, False, 1100),
+    (1500, 400, 64, 10, True, 1490),
+    (800, 60, 8, 3, True, 10),
+]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"n{c[0]}-d{c[2]}-c{c[3]}-relu{c[4]}")
+def test_candidates_equal_literal_definition(seed, case):
+    n, m, d, c, relu, budget = case
+    zu, zl, yl, head = make_problem(seed, n, m, d, c, relu=relu)
+    res = find_candidates(zu, zl, yl, head, budget)
+    mask, flips, to, level = plain_reference(zu, zl, yl, head, budget)
+    assert res.level == pytest.approx(level)
+    np.testing.assert_array_equal(res.mask, mask)
+    np.testing.assert_array_equal(res.flips, flips)
+    np.testing.assert_array_equal(res.flip_to, to)
+
+
+def test_levels_reached_cover_the_schedule():
+    """The cases above really exercise stopping at the first level and at 1.0."""
+    levels = set()
+    for case in CASES:
+        n, m, d, c, relu, budget = case
+        zu, zl, yl, head = make_problem(0, n, m, d, c, relu=relu)
+        levels.add(round(find_candidates(zu, zl, yl, head, budget).level, 6))
+    assert 0.2 in levels
+    assert 1.0 in levels
+    assert len(levels) >= 3
+
+
+def test_relu_zero_mask_matters():
+    """With ReLU features the Δ = 0 coordinates must not move: ignoring them changes flips."""
+    zu, zl, yl, head = make_problem(3, 1500, 300, 48, 100, relu=True)
+    anchors = compute_anchors(zl, yl, 100)
+    assert bool(((anchors == 0).any(0)).any())  # some coordinates are exactly shared zeros
+    res = find_candidates(zu, zl, yl, head, 700)
+    mask, _, _, _ = plain_reference(zu, zl, yl, head, 700)
+    np.testing.assert_array_equal(res.mask, mask)
+
+
+def test_critical_eps_is_the_exact_threshold():
+    zu, zl, yl, head = make_problem(4, 600, 100, 24, 6, relu=True)
+    res = find_candidates(zu, zl, yl, head, 599)
+    anchors = compute_anchors(zl, yl, 6)
+    with torch.no_grad():
+        pred = head(zu).argmax(1)
+    z = zu.clone().requires_grad_(True)
+    grads = torch.autograd.grad(nn.functional.cross_entropy(head(z), pred, reduction="sum"), z)[0]
+    finite = np.argwhere(np.isfinite(res.critical_eps))
+    assert len(finite) > 50
+    rng = np.random.default_rng(0)
+    checked = 0
+    for u, c in finite[rng.choice(len(finite), 60, replace=False)]:
+        crit = res.critical_eps[u, c]
+        for factor, expect in ((1 + 1e-4, True), (1 - 1e-4, False)):
+            e = torch.tensor(crit * factor, dtype=torch.float64)
+            a = closed_form_alpha(float(e), zu[u].double(), anchors[c].double(), grads[u].double())
+            zt = mix(zu[u].double(), anchors[c].double(), a)
+            with torch.no_grad():
+                out = (zt @ head.weight.double().T + head.bias.double()).argmax()
+            assert bool(out != pred[u]) == expect, (u, c, crit, factor)
+        checked += 1
+    assert checked == 60
+    # consistency with the flags: flipped at the stopping level iff critical ε ≤ level
+    np.testing.assert_array_equal(res.flips, res.critical_eps <= res.level)
+
+
+def test_step_norm_is_length_of_step_taken():
+    zu, zl, yl, head = make_problem(5, 300, 60, 16, 4, relu=True)
+    res = find_candidates(zu, zl, yl, head, 100)
+    anchors = compute_anchors(zl, yl, 4)
+    with torch.no_grad():
+        pred = head(zu).argmax(1)
+    z = zu.clone().requires_grad_(True)
+    grads = torch.autograd.grad(nn.functional.cross_entropy(head(z), pred), z)[0]
+    for u in range(0, 300, 37):
+        for c in range(4):
+            a = closed_form_alpha(res.level, zu[u].double(), anchors[c].double(), grads[u].double())
+            delta = anchors[c].double() - zu[u].double()
+            assert res.step_norm[u, c] == pytest.approx(float((a * delta).norm()), rel=1e-5)
+
+
+def test_saturated_softmax_is_never_flippable():
+    """(fix) ‖g‖ = 0 gives NaN and a spurious flip in the release; here it never flips."""
+    zu, zl, yl, head = make_problem(6, 400, 80, 8, 4, relu=False)
+    zu = zu.clone()
+    with torch.no_grad():
+        zu[:50] = head.weight[0] * 1e4  # logits so large that the softmax is exactly one-hot
+    pred_logits = head(zu[:50])
+    p = torch.softmax(pred_logits, 1)
+    assert bool((p.max(1).values == 1).all())
+    z = zu[:50].clone().requires_grad_(True)
+    g = torch.autograd.grad(nn.functional.cross_entropy(head(z), p.argmax(1)), z)[0]
+    assert bool((g.norm(dim=1) == 0).all())
+    res = find_candidates(zu, zl, yl, head, 399)
+    assert not res.mask[:50].any()
+    assert np.isinf(res.critical_eps[:50]).all()
+    assert res.mask[50:].any()
+
+
+def test_zero_candidates_all_fill_without_replacement():
+    """(fix) zero candidates: the release crashes; here every pick is a unique random fill."""
+    g = torch.Generator().manual_seed(0)
+    zl = torch.randn(40, 6, generator=g)
+    yl = torch.arange(40) % 2
+    zu = torch.randn(200, 6, generator=g)
+    head = nn.Linear(6, 2)
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.copy_(torch.tensor([5.0, 0.0]))  # constant logits: nothing ever flips
+    out = alfamix_query(zu, zl, yl, head, 50, random_state=3)
+    assert out.candidates.n_candidates == 0
+    assert out.n_fill == 50
+    assert out.n_kmeans == 0
+    assert out.from_fill.all()
+    assert len(np.unique(out.selected)) == 50
+    again = alfamix_query(zu, zl, yl, head, 50, random_state=3)
+    np.testing.assert_array_equal(out.selected, again.selected)
+
+
+def test_fill_has_no_duplicates_and_reports_count():
+    zu, zl, yl, head = make_problem(7, 500, 60, 16, 4)
+    res = find_candidates(zu, zl, yl, head, 5)
+    n_cand = res.n_candidates
+    budget = min(499, n_cand + 150)
+    out = alfamix_query(zu, zl, yl, head, budget)
+    assert len(np.unique(out.selected)) == budget
+    assert out.n_kmeans + out.n_fill == budget
+    assert out.n_fill == int(out.from_fill.sum())
+    assert out.candidates.mask[out.selected[~out.from_fill]].all()
+    assert not out.candidates.mask[out.selected[out.from_fill]].any() or out.n_kmeans < n_cand
+
+
+def test_empty_clusters_are_skipped_and_filled():
+    """Candidates with duplicate embeddings leave k-means clusters empty; the fill covers them."""
+    zu, zl, yl, head = make_problem(8, 300, 60, 12, 3, relu=False)
+    zu = zu.clone()
+    zu[100:300] = zu[100:110].repeat(20, 1)  # only 110 distinct points
+    res = find_candidates(zu, zl, yl, head, 250)
+    distinct = np.unique(zu[res.mask].numpy(), axis=0).shape[0]
+    assert distinct < res.n_candidates
+    out = alfamix_query(zu, zl, yl, head, 250)
+    assert out.n_kmeans <= distinct
+    assert len(np.unique(out.selected)) == 250
+    assert out.n_fill == 250 - out.n_kmeans
+
+
+class Wrapped(nn.Module):
+    """A non-Linear head module that computes the same function (takes the batched path)."""
+
+    def __init__(self, lin: nn.Linear) -> None:
+        super().__init__()
+        self.lin = lin
+
+    def forward(self, z):
+        return self.lin(z)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_generic_head_path_agrees_with_linear_path(seed):
+    zu, zl, yl, head = make_problem(seed, 600, 120, 24, 6, relu=True)
+    fast = find_candidates(zu, zl, yl, head, 300)
+    slow = find_candidates(zu, zl, yl, Wrapped(head), 300, max_chunk_bytes=1 << 16)
+    np.testing.assert_array_equal(fast.mask, slow.mask)
+    np.testing.assert_array_equal(fast.flips, slow.flips)
+    np.testing.assert_array_equal(fast.flip_to, slow.flip_to)
+    both = np.isfinite(fast.critical_eps) & np.isfinite(slow.critical_eps)
+    np.testing.assert_allclose(slow.critical_eps[both], fast.critical_eps[both], rtol=0, atol=2e-4)
+
+
+def test_nonlinear_head_works():
+    zu, zl, yl, _ = make_problem(9, 300, 60, 16, 4)
+    torch.manual_seed(0)
+    head = nn.Sequential(nn.Linear(16, 32), nn.Tanh(), nn.Linear(32, 4))
+    res = find_candidates(zu, zl, yl, head, 50)
+    assert res.flips.shape == (300, 4)
+    assert res.mask.any()
+    flipped = res.flips
+    with torch.no_grad():
+        pred = head(zu).argmax(1).numpy()
+    assert (res.flip_to[flipped] != np.repeat(pred[:, None], 4, 1)[flipped]).all()
+    assert (res.flip_to[~flipped] == -1).all()
+
+
+def test_learned_alpha_runs_and_is_deterministic():
+    zu, zl, yl, head = make_problem(10, 300, 60, 16, 4)
+    a = find_candidates(zu, zl, yl, head, 30, alpha="learned", alpha_cap=1 / 32)
+    b = find_candidates(zu, zl, yl, head, 30, alpha="learned", alpha_cap=1 / 32)
+    np.testing.assert_array_equal(a.mask, b.mask)
+    assert a.levels[0] == pytest.approx(1 / 32)
+    assert a.mask.any()
+    with torch.no_grad():
+        pred = head(zu).argmax(1).numpy()
+    fl = a.flips
+    assert (a.flip_to[fl] != np.repeat(pred[:, None], 4, 1)[fl]).all()
+    strat = ALFAMix(alpha="learned", random_state=0)
+    r = strat.query(zu, zl, yl, head, 30)
+    assert len(set(r.selected_ids.tolist())) == 30
+
+
+def test_anchor_of_missing_class_is_mean_of_all_labelled():
+    zl = torch.tensor([[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]])
+    yl = torch.tensor([0, 0, 2])
+    a = compute_anchors(zl, yl, 4)
+    np.testing.assert_allclose(a[0].numpy(), [1.0, 2.0])
+    np.testing.assert_allclose(a[1].numpy(), [2.0, 3.0])
+    np.testing.assert_allclose(a[2].numpy(), [4.0, 5.0])
+    np.testing.assert_allclose(a[3].numpy(), [2.0, 3.0])
+
+
+@given(st.floats(min_value=0.01, max_value=1.0))
+@settings(max_examples=50, deadline=None)
+def test_level_schedule(cap):
+    lv = level_schedule(cap)
+    assert lv[-1] >= 1.0 - 1e-9
+    assert all(x < 1.0 - 1e-12 for x in lv[:-1])
+    np.testing.assert_allclose(lv, [cap * (k + 1) for k in range(len(lv))])
+
+
+def test_default_schedule():
+    assert level_schedule(0.2) == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0])
+    with pytest.raises(AlfavizInputError, match="alpha_cap"):
+        level_schedule(0.0)
+
+
+@given(st.integers(0, 10_000))
+@settings(max_examples=15, deadline=None)
+def test_flags_grow_with_eps(seed):
+    zu, zl, yl, head = make_problem(seed, 120, 30, 8, 3, relu=bool(seed % 2))
+    res = find_candidates(zu, zl, yl, head, 119)  # runs to the last level
+    counts = res.n_candidates_per_level
+    assert list(counts) == sorted(counts)
+    # first flip level is the smallest level at or above the sample's smallest critical ε
+    crit = res.critical_eps.min(1)
+    fin = np.isfinite(crit)
+    lv = np.asarray(res.levels)
+    expect = lv[np.searchsorted(lv, crit[fin] - 1e-12)]
+    np.testing.assert_allclose(res.first_flip_eps[fin], expect)
+
+
+def test_sharded_scoring_equals_whole_pool():
+    """Per-sample scores of two shards combine into the same answer as the whole pool."""
+    zu, zl, yl, head = make_problem(11, 900, 100, 24, 10, relu=True)
+    budget = 300
+    whole = find_candidates(zu, zl, yl, head, budget)
+    anchors = compute_anchors(zl, yl, 10)
+    levels = level_schedule(0.2)
+    parts = [
+        score_pool(zu[:400], anchors, head, levels),
+        score_pool(zu[400:], anchors, head, levels),
+    ]
+    fmin = np.concatenate([p.first_level.min(1) for p in parts])
+    j, _ = stopping_level(fmin, budget, len(levels))
+    shards = [
+        finalize_candidates(zu[:400], anchors, head, levels, parts[0], j),
+        finalize_candidates(zu[400:], anchors, head, levels, parts[1], j),
+    ]
+    assert levels[j] == pytest.approx(whole.level)
+    np.testing.assert_array_equal(np.concatenate([s.mask for s in shards]), whole.mask)
+    np.testing.assert_array_equal(np.concatenate([s.flip_to for s in shards]), whole.flip_to)
+
+
+def test_strategy_records_and_frames():
+    zu, zl, yl, head = make_problem(12, 400, 80, 16, 4)
+    ids = np.arange(5000, 5400)
+    r = ALFAMix(random_state=1).query(zu, zl, yl, head, 40, unlabelled_ids=ids)
+    s = r.samples
+    assert list(s.columns) == list(schema.SAMPLES_COLUMNS)
+    assert len(s) == 400
+    np.testing.assert_array_equal(
+        np.sort(s.loc[s[schema.SELECTED], schema.SAMPLE_ID]), np.sort(r.selected_ids)
+    )
+    assert set(r.selected_ids) <= set(ids)
+    assert s.loc[s[schema.SELECTED] & ~s[schema.FILL], schema.CANDIDATE].all()
+    f = r.flips
+    assert list(f.columns) == list(schema.FLIPS_COLUMNS)
+    assert len(f) == 400 * 4
+    inc = f.groupby(schema.SAMPLE_ID)[schema.FLIPPED].sum()
+    np.testing.assert_array_equal(
+        inc.loc[s[schema.SAMPLE_ID]].to_numpy(), s[schema.INCONSISTENCY].to_numpy()
+    )
+    assert r.info["n_kmeans"] + r.info["n_fill"] == 40
+    assert min(abs(r.info["level"] - x) for x in (0.2, 0.4, 0.6, 0.8, 1.0)) < 1e-9
+    assert r.paths is not None
+    assert set(r.paths[schema.SAMPLE_ID]) == set(r.selected_ids)
+    # the path starts at the sample itself: its prediction there is the pseudo-label
+    start = r.paths[r.paths["t"] == 0].groupby(schema.SAMPLE_ID)["pred"].first()
+    pl = s.set_index(schema.SAMPLE_ID)[schema.PSEUDO_LABEL]
+    np.testing.assert_array_equal(start.to_numpy(), pl.loc[start.index].to_numpy())
+
+
+def test_bad_alpha_mode():
+    zu, zl, yl, head = make_problem(0, 50, 10, 4, 2)
+    with pytest.raises(AlfavizInputError, match="closed_form"):
+        find_candidates(zu, zl, yl, head, 5, alpha="magic")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu():
+    zu, zl, yl, head = make_problem(13, 2000, 200, 32, 10, relu=True)
+    cpu = alfamix_query(zu, zl, yl, head, 300)
+    gpu = alfamix_query(zu.cuda(), zl.cuda(), yl.cuda(), head.cuda(), 300)
+    np.testing.assert_array_equal(cpu.candidates.mask, gpu.candidates.mask)
+    assert len(np.unique(gpu.selected)) == 300
