@@ -225,9 +225,9 @@ def main(argv: list[str] | None = None) -> int:
         _child(args)
         return 0
     hdr = (
-        f"| N | D | C | device | release α search s | release query s | alfaviz α search s "
-        f"| alfaviz k-means s | alfaviz query s | speed-up (query) | release added MB "
-        f"| alfaviz added MB | added / unlabelled matrix | candidates | same candidates |"
+        "| N | D | C | device | release α search s | release query s | alfaviz α search s "
+        "| alfaviz k-means s | alfaviz query s | speed-up (query) | release added MB "
+        "| alfaviz added MB | added / unlabelled matrix | candidates | same candidates |"
     )
     print(hdr)
     print("|" + "---|" * (hdr.count("|") - 1))

@@ -941,7 +941,7 @@ class ALFAMix(Strategy):
             "n_fill": out.n_fill,
             "candidates_per_level": list(c.n_candidates_per_level),
         }
-        info.update({f"time_{k}": v for k, v in out.timings.items()})
+        info.update({f"time_alfamix_{k}": v for k, v in out.timings.items()})
         return Selection(out.selected, cols, flips, info, paths)
 
 

@@ -1,0 +1,92 @@
+"""Packaging contracts: a GUI-free core, and conda and pip naming the same dependencies."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import tomllib
+
+ROOT = Path(__file__).resolve().parents[1]
+GUI = ("ipywidgets", "plotly", "IPython", "anywidget", "voila", "umap", "matplotlib.pyplot")
+
+
+def test_core_imports_no_gui_library():
+    """Importing every core module pulls in no widget, plotting or IPython package."""
+    code = (
+        "import importlib, pkgutil, sys\n"
+        "import alfaviz.core as core\n"
+        "for m in pkgutil.walk_packages(core.__path__, 'alfaviz.core.'):\n"
+        "    importlib.import_module(m.name)\n"
+        f"bad = [m for m in sys.modules if m.split('.')[0] in {GUI!r} or m in {GUI!r}]\n"
+        "print('LOADED', sorted(bad))\n"
+        "sys.exit(1 if bad else 0)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def _norm(req: str) -> tuple[str, str]:
+    req = req.strip()
+    m = re.match(r"^([A-Za-z0-9_.\-]+)\s*(.*)$", req)
+    assert m, req
+    return m.group(1).lower().replace("_", "-"), m.group(2).replace(" ", "")
+
+
+def _pyproject_requirements() -> dict[str, str]:
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    reqs = list(data["project"]["dependencies"])
+    for name, extra in data["project"]["optional-dependencies"].items():
+        if name != "all":
+            reqs += extra
+    return dict(_norm(r) for r in reqs)
+
+
+def _environment_requirements() -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in (ROOT / "environment.yml").read_text().splitlines():
+        line = line.split("#", 1)[0].rstrip()
+        m = re.match(r"^\s*-\s+(.+)$", line)
+        if not m:
+            continue
+        item = m.group(1).strip()
+        if item in ("pip", "pip:") or item.startswith(("python=", "-e")):
+            continue
+        name, spec = _norm(item)
+        out[name] = spec.replace("=", "==", 1) if re.match(r"^=[^=]", spec) else spec
+    return out
+
+
+def test_environment_yml_matches_pyproject():
+    py = _pyproject_requirements()
+    env = _environment_requirements()
+    assert set(py) == set(env), (
+        f"only in pyproject: {sorted(set(py) - set(env))}; "
+        f"only in environment.yml: {sorted(set(env) - set(py))}"
+    )
+    for name, spec in py.items():
+        assert env[name] == spec, f"{name}: pyproject {spec!r} vs environment.yml {env[name]!r}"
+
+
+def test_torch_pins():
+    py = _pyproject_requirements()
+    assert py["torch"] == "==2.14.1"
+    assert py["torchvision"] == "==0.29.1"
+
+
+def test_readme_commands_match_ci():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", readme, flags=re.S)
+    assert len(blocks) >= 2, "the README opens with the run command and the test command"
+    test_cmd = blocks[1].strip()
+    assert test_cmd in ci, f"the CI script must run the README's test command: {test_cmd!r}"
+
+
+@pytest.mark.parametrize("extra", ["widgets", "test", "lint"])
+def test_extras_declared(extra):
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert data["project"]["optional-dependencies"][extra]
