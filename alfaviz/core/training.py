@@ -137,6 +137,23 @@ def train_model(
     if x.shape[0] != y.shape[0]:
         raise AlfavizInputError(f"{x.shape[0]} inputs but {y.shape[0]} labels.")
     dev = torch.device(device) if device is not None else next(model.parameters()).device
+    devices = [dev] if dev.type == "cuda" else []
+    # dropout draws from the global RNG: seed it locally so rounds are reproducible and the
+    # caller's random state is left untouched
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(int(seed))
+        return _train(model, x, y, config, initial_state, seed, dev)
+
+
+def _train(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    config: TrainConfig,
+    initial_state: Mapping[str, torch.Tensor] | None,
+    seed: int,
+    dev: torch.device,
+) -> TrainStats:
     if initial_state is not None:
         model.load_state_dict(initial_state)
     model.to(dev)

@@ -1,0 +1,298 @@
+"""The ``alfaviz`` command line: ``run``, ``compare`` and ``info``.
+
+Every user error is one clear line on stderr (exit status 2), never a traceback; ``--debug``
+shows the traceback when you need it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["build_parser", "main"]
+
+DESCRIPTION = """\
+alfaviz: explore active learning with ALFA-Mix.
+
+  alfaviz run                 ALFA-Mix on the built-in digits data (offline, under a minute)
+  alfaviz run --strategy entropy --rounds 10 --out runs/entropy
+  alfaviz compare --strategies alfamix random entropy badge --seeds 0 1 2 3 4
+  alfaviz info runs/<run-directory>
+"""
+
+
+def _add_setting_args(p: argparse.ArgumentParser, *, single_strategy: bool) -> None:
+    g = p.add_argument_group("data and model")
+    g.add_argument(
+        "--dataset",
+        "--data",
+        dest="dataset",
+        default="digits",
+        help="'digits' (built in), mnist, fashionmnist, cifar10, cifar100, svhn (from --root), "
+        "an image folder, or a CSV/Parquet file (default: digits)",
+    )
+    g.add_argument("--root", default=None, help="folder holding torchvision datasets")
+    g.add_argument(
+        "--download", action="store_true", help="allow torchvision to download a dataset"
+    )
+    g.add_argument("--target", default=None, help="label column of a CSV/Parquet file")
+    g.add_argument("--model", default="auto", help="auto, cnn, resnet18 or mlp (default: auto)")
+    g = p.add_argument_group("active learning")
+    if single_strategy:
+        g.add_argument(
+            "--strategy",
+            default="alfamix",
+            help="alfamix, random, entropy, margin, leastconfidence, bald, coreset, badge "
+            "(default: alfamix)",
+        )
+    g.add_argument("--initial-size", type=int, default=20, help="initial labelled set (20)")
+    g.add_argument(
+        "--initial", choices=("uniform", "per_class"), default="uniform",
+        help="how the initial set is drawn (uniform)",
+    )  # fmt: skip
+    g.add_argument("--budget", type=int, default=10, help="samples queried per round (10)")
+    g.add_argument("--rounds", type=int, default=5, help="active-learning rounds (5)")
+    g.add_argument(
+        "--alpha", choices=("closed_form", "learned"), default="closed_form",
+        help="ALFA-Mix: closed-form or learned mixing ratio (closed_form)",
+    )  # fmt: skip
+    g.add_argument("--alpha-cap", type=float, default=None, help="ALFA-Mix ε step (0.2)")
+    g = p.add_argument_group("training")
+    g.add_argument("--epochs", type=int, default=200, help="epoch cap per round (200)")
+    g.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (1e-3)")
+    g.add_argument("--batch-size", type=int, default=64, help="minibatch size (64)")
+    g.add_argument(
+        "--target-accuracy", type=float, default=0.99,
+        help="stop training at this training accuracy (0.99)",
+    )  # fmt: skip
+    g.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``alfaviz`` command."""
+    parser = argparse.ArgumentParser(
+        prog="alfaviz",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run",
+        help="run an active-learning experiment headless",
+        description="Run active-learning rounds (train, embed, query, label with the known "
+        "labels, retrain) and record every round in a run directory that `alfaviz info` "
+        "and the dashboard can open later. With no arguments: ALFA-Mix on the built-in digits.",
+    )
+    _add_setting_args(run, single_strategy=True)
+    run.add_argument(
+        "--seed", type=int, nargs="+", default=[0],
+        help="one or more seeds; several seeds give one run directory each (0)",
+    )  # fmt: skip
+    run.add_argument(
+        "--projection", choices=("umap", "pca", "auto", "none"), default="umap",
+        help="2-D coordinates stored with each round (umap)",
+    )  # fmt: skip
+    run.add_argument("--out", default=None, help="run directory (default: runs/<name>-<time>)")
+    run.add_argument("-q", "--quiet", action="store_true", help="print only the run directory")
+
+    cmp_ = sub.add_parser(
+        "compare",
+        help="compare strategies over several seeds",
+        description="Run several strategies × seeds on one setting and write learning curves, "
+        "areas under the curves and the BADGE-style pairwise win matrix as CSV and PNG.",
+    )
+    _add_setting_args(cmp_, single_strategy=False)
+    cmp_.add_argument(
+        "--strategies", nargs="+", default=["alfamix", "random", "entropy", "badge"],
+        help="strategies to compare (alfamix random entropy badge)",
+    )  # fmt: skip
+    cmp_.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="(0 1 2 3 4)")
+    cmp_.add_argument("--out", default=None, help="output folder (default: runs/compare-<time>)")
+
+    info = sub.add_parser("info", help="summarise a run directory", description="Summarise a run.")
+    info.add_argument("run_dir", metavar="RUN", help="a run directory written by `alfaviz run`")
+    return parser
+
+
+def _data_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    kw: dict[str, Any] = {}
+    if args.download:
+        kw["download"] = True
+    if args.target:
+        kw["target"] = args.target
+    return kw
+
+
+def _train(args: argparse.Namespace) -> Any:
+    from alfaviz.core.training import TrainConfig
+
+    return TrainConfig(
+        lr=args.lr, batch_size=args.batch_size, max_epochs=args.epochs,
+        target_accuracy=args.target_accuracy,
+    )  # fmt: skip
+
+
+def _strategy_kwargs(args: argparse.Namespace, name: str) -> dict[str, Any]:
+    if name.lower().replace("-", "").replace("_", "") != "alfamix":
+        return {}
+    kw: dict[str, Any] = {"alpha": args.alpha}
+    if args.alpha_cap is not None:
+        kw["alpha_cap"] = args.alpha_cap
+    return kw
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from alfaviz.core.data import load_dataset
+
+    return load_dataset(args.dataset, root=args.root, **_data_kwargs(args))
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from alfaviz.core.experiment import Callback, Experiment
+
+    class Printer(Callback):
+        def on_round_end(self, exp: Experiment, round: int, row: Mapping[str, Any]) -> None:
+            if not args.quiet:
+                print(exp.describe_round(row), flush=True)
+
+    if args.projection in ("umap", "auto"):
+        import threading
+
+        from alfaviz.core.projection import warm_up_umap
+
+        # compile UMAP's numba code while the first round trains
+        threading.Thread(target=warm_up_umap, name="umap-warm-up", daemon=True).start()
+    data_kwargs = _data_kwargs(args)
+    if args.root:
+        data_kwargs["root"] = args.root
+    t0 = time.perf_counter()
+    seeds = list(dict.fromkeys(args.seed))
+    for seed in seeds:
+        out = args.out
+        if out is not None and len(seeds) > 1:
+            out = str(Path(out) / f"seed{seed}")
+        exp = Experiment(
+            args.dataset, args.model, args.strategy, initial_size=args.initial_size,
+            budget=args.budget, seed=seed, out=out, projection=args.projection,
+            initial=args.initial, train=_train(args), device=args.device,
+            callbacks=[Printer()], strategy_kwargs=_strategy_kwargs(args, args.strategy),
+            data_kwargs=data_kwargs,
+        )  # fmt: skip
+        source = exp.data
+        if args.quiet:
+            print(exp.path)
+        else:
+            print(
+                f"run directory: {exp.path}  ({source.name}: {source.n_train} pool / "
+                f"{source.n_test} test, {exp.strategy.name}, seed {seed}, "
+                f"{args.rounds} rounds of {args.budget}, device {exp.device})",
+                flush=True,
+            )
+        exp.run(args.rounds)
+    if not args.quiet:
+        print(f"done in {time.perf_counter() - t0:.1f}s; open it with: alfaviz info {exp.path}")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from alfaviz.core.compare import run_comparison
+
+    source = _load(args)
+    res = run_comparison(
+        source, strategies=tuple(args.strategies), seeds=tuple(args.seeds), rounds=args.rounds,
+        initial_size=args.initial_size, budget=args.budget, model=args.model, out=args.out,
+        projection="none", train=_train(args), progress=False,
+    )  # fmt: skip
+    files = res.write()
+    print(res.summary_text())
+    for name, path in files.items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from alfaviz.core import schema
+    from alfaviz.core.store import RunStore
+
+    store = RunStore.open(args.run_dir)
+    cfg = store.config
+    data = cfg.get("data", {})
+    name = data.get("spec") or data.get("summary", {}).get("name", "?")
+    strat = cfg.get("strategy", {})
+    print(f"run: {store.path}")
+    print(
+        f"data: {name}   model: {cfg.get('model', {}).get('name') or cfg.get('model', {}).get('class')}"
+        f"   strategy: {strat.get('name')}   seed: {cfg.get('seed')}"
+    )
+    print(
+        f"initial set: {cfg.get('initial_size')} ({cfg.get('initial')})   budget: "
+        f"{cfg.get('budget')}   labelling: {cfg.get('labelling')}   projection: "
+        f"{cfg.get('projection')}"
+    )
+    rounds = store.read_rounds()
+    if len(rounds):
+        cols = [
+            c
+            for c in (
+                schema.ROUND, schema.N_LABELLED, schema.ACCURACY, schema.LEVEL,
+                schema.N_CANDIDATES, schema.N_KMEANS, schema.N_FILL, "time_train", "time_query",
+            )
+            if c in rounds
+        ]  # fmt: skip
+        with pd.option_context("display.width", 120, "display.max_columns", 20):
+            print(rounds[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    else:
+        print("no rounds yet")
+    labels = store.labels()
+    if len(labels):
+        by = labels.groupby("source").size().to_dict()
+        print("labels: " + ", ".join(f"{k} {v}" for k, v in sorted(by.items())))
+    else:
+        print("labels: none")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``alfaviz`` command; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if args.command is None:
+        parser.print_help()
+        return 0
+    handlers = {"run": _cmd_run, "compare": _cmd_compare, "info": _cmd_info}
+    try:
+        return handlers[args.command](args)
+    except KeyboardInterrupt:
+        print("alfaviz: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        from alfaviz.core.store import RunStoreError
+        from alfaviz.core.validation import AlfavizInputError
+
+        if isinstance(exc, (AlfavizInputError, RunStoreError, FileNotFoundError)):
+            msg = str(exc)
+        else:
+            msg = f"{type(exc).__name__}: {exc} (run with --debug for the traceback)"
+        print(
+            f"alfaviz: error: {msg.splitlines()[0] if msg else type(exc).__name__}", file=sys.stderr
+        )
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
