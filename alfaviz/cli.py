@@ -229,9 +229,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
     name = data.get("spec") or data.get("summary", {}).get("name", "?")
     strat = cfg.get("strategy", {})
     print(f"run: {store.path}")
+    model = cfg.get("model", {})
+    model_name = model.get("name") or model.get("class")
     print(
-        f"data: {name}   model: {cfg.get('model', {}).get('name') or cfg.get('model', {}).get('class')}"
-        f"   strategy: {strat.get('name')}   seed: {cfg.get('seed')}"
+        f"data: {name}   model: {model_name}   strategy: {strat.get('name')}   seed: {cfg.get('seed')}"
     )
     print(
         f"initial set: {cfg.get('initial_size')} ({cfg.get('initial')})   budget: "

@@ -206,11 +206,11 @@ def test_corrupt_files_give_clear_errors(tmp_path):
     samples = next(exp.path.glob("rounds/round_*/samples.parquet"))
     data = samples.read_bytes()
     samples.write_bytes(data[: len(data) // 2])
-    with pytest.raises(RunStoreError, match="samples.parquet"):
+    with pytest.raises(RunStoreError, match=r"samples\.parquet"):
         _ = Experiment.open(exp.path).samples
     cfg = exp.path / "config.json"
     cfg.write_text(cfg.read_text()[:40])
-    with pytest.raises(RunStoreError, match="config.json"):
+    with pytest.raises(RunStoreError, match=r"config\.json"):
         Experiment.open(exp.path)
 
 
