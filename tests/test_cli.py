@@ -1,0 +1,76 @@
+"""The ``alfaviz`` command line: useful help, one-line errors, runs that can be inspected."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from alfaviz.cli import main
+
+FAST = ["--epochs", "3", "--initial-size", "10", "--budget", "5", "--projection", "pca"]
+
+
+def test_run_then_info(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["run", "--rounds", "2", "--out", str(out), *FAST]) == 0
+    text = capsys.readouterr().out
+    assert f"run directory: {out}" in text
+    assert "round 0: 10 labelled" in text
+    assert "round 1: 15 labelled" in text
+    assert (out / "config.json").exists()
+    assert main(["info", str(out)]) == 0
+    info = capsys.readouterr().out
+    assert "strategy: alfamix" in info
+    assert "labels: initial 10, oracle 10" in info
+    assert len([ln for ln in info.splitlines() if ln.strip().startswith(("0 ", "1 "))]) == 2
+
+
+def test_several_seeds_give_one_directory_each(tmp_path, capsys):
+    out = tmp_path / "s"
+    args = ["run", "--rounds", "1", "--seed", "0", "1", "--strategy", "random", "--out", str(out)]
+    assert main([*args, *FAST]) == 0
+    assert (out / "seed0" / "config.json").exists()
+    assert (out / "seed1" / "config.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["run", "--dataset", "mnist", "--root", "{tmp}"], "MNIST"),
+        (["run", "--strategy", "nope", "--out", "{tmp}/x"], "unknown strategy"),
+        (["run", "--budget", "0", "--out", "{tmp}/x"], "budget"),
+        (["run", "--dataset", "{tmp}/missing.csv"], "missing.csv"),
+        (["info", "{tmp}/not-a-run"], "not-a-run"),
+        (["run", "--model", "transformer", "--out", "{tmp}/x"], "unknown model"),
+    ],
+)
+def test_errors_are_one_line(tmp_path, capsys, argv, needle):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("alfaviz: error: ")
+    assert len(err.splitlines()) == 1
+    assert needle in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("cmd", ["run", "compare", "info"])
+def test_help_is_useful(cmd, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([cmd, "--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    assert "usage: alfaviz" in text
+    if cmd != "info":
+        for opt in ("--dataset", "--budget", "--rounds", "--model"):
+            assert opt in text
+
+
+def test_console_script_installed():
+    res = subprocess.run(
+        [sys.executable, "-m", "alfaviz.cli", "--help"], capture_output=True, text=True, check=False
+    )
+    assert res.returncode == 0
+    assert "alfaviz run" in res.stdout
