@@ -47,9 +47,15 @@ def _pyproject_requirements() -> dict[str, str]:
 
 def _environment_requirements() -> dict[str, str]:
     out: dict[str, str] = {}
+    in_deps = False
     for line in (ROOT / "environment.yml").read_text().splitlines():
         line = line.split("#", 1)[0].rstrip()
+        if re.match(r"^\S", line):  # a top-level key: only `dependencies:` lists packages
+            in_deps = line.startswith("dependencies:")
+            continue
         m = re.match(r"^\s*-\s+(.+)$", line)
+        if not in_deps:
+            continue
         if not m:
             continue
         item = m.group(1).strip()

@@ -170,6 +170,8 @@ class PoolScores:
     pseudo_labels : numpy.ndarray of int64, shape (n,)
     flip_to : numpy.ndarray of int64 or None, shape (n, n_classes)
         Only for the level-by-level paths, at the last level evaluated.
+    flip_to_levels : numpy.ndarray of int16 or None, shape (n, n_classes, n_levels)
+        Only for the exact threshold path: the label after the flip at every level.
     levels_done : int
         Levels evaluated (the level-by-level paths stop early).
     """
@@ -180,6 +182,7 @@ class PoolScores:
     pseudo_labels: np.ndarray
     flip_to: np.ndarray | None = None
     levels_done: int = 0
+    flip_to_levels: np.ndarray | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -288,6 +291,8 @@ def score_pool(
         crit = np.empty((n, n_cls), dtype=np.float64)
         unit = np.empty((n, n_cls), dtype=np.float32)
         yh = np.empty(n, dtype=np.int64)
+        lab_dtype = np.int16 if n_cls < 2**15 else np.int32
+        ftl = np.empty((n, n_cls, len(levels)), dtype=lab_dtype)
         starts = range(0, n, rows)
         for s in _progress(starts, len(starts), "ALFA-Mix thresholds", progress):
             ch = linear_thresholds(
@@ -297,7 +302,9 @@ def score_pool(
             crit[s : s + rows] = ch.critical_eps.cpu().numpy()
             unit[s : s + rows] = ch.step_unit.cpu().numpy()
             yh[s : s + rows] = ch.y_hat.cpu().numpy()
-        return PoolScores(first, crit, unit, yh, None, len(levels))
+            assert ch.flip_to is not None
+            ftl[s : s + rows] = ch.flip_to.cpu().numpy()
+        return PoolScores(first, crit, unit, yh, None, len(levels), ftl)
     if alpha == "closed_form":
         return _score_generic(
             z_unlabelled, anchors, head, levels, budget, max_chunk_bytes, progress
@@ -575,38 +582,10 @@ def finalize_candidates(
     eps = float(levels[level_index])
     if scores.flip_to is not None:
         flip_to = np.where(flips, scores.flip_to, -1)
-    else:
-        flip_to = np.full(first.shape, -1, dtype=np.int64)
-        rows_idx = np.nonzero(mask)[0]
-        if rows_idx.size:
-            d = z_unlabelled.shape[1]
-            n_cls = anchors.shape[0]
-            rows = _chunk_rows(
-                z_unlabelled.shape[0],
-                d,
-                n_cls,
-                n_lv,
-                z_unlabelled.element_size(),
-                False,
-                max_chunk_bytes,
-            )
-            sa = _SortedAnchors(anchors.double())
-            idx_t = torch.as_tensor(rows_idx, device=z_unlabelled.device)
-            for s in range(0, rows_idx.size, rows):
-                sub = idx_t[s : s + rows]
-                ch = linear_thresholds(
-                    head,
-                    z_unlabelled[sub],
-                    anchors,
-                    levels,
-                    flip_level=level_index,
-                    sorted_anchors=sa,
-                )
-                ft = ch.flip_to.cpu().numpy() if ch.flip_to is not None else None
-                # the first pass decided the flips; labels come from this pass
-                blk_rows = rows_idx[s : s + rows]
-                assert ft is not None
-                flip_to[blk_rows] = np.where(flips[blk_rows], ft, -1)
+    elif scores.flip_to_levels is not None:
+        flip_to = np.where(flips, scores.flip_to_levels[:, :, level_index], -1)
+    else:  # pragma: no cover - every path records flip labels
+        raise ValueError("scores carry no flip labels")
     if alpha == "learned":
         step_norm = np.where(
             flips, scores.step_unit.astype(np.float64) * lv[np.minimum(first, n_lv - 1)], 0.0
@@ -738,7 +717,7 @@ def alfamix_query(
     n_classes: int | None = None,
     alpha: AlphaMode = "closed_form",
     kmeans_n_init: int = 1,
-    kmeans_max_iter: int = 100,
+    kmeans_max_iter: int = 50,
     kmeans_tol: float = 1e-4,
     learn_steps: int = 5,
     learn_lr: float = 0.1,
@@ -858,7 +837,7 @@ class ALFAMix(Strategy):
         alpha_cap: float | None = None,
         alpha: AlphaMode = "closed_form",
         kmeans_n_init: int = 1,
-        kmeans_max_iter: int = 100,
+        kmeans_max_iter: int = 50,
         kmeans_tol: float = 1e-4,
         learn_steps: int = 5,
         learn_lr: float = 0.1,

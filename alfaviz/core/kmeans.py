@@ -41,6 +41,22 @@ def _sq_dists(x: torch.Tensor, x_sq: torch.Tensor, c: torch.Tensor) -> torch.Ten
     return d.clamp_min_(0)
 
 
+def _assign(
+    x: torch.Tensor, x_sq: torch.Tensor, c: torch.Tensor, chunk_elems: int = 1 << 22
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Nearest centre and its squared distance, in row blocks of bounded memory."""
+    rows = max(1, chunk_elems // max(1, c.shape[0]))
+    c_sq = (c * c).sum(1)[None, :]
+    labels = torch.empty(x.shape[0], dtype=torch.long, device=x.device)
+    dist = torch.empty(x.shape[0], dtype=x.dtype, device=x.device)
+    for s in range(0, x.shape[0], rows):
+        d = torch.addmm(c_sq, x[s : s + rows], c.T, alpha=-2).add_(x_sq[s : s + rows, None])
+        m = d.min(dim=1)
+        labels[s : s + rows] = m.indices
+        dist[s : s + rows] = m.values.clamp_min(0)
+    return labels, dist
+
+
 def _plusplus(x: torch.Tensor, x_sq: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
     n = x.shape[0]
     idx = torch.empty(k, dtype=torch.long, device=x.device)
@@ -67,7 +83,7 @@ def kmeans(
     n_clusters: int,
     *,
     n_init: int = 1,
-    max_iter: int = 100,
+    max_iter: int = 50,
     tol: float = 1e-4,
     random_state: int = 0,
 ) -> KMeansResult:
@@ -102,7 +118,7 @@ def kmeans(
     best: KMeansResult | None = None
     for _ in range(max(1, int(n_init))):
         centers = _plusplus(xf, x_sq, n_clusters, gen)
-        labels = _sq_dists(xf, x_sq, centers).argmin(1)
+        labels, _ = _assign(xf, x_sq, centers)
         it = 0
         for it in range(1, int(max_iter) + 1):  # noqa: B007 - n_iter is reported
             sums = torch.zeros_like(centers).index_add_(0, labels, xf)
@@ -110,13 +126,13 @@ def kmeans(
             new = torch.where(counts[:, None] > 0, sums / counts.clamp_min(1)[:, None], centers)
             shift = float(((new - centers) ** 2).sum())
             centers = new
-            new_labels = _sq_dists(xf, x_sq, centers).argmin(1)
+            new_labels, _ = _assign(xf, x_sq, centers)
             same = bool((new_labels == labels).all())
             labels = new_labels
             if same or shift <= thresh:
                 break
-        d = _sq_dists(xf, x_sq, centers)
-        inertia = float(d.gather(1, labels[:, None]).sum())
+        labels, dist = _assign(xf, x_sq, centers)
+        inertia = float(dist.sum())
         if best is None or inertia < best.inertia:
             best = KMeansResult(labels, centers, inertia, it)
     assert best is not None

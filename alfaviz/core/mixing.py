@@ -25,7 +25,6 @@ Two ways to evaluate the closed-form flips are provided:
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -243,8 +242,8 @@ class ChunkThresholds:
         ``‖α ⊙ Δ‖ / ε``: multiply by a level to get the length of the step taken there.
     grad : torch.Tensor, shape (n, dim)
         Loss gradients in the dtype of the embeddings.
-    flip_to : torch.Tensor of int64 or None, shape (n, n_classes)
-        Label at ``flip_level`` (``-1`` where the pair does not flip there), when requested.
+    flip_to : torch.Tensor of int16 or None, shape (n, n_classes, n_levels)
+        Label after the flip at each level (``-1`` where the pair does not flip there).
     """
 
     y_hat: torch.Tensor
@@ -282,9 +281,116 @@ def _thresholds(gap: torch.Tensor, rate: torch.Tensor, y_hat: torch.Tensor) -> t
         ``d(logit_k − logit_ŷ)/ds``.
     y_hat : torch.Tensor, shape broadcastable to gap[..., 0]
     """
-    t = torch.where(rate > 0, gap.clamp_min(0) / rate, torch.full_like(gap, math.inf))
-    t = t.scatter(-1, y_hat.unsqueeze(-1).expand_as(t[..., :1]), math.inf)
-    return t.min(dim=-1).values
+    # float32 is ample here: thresholds within 1e-3 of a level are re-decided literally
+    t = gap.float().clamp_min_(0).div_(rate.float())
+    t.masked_fill_(rate <= 0, math.inf)
+    t.scatter_(-1, y_hat.unsqueeze(-1).expand_as(t[..., :1]), math.inf)
+    return t.amin(dim=-1).double()
+
+
+class _PairCorr:
+    """Sparse corrections ``δ_{p,k} = Σ_d coef_{p,d} W_{k,d}`` of the (sample, anchor) pairs.
+
+    ``coef_{p,d}`` is the part of the step removed in coordinate d (where |Δ| is tiny); pairs
+    have one to a few such coordinates, so δ is evaluated only for the (pair, class) entries
+    that are needed, never as a dense (pairs × classes) matrix.
+    """
+
+    def __init__(
+        self,
+        inv: torch.Tensor,
+        dims: torch.Tensor,
+        coef: torch.Tensor,
+        n_pairs: int,
+        w64: torch.Tensor,
+    ) -> None:
+        order = torch.argsort(inv, stable=True)
+        self.dims = dims[order]
+        self.coef = coef[order]
+        self.cnt = torch.bincount(inv, minlength=n_pairs)
+        self.start = torch.cumsum(self.cnt, 0) - self.cnt
+        self.w64 = w64
+
+    @classmethod
+    def empty(cls, w64: torch.Tensor) -> _PairCorr:
+        e = torch.empty(0, dtype=torch.long, device=w64.device)
+        return cls(e, e, torch.empty(0, dtype=torch.float64, device=w64.device), 0, w64)
+
+    def at(self, p: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """δ for entries (pair ``p[i]``, class ``k[i]``), shape (n_entries,), float64."""
+        m = self.cnt[p]
+        e = torch.repeat_interleave(torch.arange(p.numel(), device=p.device), m)
+        offs = torch.arange(e.numel(), device=p.device) - torch.repeat_interleave(
+            torch.cumsum(m, 0) - m, m
+        )
+        t = self.start[p][e] + offs
+        vals = self.coef[t] * self.w64[k[e], self.dims[t]]
+        out = torch.zeros(p.numel(), dtype=torch.float64, device=p.device)
+        return out.index_add_(0, e, vals)
+
+
+def _reachable(
+    w64: torch.Tensor,
+    gap: torch.Tensor,
+    y_hat: torch.Tensor,
+    vsq: torch.Tensor,
+    dnorm: torch.Tensor,
+    s_per_dnorm: float,
+) -> torch.Tensor:
+    """Classes that can overtake the pseudo-label before the last level, shape (n, K).
+
+    Along a direction ``v`` the gap to class k closes at most at ``‖W_k − W_ŷ‖·‖v‖`` per unit
+    of ``s``; a class with ``gap_k > ‖W_k − W_ŷ‖·‖v‖·s_max`` can neither flip a pair nor be
+    the label after a flip (an exact bound, taken over all anchors of the sample).
+    """
+    wdiff = torch.cdist(w64, w64)  # (K, K) ‖W_k − W_j‖
+    bound = (vsq.clamp_min(0).sqrt() * dnorm * s_per_dnorm).amax(dim=1)
+    reach = gap <= wdiff[y_hat] * bound[:, None] * (1 + 1e-9)
+    reach.scatter_(1, y_hat[:, None], False)
+    return reach
+
+
+def _pair_thresholds(
+    w64: torch.Tensor,
+    gap: torch.Tensor,
+    base: torch.Tensor,
+    y_hat: torch.Tensor,
+    pu: torch.Tensor,
+    pair_corr: _PairCorr,
+    vsq: torch.Tensor,
+    dnorm: torch.Tensor,
+    s_per_dnorm: float,
+) -> torch.Tensor:
+    """Thresholds of the (sample, anchor) pairs whose step has masked coordinates.
+
+    Only classes that can overtake the pseudo-label before the last level are examined: along a
+    direction ``v`` the logit gap to class k closes at most at ``‖W_k − W_ŷ‖·‖v‖`` per unit of
+    ``s``, so a class with ``gap_k > ‖W_k − W_ŷ‖·‖v‖·s_max`` cannot flip the pair (exact bound).
+    This keeps the work proportional to the few reachable classes instead of all of them.
+
+    Returns
+    -------
+    torch.Tensor of float64, shape (n_pairs,)
+    """
+    n = dnorm.shape[0]
+    reach = _reachable(w64, gap, y_hat, vsq, dnorm, s_per_dnorm)
+    rk_u, rk_k = torch.nonzero(reach, as_tuple=True)  # sorted by sample
+    cnt = torch.bincount(rk_u, minlength=n)
+    start = torch.cumsum(cnt, 0) - cnt
+    m = cnt[pu]
+    out = torch.full((pu.numel(),), math.inf, dtype=torch.float64, device=gap.device)
+    if not rk_u.numel():
+        return out
+    e_p = torch.repeat_interleave(torch.arange(pu.numel(), device=gap.device), m)
+    offs = torch.arange(e_p.numel(), device=gap.device) - torch.repeat_interleave(
+        torch.cumsum(m, 0) - m, m
+    )
+    e_k = rk_k[start[pu][e_p] + offs]
+    e_u = pu[e_p]
+    yh = y_hat[e_u]
+    rate = (base[e_u, e_k] - pair_corr.at(e_p, e_k)) - (base[e_u, yh] - pair_corr.at(e_p, yh))
+    t = torch.where(rate > 0, gap[e_u, e_k].clamp_min(0) / rate, math.inf)
+    return out.scatter_reduce_(0, e_p, t, reduce="amin", include_self=True)
 
 
 @torch.no_grad()
@@ -294,7 +400,7 @@ def linear_thresholds(
     anchors: torch.Tensor,
     levels: Sequence[float],
     *,
-    flip_level: int | None = None,
+    flip_labels: bool = True,
     sorted_anchors: _SortedAnchors | None = None,
 ) -> ChunkThresholds:
     """Exact closed-form flip thresholds for an ``nn.Linear`` head (alfamix.md §3a, §4).
@@ -314,8 +420,8 @@ def linear_thresholds(
     anchors : torch.Tensor, shape (n_classes, dim)
     levels : sequence of float
         The ε schedule (:func:`level_schedule`).
-    flip_level : int, optional
-        If given, also compute the label each pair flips to at ``levels[flip_level]``.
+    flip_labels : bool
+        Also compute the label each pair flips to at every level.
     sorted_anchors : optional
         Precomputed per-dimension sort of the anchors (reused across blocks).
 
@@ -376,7 +482,7 @@ def linear_thresholds(
     reps = cnt[dd, uu]
     bad_rows = torch.zeros(n, dtype=torch.bool, device=dev)
     pair_key = torch.empty(0, dtype=torch.long, device=dev)
-    pair_corr = torch.empty(0, w.shape[0], dtype=torch.float64, device=dev)
+    pair_corr = _PairCorr.empty(w64)
     pair_sq = torch.empty(0, dtype=torch.float64, device=dev)
     if dd.numel():
         t_d = dd.repeat_interleave(reps)
@@ -402,22 +508,15 @@ def linear_thresholds(
         inv = slot[key]
         gh = g_hat[t_u, t_d]
         coef = gh * m_t  # the part of the step removed in coordinate d
-        # corrections to d logits / ds: a (pairs × dim) matrix, mostly empty, times Wᵀ
-        n_pairs = pair_key.numel()
-        if n_pairs * d <= 16 * coef.numel():  # dense enough: a plain matrix product is faster
-            dense = torch.zeros(n_pairs, d, dtype=torch.float64, device=dev)
-            dense[inv, t_d] = coef
-            pair_corr = dense @ w64.T
-        else:
-            with warnings.catch_warnings():  # "sparse CSR support is in beta": used as documented
-                warnings.simplefilter("ignore", UserWarning)
-                sparse = torch.sparse_coo_tensor(
-                    torch.stack([inv, t_d]), coef, (n_pairs, d), check_invariants=False
-                ).to_sparse_csr()
-                pair_corr = sparse @ w64.T
+        # corrections to d logits / ds, kept sparse: evaluated only where a class can matter
+        pair_corr = _PairCorr(inv, t_d, coef, pair_key.numel(), w64)
         pair_sq = torch.bincount(
             inv, weights=gh * gh * ((1 - m_t) ** 2 - 1), minlength=pair_key.numel()
         )
+
+    # ‖Δ_{u,c}‖ for every pair
+    dn2 = (z64 * z64).sum(1)[:, None] + (a64 * a64).sum(1)[None, :] - 2 * z64 @ a64.T
+    dnorm = dn2.clamp_min(0).sqrt()
 
     # per-sample thresholds (valid for every anchor without a correction)
     rate = base - base.gather(1, y_hat[:, None])
@@ -427,14 +526,11 @@ def linear_thresholds(
     pu = pair_key // n_cls
     pc = pair_key % n_cls
     if pair_key.numel():
-        slope = base[pu] - pair_corr
-        rate_p = slope - slope.gather(1, y_hat[pu][:, None])
-        t_pair[pu, pc] = _thresholds(gap[pu], rate_p, y_hat[pu])
         vsq[pu, pc] = vsq[pu, pc] + pair_sq
+        t_pair[pu, pc] = _pair_thresholds(
+            w64, gap, base, y_hat, pu, pair_corr, vsq, dnorm, float(lv[-1]) / sqrt_d
+        )
 
-    # ‖Δ_{u,c}‖ for every pair
-    dn2 = (z64 * z64).sum(1)[:, None] + (a64 * a64).sum(1)[None, :] - 2 * z64 @ a64.T
-    dnorm = dn2.clamp_min(0).sqrt()
     crit = torch.where(dnorm > 0, t_pair * sqrt_d / dnorm, torch.full_like(dnorm, math.inf))
     crit = torch.where(flippable[:, None], crit, torch.full_like(crit, math.inf))
     step_unit = dnorm * vsq.clamp_min(0).sqrt() / sqrt_d
@@ -478,65 +574,90 @@ def linear_thresholds(
     crit = torch.where(crit <= lv[-1], crit, torch.full_like(crit, math.inf))
 
     flip_to = None
-    if flip_level is not None:
-        flip_to = _flip_labels_at(
-            head,
-            z,
-            grad,
-            anchors,
-            y_hat,
-            logits,
-            base,
-            pair_key,
-            pair_corr,
-            dnorm,
-            first,
-            float(lv[flip_level]),
-            flip_level,
-            sqrt_d,
+    if flip_labels:
+        flip_to = _flip_labels_levels(
+            w64, logits, base, y_hat, gap, pair_key, pair_corr, vsq, dnorm, first, lv, sqrt_d
         )
+        if ru.numel():  # the literal definition decided these: take its labels
+            flip_to[ru, rc, rl] = torch.where(flipped, labs, torch.full_like(labs, -1)).to(
+                flip_to.dtype
+            )
+        # rounding can leave the affine argmax on the pseudo-label for a decided flip
+        bad = (flip_to == y_hat[:, None, None]) | (
+            (flip_to < 0) & (first[..., None] <= torch.arange(n_lv, device=dev))
+        )
+        if bool(bad.any()):
+            bu, bc, bl = torch.nonzero(bad, as_tuple=True)
+            lab_b = plain_flip_labels(head, z, grad, anchors, bu, bc, lv[bl])
+            flip_to[bu, bc, bl] = torch.where(lab_b != y_hat[bu], lab_b, -1).to(flip_to.dtype)
     return ChunkThresholds(y_hat, crit, first, step_unit, grad, flip_to)
 
 
-def _flip_labels_at(
-    head: nn.Linear,
-    z: torch.Tensor,
-    grad: torch.Tensor,
-    anchors: torch.Tensor,
-    y_hat: torch.Tensor,
+def _flip_labels_levels(
+    w64: torch.Tensor,
     logits: torch.Tensor,
     base: torch.Tensor,
+    y_hat: torch.Tensor,
+    gap: torch.Tensor,
     pair_key: torch.Tensor,
-    pair_corr: torch.Tensor,
+    pair_corr: _PairCorr,
+    vsq: torch.Tensor,
     dnorm: torch.Tensor,
     first: torch.Tensor,
-    eps: float,
-    level_idx: int,
+    lv: torch.Tensor,
     sqrt_d: float,
 ) -> torch.Tensor:
-    """Label after the flip at level ``eps`` for flipped pairs, ``-1`` elsewhere. Shape (n, C)."""
+    """Label after the flip at every level, ``-1`` where the pair does not flip there.
+
+    Only the reachable classes (see :func:`_reachable`) and the pseudo-label compete, which
+    is exact. Returns int16 (int32 beyond 32k classes), shape (n, C, n_levels).
+    """
     n, n_cls = first.shape
-    flipped = first <= level_idx
-    out = torch.full((n, n_cls), -1, dtype=torch.long, device=z.device)
-    fu, fc = torch.nonzero(flipped, as_tuple=True)
+    n_lv = lv.shape[0]
+    dev = logits.device
+    dtype = torch.int16 if logits.shape[1] < 2**15 else torch.int32
+    out = torch.full((n, n_cls, n_lv), -1, dtype=dtype, device=dev)
+    fu, fc = torch.nonzero(first < n_lv, as_tuple=True)
     if not fu.numel():
         return out
-    s = eps / sqrt_d * dnorm[fu, fc]
-    slope = base[fu]
+    reach = _reachable(w64, gap, y_hat, vsq, dnorm, float(lv[-1]) / sqrt_d)
+    reach.scatter_(1, y_hat[:, None], True)
+    rk_u, rk_k = torch.nonzero(reach, as_tuple=True)
+    cnt = torch.bincount(rk_u, minlength=n)
+    start = torch.cumsum(cnt, 0) - cnt
+    slot = torch.full((n * n_cls,), -1, dtype=torch.long, device=dev)
     if pair_key.numel():
-        key = fu * n_cls + fc
-        pos = torch.searchsorted(pair_key, key).clamp_max(pair_key.numel() - 1)
-        has = pair_key[pos] == key
-        slope = slope - torch.where(has[:, None], pair_corr[pos], torch.zeros_like(slope))
-    lab = (logits[fu] + s[:, None] * slope).argmax(dim=1)
-    # where rounding makes the affine prediction disagree with the decision, ask the definition
-    unsure = lab == y_hat[fu]
-    if bool(unsure.any()):
-        eps_t = torch.full((int(unsure.sum()),), eps, dtype=torch.float64, device=z.device)
-        lab_u = plain_flip_labels(head, z, grad, anchors, fu[unsure], fc[unsure], eps_t)
-        lab = lab.clone()
-        lab[unsure] = lab_u
-    out[fu, fc] = lab
+        slot[pair_key] = torch.arange(pair_key.numel(), device=dev)
+    p_slot = slot[fu * n_cls + fc]
+    m = cnt[fu]
+    e_p = torch.repeat_interleave(torch.arange(fu.numel(), device=dev), m)
+    offs = torch.arange(e_p.numel(), device=dev) - torch.repeat_interleave(
+        torch.cumsum(m, 0) - m, m
+    )
+    e_u = fu[e_p]
+    e_k = rk_k[start[e_u] + offs]
+    slope = base[e_u, e_k]
+    e_slot = p_slot[e_p]
+    has = e_slot >= 0
+    if bool(has.any()):
+        corr = torch.zeros_like(slope)
+        corr[has] = pair_corr.at(e_slot[has], e_k[has])
+        slope = slope - corr
+    for j in range(n_lv):
+        live = first[fu, fc] <= j
+        if not bool(live.any()):
+            continue
+        e_live = live[e_p]
+        s = float(lv[j]) / sqrt_d * dnorm[fu, fc]
+        val = logits[e_u, e_k] + s[e_p] * slope
+        val = torch.where(e_live, val, -math.inf)
+        best = torch.full((fu.numel(),), -math.inf, dtype=val.dtype, device=dev)
+        best.scatter_reduce_(0, e_p, val, reduce="amax", include_self=True)
+        win = e_live & (val == best[e_p])
+        k_win = torch.full((fu.numel(),), logits.shape[1], dtype=torch.long, device=dev)
+        k_win.scatter_reduce_(0, e_p[win], e_k[win], reduce="amin", include_self=True)
+        lab = torch.where(live, k_win, -1)
+        out[fu, fc, j] = lab.to(dtype)
     return out
 
 

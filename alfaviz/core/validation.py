@@ -74,13 +74,18 @@ def as_embedding(x: Any, name: str, *, allow_empty: bool = False) -> torch.Tenso
         )
     if x.shape[1] == 0:
         raise AlfavizInputError(f"{name} has 0 features; embeddings need at least one dimension.")
-    if x.numel() and not bool(torch.isfinite(x).all()):
+    if x.numel() and not _all_finite(x):
         bad = int((~torch.isfinite(x)).any(dim=1).sum())
         raise AlfavizInputError(
             f"{name} contains NaN or inf in {bad} row(s). Check the model (a diverged training "
             "run gives NaN embeddings) or the input data."
         )
     return x
+
+
+def _all_finite(x: torch.Tensor, rows: int = 8192) -> bool:
+    """``isfinite(x).all()`` in row blocks, so no full-size boolean copy is made."""
+    return all(bool(torch.isfinite(x[s : s + rows]).all()) for s in range(0, x.shape[0], rows))
 
 
 def as_labels(y: Any, n_rows: int, name: str = "y_labelled") -> torch.Tensor:
