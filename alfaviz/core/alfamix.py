@@ -204,7 +204,7 @@ def _chunk_rows(
     256 MiB), which keeps the peak memory added by a query well under twice that matrix.
     """
     if max_bytes is None:
-        max_bytes = int(min(256 << 20, max(4 << 20, n * dim * itemsize // 4)))
+        max_bytes = int(min(256 << 20, max(8 << 20, n * dim * itemsize // 2)))
     if per_pair_dim:  # level-by-level paths hold (rows, C, D) tensors, several of them
         per_row = 8 * itemsize * n_classes * dim
     else:

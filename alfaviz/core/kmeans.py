@@ -63,16 +63,19 @@ def _plusplus(x: torch.Tensor, x_sq: torch.Tensor, k: int, gen: torch.Generator)
     first = torch.randint(n, (1,), generator=gen, device=x.device)
     idx[0] = first[0]
     closest = _sq_dists(x, x_sq, x[first]).squeeze(1)
+    # one uniform draw per centre, then inverse-CDF sampling (torch.multinomial is far slower)
+    draws = torch.rand(k, generator=gen, device=x.device, dtype=torch.float64)
     for j in range(1, k):
-        total = closest.sum()
+        cdf = torch.cumsum(closest.double(), 0)
+        total = cdf[-1]
         if float(total) <= 0:  # every point coincides with a centre: pick any unused point
             weights = torch.ones_like(closest)
             weights[idx[:j]] = 0
             if float(weights.sum()) <= 0:
                 weights = torch.ones_like(closest)
-        else:
-            weights = closest
-        nxt = torch.multinomial(weights, 1, generator=gen)
+            cdf = torch.cumsum(weights.double(), 0)
+            total = cdf[-1]
+        nxt = torch.searchsorted(cdf, draws[j : j + 1] * total, right=True).clamp_max(n - 1)
         idx[j] = nxt[0]
         closest = torch.minimum(closest, _sq_dists(x, x_sq, x[nxt]).squeeze(1))
     return x[idx].clone()

@@ -263,6 +263,25 @@ class _SortedAnchors:
         # dimensions where every anchor has the same value: the mask is then per sample.
         self.common = self.values[:, 0] == self.values[:, -1]
         self.common_value = self.values[:, 0]
+        # exact zeros (ReLU): anchors that are exactly 0 in a dimension that is not common
+        zero = (anchors64 == 0) & ~self.common[None, :]
+        self.zero_dims = torch.nonzero(zero.any(dim=0)).flatten()
+        self.zero_mask = zero[:, self.zero_dims].to(anchors64.dtype)  # (C, n_zero_dims)
+        # dimensions holding an anchor that is near zero but not zero: a zero sample there
+        # needs the sparse search; elsewhere its only near anchors are the exact zeros
+        tiny = (anchors64 != 0) & (anchors64.abs() < 2.1 * _NEAR)
+        self.near_zero = tiny.any(dim=0)
+        # a float32 copy with a +inf sentinel column, for one cheap binary search per value
+        d = self.values.shape[0]
+        inf = torch.full((d, 1), math.inf, dtype=torch.float32, device=self.values.device)
+        self.search = torch.cat([self.values.float(), inf], dim=1).contiguous()
+        # most anchors any window of width 2·_NEAR can hold in one dimension
+        vals = self.values
+        self.max_mult = 1
+        while self.max_mult < vals.shape[1] and bool(
+            ((vals[:, self.max_mult :] - vals[:, : -self.max_mult]) < 2.1 * _NEAR).any()
+        ):
+            self.max_mult += 1
 
 
 def _ratio_mask(delta: torch.Tensor) -> torch.Tensor:
@@ -351,46 +370,94 @@ def _reachable(
 
 
 def _pair_thresholds(
-    w64: torch.Tensor,
     gap: torch.Tensor,
     base: torch.Tensor,
     y_hat: torch.Tensor,
     pu: torch.Tensor,
-    pair_corr: _PairCorr,
-    vsq: torch.Tensor,
-    dnorm: torch.Tensor,
-    s_per_dnorm: float,
+    pc: torch.Tensor,
+    reach: torch.Tensor,
+    corr: _Corrections,
 ) -> torch.Tensor:
     """Thresholds of the (sample, anchor) pairs whose step has masked coordinates.
 
-    Only classes that can overtake the pseudo-label before the last level are examined: along a
-    direction ``v`` the logit gap to class k closes at most at ``‖W_k − W_ŷ‖·‖v‖`` per unit of
-    ``s``, so a class with ``gap_k > ‖W_k − W_ŷ‖·‖v‖·s_max`` cannot flip the pair (exact bound).
-    This keeps the work proportional to the few reachable classes instead of all of them.
+    Only reachable classes (:func:`_reachable`) are examined, which is exact and keeps the
+    work proportional to the few classes that can flip a pair instead of all of them.
 
     Returns
     -------
     torch.Tensor of float64, shape (n_pairs,)
     """
-    n = dnorm.shape[0]
-    reach = _reachable(w64, gap, y_hat, vsq, dnorm, s_per_dnorm)
+    n = reach.shape[0]
     rk_u, rk_k = torch.nonzero(reach, as_tuple=True)  # sorted by sample
-    cnt = torch.bincount(rk_u, minlength=n)
-    start = torch.cumsum(cnt, 0) - cnt
-    m = cnt[pu]
     out = torch.full((pu.numel(),), math.inf, dtype=torch.float64, device=gap.device)
     if not rk_u.numel():
         return out
+    cnt = torch.bincount(rk_u, minlength=n)
+    start = torch.cumsum(cnt, 0) - cnt
+    m = cnt[pu]
     e_p = torch.repeat_interleave(torch.arange(pu.numel(), device=gap.device), m)
     offs = torch.arange(e_p.numel(), device=gap.device) - torch.repeat_interleave(
         torch.cumsum(m, 0) - m, m
     )
     e_k = rk_k[start[pu][e_p] + offs]
     e_u = pu[e_p]
+    e_c = pc[e_p]
     yh = y_hat[e_u]
-    rate = (base[e_u, e_k] - pair_corr.at(e_p, e_k)) - (base[e_u, yh] - pair_corr.at(e_p, yh))
+    own = base[pu, y_hat[pu]] - corr.at(pu, pc, y_hat[pu])  # slope of the pseudo-label
+    rate = (base[e_u, e_k] - corr.at(e_u, e_c, e_k)) - own[e_p]
+    del yh
     t = torch.where(rate > 0, gap[e_u, e_k].clamp_min(0) / rate, math.inf)
     return out.scatter_reduce_(0, e_p, t, reduce="amin", include_self=True)
+
+
+class _Corrections:
+    """``δ_{u,c,k} = (W (ĝ_u ⊙ (1 − r_{u,c})))_k``: how masked coordinates change the slopes.
+
+    Two exact parts: coordinates where the sample and the anchor are both exactly zero (ReLU),
+    computed densely for the (sample, class) entries that can matter, and the rare remaining
+    near-equal coordinates, kept sparse (:class:`_PairCorr`).
+    """
+
+    def __init__(
+        self,
+        reach: torch.Tensor,
+        y_hat: torch.Tensor,
+        g_zero: torch.Tensor,
+        sa: _SortedAnchors,
+        w64: torch.Tensor,
+        sparse: _PairCorr,
+        sparse_slot: torch.Tensor,
+        n_cls: int,
+    ) -> None:
+        n, k_cls = reach.shape
+        need = reach.clone()
+        need.scatter_(1, y_hat[:, None], True)
+        uk_u, uk_k = torch.nonzero(need, as_tuple=True)
+        self.pos = torch.full((n, k_cls), -1, dtype=torch.long, device=reach.device)
+        self.pos[uk_u, uk_k] = torch.arange(uk_u.numel(), device=reach.device)
+        wz = w64[:, sa.zero_dims]  # (K, n_zero_dims)
+        ha = torch.empty(uk_u.numel(), n_cls, dtype=torch.float64, device=reach.device)
+        step = 4096
+        for s in range(0, uk_u.numel(), step):
+            h = g_zero[uk_u[s : s + step]] * wz[uk_k[s : s + step]]
+            ha[s : s + step] = h @ sa.zero_mask.T
+        self.ha = ha
+        self.sparse = sparse
+        self.sparse_slot = sparse_slot
+        self.n_cls = n_cls
+
+    def at(self, u: torch.Tensor, c: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """δ for entries (sample ``u[i]``, anchor ``c[i]``, class ``k[i]``); float64.
+
+        Every ``k[i]`` must be reachable for ``u[i]`` or its pseudo-label.
+        """
+        val = self.ha[self.pos[u, k], c]
+        slot = self.sparse_slot[u * self.n_cls + c]
+        has = slot >= 0
+        if bool(has.any()):
+            val = val.clone()
+            val[has] += self.sparse.at(slot[has], k[has])
+        return val
 
 
 @torch.no_grad()
@@ -462,9 +529,10 @@ def linear_thresholds(
     tie_rows = gap_off.amin(dim=1) <= 1e-6 * scale
 
     # coordinates where every anchor agrees: the mask r depends on the sample only
-    v0 = g_hat.clone()
+    v0 = g_hat
     dc = torch.nonzero(sa.common).flatten()
     if dc.numel():
+        v0 = g_hat.clone()
         delta_c = sa.common_value[dc][None, :] - z64[:, dc]
         near_c = delta_c.abs() < _NEAR
         m_c = torch.where(near_c, _ratio_mask(delta_c), torch.zeros_like(delta_c))
@@ -473,13 +541,24 @@ def linear_thresholds(
     v0_sq = (v0 * v0).sum(dim=1)
 
     # sparse triples (u, c, d) with |Δ| < _NEAR in the other coordinates
-    zt = z64.T.contiguous()  # (d, n)
-    lo = torch.searchsorted(sa.values, zt - _NEAR, side="right")
-    hi = torch.searchsorted(sa.values, zt + _NEAR, side="left")
-    cnt = (hi - lo).clamp_min(0)
-    cnt[sa.common] = 0
-    dd, uu = torch.nonzero(cnt, as_tuple=True)
-    reps = cnt[dd, uu]
+    # (found loosely in float32: extra triples are harmless, their correction is exact)
+    zt = z.T.float().contiguous()  # (d, n)
+    win = 1.01 * _NEAR + 2.0**-20 * float(zt.abs().max()) if zt.numel() else _NEAR
+    lo = torch.searchsorted(sa.search, zt - win, side="right")
+    near = sa.search.gather(1, lo) < zt + win
+    near[sa.common] = False
+    near &= (zt != 0) | sa.near_zero[:, None]  # exact zero-zero pairs are handled densely
+    dd, uu = torch.nonzero(near, as_tuple=True)
+    reps = torch.ones(dd.numel(), dtype=torch.long, device=dev)
+    if sa.max_mult > 1 and dd.numel():
+        lo_e = lo[dd, uu]
+        lim = zt[dd, uu] + win
+        n_col = sa.search.shape[1]
+        for j in range(1, sa.max_mult):
+            more = sa.search[dd, (lo_e + j).clamp_max(n_col - 1)] < lim
+            if not bool(more.any()):
+                break
+            reps += more.long()
     bad_rows = torch.zeros(n, dtype=torch.bool, device=dev)
     pair_key = torch.empty(0, dtype=torch.long, device=dev)
     pair_corr = _PairCorr.empty(w64)
@@ -492,6 +571,8 @@ def linear_thresholds(
             torch.cumsum(reps, 0) - reps, reps
         )
         t_c = sa.order[t_d, start + offs]
+        keep = (z64[t_u, t_d] != 0) | (a64[t_c, t_d] != 0)  # zero-zero: the dense part
+        t_d, t_u, t_c = t_d[keep], t_u[keep], t_c[keep]
         delta_t = a64[t_c, t_d] - z64[t_u, t_d]
         m_t = _ratio_mask(delta_t)
         finite = torch.isfinite(m_t)
@@ -514,22 +595,34 @@ def linear_thresholds(
             inv, weights=gh * gh * ((1 - m_t) ** 2 - 1), minlength=pair_key.numel()
         )
 
+    # exact zeros shared by the sample and an anchor (ReLU features): dense and exact
+    zdims = sa.zero_dims
+    g_zero = g_hat[:, zdims] * (z64[:, zdims] == 0)  # (n, n_zero_dims)
+    zero_pairs = ((z64[:, zdims] == 0).to(torch.float64) @ sa.zero_mask.T) > 0  # (n, C)
+    vsq = v0_sq[:, None] - (g_zero * g_zero) @ sa.zero_mask.T  # ‖ĝ ⊙ r‖² per pair
+    corrected = zero_pairs.clone()
+    sparse_slot = torch.full((n * n_cls,), -1, dtype=torch.long, device=dev)
+    if pair_key.numel():
+        pu_s, pc_s = pair_key // n_cls, pair_key % n_cls
+        vsq[pu_s, pc_s] = vsq[pu_s, pc_s] + pair_sq
+        corrected[pu_s, pc_s] = True
+        sparse_slot[pair_key] = torch.arange(pair_key.numel(), device=dev)
+
     # ‖Δ_{u,c}‖ for every pair
     dn2 = (z64 * z64).sum(1)[:, None] + (a64 * a64).sum(1)[None, :] - 2 * z64 @ a64.T
     dnorm = dn2.clamp_min(0).sqrt()
+
+    # classes that can matter at all, and the corrections for exactly those
+    reach = _reachable(w64, gap, y_hat, vsq, dnorm, float(lv[-1]) / sqrt_d)
+    corr = _Corrections(reach, y_hat, g_zero, sa, w64, pair_corr, sparse_slot, n_cls)
 
     # per-sample thresholds (valid for every anchor without a correction)
     rate = base - base.gather(1, y_hat[:, None])
     t_row = _thresholds(gap, rate, y_hat)  # (n,)
     t_pair = t_row[:, None].expand(n, n_cls).clone()
-    vsq = v0_sq[:, None].expand(n, n_cls).clone()
-    pu = pair_key // n_cls
-    pc = pair_key % n_cls
-    if pair_key.numel():
-        vsq[pu, pc] = vsq[pu, pc] + pair_sq
-        t_pair[pu, pc] = _pair_thresholds(
-            w64, gap, base, y_hat, pu, pair_corr, vsq, dnorm, float(lv[-1]) / sqrt_d
-        )
+    pu, pc = torch.nonzero(corrected, as_tuple=True)
+    if pu.numel():
+        t_pair[pu, pc] = _pair_thresholds(gap, base, y_hat, pu, pc, reach, corr)
 
     crit = torch.where(dnorm > 0, t_pair * sqrt_d / dnorm, torch.full_like(dnorm, math.inf))
     crit = torch.where(flippable[:, None], crit, torch.full_like(crit, math.inf))
@@ -576,7 +669,7 @@ def linear_thresholds(
     flip_to = None
     if flip_labels:
         flip_to = _flip_labels_levels(
-            w64, logits, base, y_hat, gap, pair_key, pair_corr, vsq, dnorm, first, lv, sqrt_d
+            logits, base, y_hat, reach, corrected, corr, dnorm, first, lv, sqrt_d
         )
         if ru.numel():  # the literal definition decided these: take its labels
             flip_to[ru, rc, rl] = torch.where(flipped, labs, torch.full_like(labs, -1)).to(
@@ -594,14 +687,12 @@ def linear_thresholds(
 
 
 def _flip_labels_levels(
-    w64: torch.Tensor,
     logits: torch.Tensor,
     base: torch.Tensor,
     y_hat: torch.Tensor,
-    gap: torch.Tensor,
-    pair_key: torch.Tensor,
-    pair_corr: _PairCorr,
-    vsq: torch.Tensor,
+    reach: torch.Tensor,
+    corrected: torch.Tensor,
+    corr: _Corrections,
     dnorm: torch.Tensor,
     first: torch.Tensor,
     lv: torch.Tensor,
@@ -620,35 +711,32 @@ def _flip_labels_levels(
     fu, fc = torch.nonzero(first < n_lv, as_tuple=True)
     if not fu.numel():
         return out
-    reach = _reachable(w64, gap, y_hat, vsq, dnorm, float(lv[-1]) / sqrt_d)
-    reach.scatter_(1, y_hat[:, None], True)
-    rk_u, rk_k = torch.nonzero(reach, as_tuple=True)
+    need = reach.clone()
+    need.scatter_(1, y_hat[:, None], True)
+    rk_u, rk_k = torch.nonzero(need, as_tuple=True)
     cnt = torch.bincount(rk_u, minlength=n)
     start = torch.cumsum(cnt, 0) - cnt
-    slot = torch.full((n * n_cls,), -1, dtype=torch.long, device=dev)
-    if pair_key.numel():
-        slot[pair_key] = torch.arange(pair_key.numel(), device=dev)
-    p_slot = slot[fu * n_cls + fc]
     m = cnt[fu]
     e_p = torch.repeat_interleave(torch.arange(fu.numel(), device=dev), m)
     offs = torch.arange(e_p.numel(), device=dev) - torch.repeat_interleave(
         torch.cumsum(m, 0) - m, m
     )
     e_u = fu[e_p]
+    e_c = fc[e_p]
     e_k = rk_k[start[e_u] + offs]
     slope = base[e_u, e_k]
-    e_slot = p_slot[e_p]
-    has = e_slot >= 0
+    has = corrected[e_u, e_c]
     if bool(has.any()):
-        corr = torch.zeros_like(slope)
-        corr[has] = pair_corr.at(e_slot[has], e_k[has])
-        slope = slope - corr
+        slope = slope.clone()
+        slope[has] -= corr.at(e_u[has], e_c[has], e_k[has])
+    first_f = first[fu, fc]
+    dn = dnorm[fu, fc]
     for j in range(n_lv):
-        live = first[fu, fc] <= j
+        live = first_f <= j
         if not bool(live.any()):
             continue
         e_live = live[e_p]
-        s = float(lv[j]) / sqrt_d * dnorm[fu, fc]
+        s = float(lv[j]) / sqrt_d * dn
         val = logits[e_u, e_k] + s[e_p] * slope
         val = torch.where(e_live, val, -math.inf)
         best = torch.full((fu.numel(),), -math.inf, dtype=val.dtype, device=dev)
@@ -656,8 +744,7 @@ def _flip_labels_levels(
         win = e_live & (val == best[e_p])
         k_win = torch.full((fu.numel(),), logits.shape[1], dtype=torch.long, device=dev)
         k_win.scatter_reduce_(0, e_p[win], e_k[win], reduce="amin", include_self=True)
-        lab = torch.where(live, k_win, -1)
-        out[fu, fc, j] = lab.to(dtype)
+        out[fu, fc, j] = torch.where(live, k_win, -1).to(dtype)
     return out
 
 
