@@ -291,8 +291,6 @@ def score_pool(
         crit = np.empty((n, n_cls), dtype=np.float64)
         unit = np.empty((n, n_cls), dtype=np.float32)
         yh = np.empty(n, dtype=np.int64)
-        lab_dtype = np.int16 if n_cls < 2**15 else np.int32
-        ftl = np.empty((n, n_cls, len(levels)), dtype=lab_dtype)
         starts = range(0, n, rows)
         for s in _progress(starts, len(starts), "ALFA-Mix thresholds", progress):
             ch = linear_thresholds(
@@ -302,9 +300,7 @@ def score_pool(
             crit[s : s + rows] = ch.critical_eps.cpu().numpy()
             unit[s : s + rows] = ch.step_unit.cpu().numpy()
             yh[s : s + rows] = ch.y_hat.cpu().numpy()
-            assert ch.flip_to is not None
-            ftl[s : s + rows] = ch.flip_to.cpu().numpy()
-        return PoolScores(first, crit, unit, yh, None, len(levels), ftl)
+        return PoolScores(first, crit, unit, yh, None, len(levels))
     if alpha == "closed_form":
         return _score_generic(
             z_unlabelled, anchors, head, levels, budget, max_chunk_bytes, progress
@@ -582,10 +578,26 @@ def finalize_candidates(
     eps = float(levels[level_index])
     if scores.flip_to is not None:
         flip_to = np.where(flips, scores.flip_to, -1)
-    elif scores.flip_to_levels is not None:
-        flip_to = np.where(flips, scores.flip_to_levels[:, :, level_index], -1)
-    else:  # pragma: no cover - every path records flip labels
-        raise ValueError("scores carry no flip labels")
+    else:  # exact path: a second, cheap pass over the candidate rows only
+        flip_to = np.full(first.shape, -1, dtype=np.int64)
+        rows_idx = np.nonzero(mask)[0]
+        if rows_idx.size:
+            d = z_unlabelled.shape[1]
+            n_cls = anchors.shape[0]
+            rows = _chunk_rows(
+                z_unlabelled.shape[0], d, n_cls, n_lv, z_unlabelled.element_size(), False,
+                max_chunk_bytes,
+            )  # fmt: skip
+            sa = _SortedAnchors(anchors.double())
+            idx_t = torch.as_tensor(rows_idx, device=z_unlabelled.device)
+            for s in range(0, rows_idx.size, rows):
+                ch = linear_thresholds(
+                    head, z_unlabelled[idx_t[s : s + rows]], anchors, levels,
+                    flip_level=level_index, sorted_anchors=sa,
+                )  # fmt: skip
+                assert ch.flip_to is not None
+                blk = rows_idx[s : s + rows]
+                flip_to[blk] = np.where(flips[blk], ch.flip_to.cpu().numpy(), -1)
     if alpha == "learned":
         step_norm = np.where(
             flips, scores.step_unit.astype(np.float64) * lv[np.minimum(first, n_lv - 1)], 0.0
@@ -595,7 +607,7 @@ def finalize_candidates(
     return CandidateResult(
         mask=mask,
         flips=flips,
-        flip_to=flip_to.astype(np.int64),
+        flip_to=flip_to.astype(np.int64, copy=False),
         critical_eps=scores.critical_eps,
         step_norm=step_norm,
         first_flip_eps=first_eps,

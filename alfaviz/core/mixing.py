@@ -242,8 +242,8 @@ class ChunkThresholds:
         ``‖α ⊙ Δ‖ / ε``: multiply by a level to get the length of the step taken there.
     grad : torch.Tensor, shape (n, dim)
         Loss gradients in the dtype of the embeddings.
-    flip_to : torch.Tensor of int16 or None, shape (n, n_classes, n_levels)
-        Label after the flip at each level (``-1`` where the pair does not flip there).
+    flip_to : torch.Tensor of int64 or None, shape (n, n_classes)
+        Label after the flip at ``flip_level`` (``-1`` where the pair does not flip there).
     """
 
     y_hat: torch.Tensor
@@ -467,7 +467,7 @@ def linear_thresholds(
     anchors: torch.Tensor,
     levels: Sequence[float],
     *,
-    flip_labels: bool = True,
+    flip_level: int | None = None,
     sorted_anchors: _SortedAnchors | None = None,
 ) -> ChunkThresholds:
     """Exact closed-form flip thresholds for an ``nn.Linear`` head (alfamix.md §3a, §4).
@@ -487,8 +487,8 @@ def linear_thresholds(
     anchors : torch.Tensor, shape (n_classes, dim)
     levels : sequence of float
         The ε schedule (:func:`level_schedule`).
-    flip_labels : bool
-        Also compute the label each pair flips to at every level.
+    flip_level : int, optional
+        Also compute the label each pair flips to at ``levels[flip_level]``.
     sorted_anchors : optional
         Precomputed per-dimension sort of the anchors (reused across blocks).
 
@@ -597,8 +597,9 @@ def linear_thresholds(
 
     # exact zeros shared by the sample and an anchor (ReLU features): dense and exact
     zdims = sa.zero_dims
-    g_zero = g_hat[:, zdims] * (z64[:, zdims] == 0)  # (n, n_zero_dims)
-    zero_pairs = ((z64[:, zdims] == 0).to(torch.float64) @ sa.zero_mask.T) > 0  # (n, C)
+    z_is0 = z[:, zdims] == 0
+    g_zero = g_hat[:, zdims] * z_is0  # (n, n_zero_dims)
+    zero_pairs = (z_is0.float() @ sa.zero_mask.T.float()) > 0  # (n, C); exact counts
     vsq = v0_sq[:, None] - (g_zero * g_zero) @ sa.zero_mask.T  # ‖ĝ ⊙ r‖² per pair
     corrected = zero_pairs.clone()
     sparse_slot = torch.full((n * n_cls,), -1, dtype=torch.long, device=dev)
@@ -667,22 +668,23 @@ def linear_thresholds(
     crit = torch.where(crit <= lv[-1], crit, torch.full_like(crit, math.inf))
 
     flip_to = None
-    if flip_labels:
+    if flip_level is not None:
+        j = int(flip_level)
         flip_to = _flip_labels_levels(
-            logits, base, y_hat, reach, corrected, corr, dnorm, first, lv, sqrt_d
+            logits, base, y_hat, reach, corrected, corr, dnorm, first, lv, sqrt_d, only=j
         )
         if ru.numel():  # the literal definition decided these: take its labels
-            flip_to[ru, rc, rl] = torch.where(flipped, labs, torch.full_like(labs, -1)).to(
-                flip_to.dtype
+            at_j = rl == j
+            flip_to[ru[at_j], rc[at_j]] = torch.where(
+                flipped[at_j], labs[at_j], torch.full_like(labs[at_j], -1)
             )
         # rounding can leave the affine argmax on the pseudo-label for a decided flip
-        bad = (flip_to == y_hat[:, None, None]) | (
-            (flip_to < 0) & (first[..., None] <= torch.arange(n_lv, device=dev))
-        )
+        bad = (flip_to == y_hat[:, None]) | ((flip_to < 0) & (first <= j))
         if bool(bad.any()):
-            bu, bc, bl = torch.nonzero(bad, as_tuple=True)
-            lab_b = plain_flip_labels(head, z, grad, anchors, bu, bc, lv[bl])
-            flip_to[bu, bc, bl] = torch.where(lab_b != y_hat[bu], lab_b, -1).to(flip_to.dtype)
+            bu, bc = torch.nonzero(bad, as_tuple=True)
+            eps_b = torch.full((bu.numel(),), float(lv[j]), dtype=torch.float64, device=dev)
+            lab_b = plain_flip_labels(head, z, grad, anchors, bu, bc, eps_b)
+            flip_to[bu, bc] = torch.where(lab_b != y_hat[bu], lab_b, -1)
     return ChunkThresholds(y_hat, crit, first, step_unit, grad, flip_to)
 
 
@@ -697,18 +699,18 @@ def _flip_labels_levels(
     first: torch.Tensor,
     lv: torch.Tensor,
     sqrt_d: float,
+    *,
+    only: int,
 ) -> torch.Tensor:
-    """Label after the flip at every level, ``-1`` where the pair does not flip there.
+    """Label after the flip at level ``lv[only]``, ``-1`` where the pair does not flip there.
 
     Only the reachable classes (see :func:`_reachable`) and the pseudo-label compete, which
-    is exact. Returns int16 (int32 beyond 32k classes), shape (n, C, n_levels).
+    is exact. Returns int64, shape (n, C).
     """
     n, n_cls = first.shape
-    n_lv = lv.shape[0]
     dev = logits.device
-    dtype = torch.int16 if logits.shape[1] < 2**15 else torch.int32
-    out = torch.full((n, n_cls, n_lv), -1, dtype=dtype, device=dev)
-    fu, fc = torch.nonzero(first < n_lv, as_tuple=True)
+    out = torch.full((n, n_cls), -1, dtype=torch.long, device=dev)
+    fu, fc = torch.nonzero(first <= only, as_tuple=True)
     if not fu.numel():
         return out
     need = reach.clone()
@@ -729,22 +731,14 @@ def _flip_labels_levels(
     if bool(has.any()):
         slope = slope.clone()
         slope[has] -= corr.at(e_u[has], e_c[has], e_k[has])
-    first_f = first[fu, fc]
-    dn = dnorm[fu, fc]
-    for j in range(n_lv):
-        live = first_f <= j
-        if not bool(live.any()):
-            continue
-        e_live = live[e_p]
-        s = float(lv[j]) / sqrt_d * dn
-        val = logits[e_u, e_k] + s[e_p] * slope
-        val = torch.where(e_live, val, -math.inf)
-        best = torch.full((fu.numel(),), -math.inf, dtype=val.dtype, device=dev)
-        best.scatter_reduce_(0, e_p, val, reduce="amax", include_self=True)
-        win = e_live & (val == best[e_p])
-        k_win = torch.full((fu.numel(),), logits.shape[1], dtype=torch.long, device=dev)
-        k_win.scatter_reduce_(0, e_p[win], e_k[win], reduce="amin", include_self=True)
-        out[fu, fc, j] = torch.where(live, k_win, -1).to(dtype)
+    s = float(lv[only]) / sqrt_d * dnorm[fu, fc]
+    val = logits[e_u, e_k] + s[e_p] * slope
+    best = torch.full((fu.numel(),), -math.inf, dtype=val.dtype, device=dev)
+    best.scatter_reduce_(0, e_p, val, reduce="amax", include_self=True)
+    win = val == best[e_p]
+    k_win = torch.full((fu.numel(),), logits.shape[1], dtype=torch.long, device=dev)
+    k_win.scatter_reduce_(0, e_p[win], e_k[win], reduce="amin", include_self=True)
+    out[fu, fc] = k_win
     return out
 
 
