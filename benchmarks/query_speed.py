@@ -6,9 +6,9 @@ Usage::
     python benchmarks/query_speed.py --sizes 10000   # a quick look
     python benchmarks/query_speed.py --device cuda   # on a GPU
 
-Each row runs in a fresh subprocess so that peak memory is measured cleanly: the kernel's
-high-water mark (``VmHWM``) is reset through ``/proc/self/clear_refs`` after the inputs exist,
-so "added MB" is the memory a query adds beyond its input tensors. The plain loop below follows
+Each row runs in a fresh subprocess. A thread samples the resident set size every millisecond
+while the query runs, so "added MB" is the peak memory a query adds beyond its inputs (on a
+GPU: the peak CUDA memory allocated). The plain loop below follows
 the structure of the authors' release: a Python loop over levels and, inside it, over classes,
 recomputing each anchor and materialising N×D temporaries per class, then scikit-learn's
 ``KMeans(n_clusters=B)`` with its defaults on the normalised candidates. Both see the same
@@ -26,6 +26,7 @@ import math
 import os
 import subprocess
 import sys
+import threading
 import time
 
 __all__ = ["main", "plain_release_query"]
@@ -35,29 +36,12 @@ SEPARATION = {10: 6.0, 100: 10.0}
 search stops at an intermediate level with a few thousand candidates at N = 50k."""
 
 
-def _hwm_mb() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def _rss_mb() -> float:
     with open("/proc/self/status") as fh:
         for line in fh:
             if line.startswith("VmRSS"):
                 return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def _reset_hwm() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return True
-    except OSError:
-        return False
 
 
 def make_problem(n: int, d: int, c: int, n_lab: int, seed: int, device: str):
@@ -153,29 +137,47 @@ def run_one(method: str, n: int, d: int, c: int, budget: int, n_lab: int, device
     torch.set_num_threads(int(os.environ.get("ALFAVIZ_BENCH_THREADS", torch.get_num_threads())))
     zu, zl, yl, head = make_problem(n, d, c, n_lab, seed=0, device=device)
     input_mb = zu.numel() * zu.element_size() / 2**20
-    if device == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base_cuda = torch.cuda.memory_allocated()
+    base_cuda = 0
     from sklearn.cluster import KMeans  # noqa: F401 - imported before measuring memory
 
     from alfaviz.core import alfamix_query
 
-    rss0 = _rss_mb()
-    ok = _reset_hwm()
-    if method == "alfaviz":
-        t0 = time.perf_counter()
-        out = alfamix_query(zu, zl, yl, head, budget, random_state=0)
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t = time.perf_counter() - t0
-        mask = out.candidates.mask
-        times = {"alpha": out.timings["candidates"], "kmeans": out.timings["kmeans"], "total": t}
-        level = out.candidates.level
-    else:
+    def query() -> tuple:
+        if method == "alfaviz":
+            t0 = time.perf_counter()
+            out = alfamix_query(zu, zl, yl, head, budget, random_state=0)
+            if device == "cuda":
+                torch.cuda.synchronize()
+            t = time.perf_counter() - t0
+            times = {
+                "alpha": out.timings["candidates"],
+                "kmeans": out.timings["kmeans"],
+                "total": t,
+            }
+            return out.candidates.mask, times, out.candidates.level
         mask, _, times = plain_release_query(zu, zl, yl, head, budget)
-        level = float("nan")
-    added = _hwm_mb() - rss0 if ok else float("nan")
+        return mask, times, float("nan")
+
+    # peak memory: a thread samples the resident set every millisecond while the query runs
+    # (resetting the kernel's high-water mark instead slows the next call down)
+    rss0 = _rss_mb()
+    peak = [rss0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss_mb())
+            time.sleep(0.001)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+        base_cuda = torch.cuda.memory_allocated()
+    mask, times, level = query()
+    done.set()
+    sampler.join()
+    added = peak[0] - rss0
     if device == "cuda":
         added = (torch.cuda.max_memory_allocated() - base_cuda) / 2**20
     return {
