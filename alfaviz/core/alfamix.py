@@ -77,13 +77,13 @@ class CandidateResult:
         The candidate set: flipped toward some anchor at some level up to ``level``.
     flips : numpy.ndarray of bool, shape (n_unlabelled, n_classes)
         Flipped toward each anchor at the stopping level.
-    flip_to : numpy.ndarray of int64, shape (n_unlabelled, n_classes)
+    flip_to : numpy.ndarray of int32, shape (n_unlabelled, n_classes)
         Label after the flip at the stopping level, ``-1`` where no flip.
     critical_eps : numpy.ndarray of float64, shape (n_unlabelled, n_classes)
         The exact smallest ε that flips the pair (closed form, linear head); for other heads
         a bisection estimate, and for learned α the first level at which a flip was seen.
         ``inf`` when nothing up to the last level (1.0 for the default schedule) flips it.
-    step_norm : numpy.ndarray of float64, shape (n_unlabelled, n_classes)
+    step_norm : numpy.ndarray of float32, shape (n_unlabelled, n_classes)
         ``‖α ⊙ Δ‖``, the length of the step taken at the stopping level.
     first_flip_eps : numpy.ndarray of float64, shape (n_unlabelled,)
         Smallest level of the schedule at which the sample flipped toward any anchor (inf).
@@ -204,12 +204,17 @@ def _chunk_rows(
     256 MiB), which keeps the peak memory added by a query well under twice that matrix.
     """
     if max_bytes is None:
-        max_bytes = int(min(256 << 20, max(8 << 20, n * dim * itemsize // 2)))
+        max_bytes = int(min(256 << 20, max(4 << 20, n * dim * itemsize // 4)))
     if per_pair_dim:  # level-by-level paths hold (rows, C, D) tensors, several of them
         per_row = 8 * itemsize * n_classes * dim
     else:
         per_row = 8 * (10 * dim + (8 + 3 * n_levels) * n_classes + 8 * n_classes)
     return int(max(8, min(n, max_bytes // max(1, per_row))))
+
+
+def _level_dtype(n_levels: int) -> type[np.integer]:
+    """Smallest integer type that holds level indices ``0..n_levels``."""
+    return np.int8 if n_levels < 127 else np.int16
 
 
 def _is_affine(head: nn.Module) -> bool:
@@ -287,7 +292,7 @@ def score_pool(
             n, d, n_cls, len(levels), z_unlabelled.element_size(), False, max_chunk_bytes
         )
         sa = _SortedAnchors(anchors.double())
-        first = np.empty((n, n_cls), dtype=np.int16)
+        first = np.empty((n, n_cls), dtype=_level_dtype(len(levels)))
         crit = np.empty((n, n_cls), dtype=np.float64)
         unit = np.empty((n, n_cls), dtype=np.float32)
         yh = np.empty(n, dtype=np.int64)
@@ -346,7 +351,7 @@ def _score_generic(
     n_cls = anchors.shape[0]
     n_lv = len(levels)
     rows = _chunk_rows(n, d, n_cls, n_lv, z.element_size(), True, max_chunk_bytes)
-    first = np.full((n, n_cls), n_lv, dtype=np.int16)
+    first = np.full((n, n_cls), n_lv, dtype=_level_dtype(n_lv))
     flip_to = np.full((n, n_cls), -1, dtype=np.int64)
     yh = np.empty(n, dtype=np.int64)
     gnorm_zero = np.zeros(n, dtype=bool)
@@ -457,7 +462,7 @@ def _score_learned(
     n_cls = anchors.shape[0]
     n_lv = len(levels)
     rows = _chunk_rows(n, d, n_cls, n_lv, z.element_size(), True, max_chunk_bytes)
-    first = np.full((n, n_cls), n_lv, dtype=np.int16)
+    first = np.full((n, n_cls), n_lv, dtype=_level_dtype(n_lv))
     flip_to = np.full((n, n_cls), -1, dtype=np.int64)
     unit = np.zeros((n, n_cls), dtype=np.float32)
     yh = np.empty(n, dtype=np.int64)
@@ -565,7 +570,8 @@ def finalize_candidates(
     """Turn one shard's :class:`PoolScores` into a :class:`CandidateResult` at a level.
 
     For the exact path this computes the flip labels at the stopping level for the candidates
-    (a second pass over candidate rows only).
+    (a second pass over candidate rows only). ``scores`` is consumed: its ``step_unit`` array
+    becomes the result's ``step_norm`` in place, which saves an (n, C) copy.
     """
     n_lv = len(levels)
     first = scores.first_level
@@ -579,7 +585,7 @@ def finalize_candidates(
     if scores.flip_to is not None:
         flip_to = np.where(flips, scores.flip_to, -1)
     else:  # exact path: a second, cheap pass over the candidate rows only
-        flip_to = np.full(first.shape, -1, dtype=np.int64)
+        flip_to = np.full(first.shape, -1, dtype=np.int32)
         rows_idx = np.nonzero(mask)[0]
         if rows_idx.size:
             d = z_unlabelled.shape[1]
@@ -603,11 +609,12 @@ def finalize_candidates(
             flips, scores.step_unit.astype(np.float64) * lv[np.minimum(first, n_lv - 1)], 0.0
         )
     else:
-        step_norm = scores.step_unit.astype(np.float64) * eps
+        step_norm = scores.step_unit  # reused in place: the step taken at the stopping level
+        step_norm *= np.float32(eps)
     return CandidateResult(
         mask=mask,
         flips=flips,
-        flip_to=flip_to.astype(np.int64, copy=False),
+        flip_to=flip_to.astype(np.int32, copy=False),
         critical_eps=scores.critical_eps,
         step_norm=step_norm,
         first_flip_eps=first_eps,

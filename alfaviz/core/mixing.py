@@ -307,6 +307,18 @@ def _thresholds(gap: torch.Tensor, rate: torch.Tensor, y_hat: torch.Tensor) -> t
     return t.amin(dim=-1).double()
 
 
+def _expand(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Segment index and offset within the segment for ``counts[i]`` items per segment.
+
+    ``_expand(tensor([2, 0, 3]))`` gives ``([0, 0, 2, 2, 2], [0, 1, 0, 1, 2])``.
+    """
+    seg = torch.repeat_interleave(torch.arange(counts.numel(), device=counts.device), counts)
+    offs = torch.arange(seg.numel(), device=counts.device) - torch.repeat_interleave(
+        torch.cumsum(counts, 0) - counts, counts
+    )
+    return seg, offs
+
+
 class _PairCorr:
     """Sparse corrections ``δ_{p,k} = Σ_d coef_{p,d} W_{k,d}`` of the (sample, anchor) pairs.
 
@@ -338,10 +350,7 @@ class _PairCorr:
     def at(self, p: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         """δ for entries (pair ``p[i]``, class ``k[i]``), shape (n_entries,), float64."""
         m = self.cnt[p]
-        e = torch.repeat_interleave(torch.arange(p.numel(), device=p.device), m)
-        offs = torch.arange(e.numel(), device=p.device) - torch.repeat_interleave(
-            torch.cumsum(m, 0) - m, m
-        )
+        e, offs = _expand(m)
         t = self.start[p][e] + offs
         vals = self.coef[t] * self.w64[k[e], self.dims[t]]
         out = torch.zeros(p.numel(), dtype=torch.float64, device=p.device)
@@ -395,10 +404,7 @@ def _pair_thresholds(
     cnt = torch.bincount(rk_u, minlength=n)
     start = torch.cumsum(cnt, 0) - cnt
     m = cnt[pu]
-    e_p = torch.repeat_interleave(torch.arange(pu.numel(), device=gap.device), m)
-    offs = torch.arange(e_p.numel(), device=gap.device) - torch.repeat_interleave(
-        torch.cumsum(m, 0) - m, m
-    )
+    e_p, offs = _expand(m)
     e_k = rk_k[start[pu][e_p] + offs]
     e_u = pu[e_p]
     e_c = pc[e_p]
@@ -564,13 +570,9 @@ def linear_thresholds(
     pair_corr = _PairCorr.empty(w64)
     pair_sq = torch.empty(0, dtype=torch.float64, device=dev)
     if dd.numel():
-        t_d = dd.repeat_interleave(reps)
-        t_u = uu.repeat_interleave(reps)
-        start = lo[dd, uu].repeat_interleave(reps)
-        offs = torch.arange(t_d.numel(), device=dev) - torch.repeat_interleave(
-            torch.cumsum(reps, 0) - reps, reps
-        )
-        t_c = sa.order[t_d, start + offs]
+        seg, offs = _expand(reps)
+        t_d, t_u = dd[seg], uu[seg]
+        t_c = sa.order[t_d, lo[dd, uu][seg] + offs]
         keep = (z64[t_u, t_d] != 0) | (a64[t_c, t_d] != 0)  # zero-zero: the dense part
         t_d, t_u, t_c = t_d[keep], t_u[keep], t_c[keep]
         delta_t = a64[t_c, t_d] - z64[t_u, t_d]
@@ -719,10 +721,7 @@ def _flip_labels_levels(
     cnt = torch.bincount(rk_u, minlength=n)
     start = torch.cumsum(cnt, 0) - cnt
     m = cnt[fu]
-    e_p = torch.repeat_interleave(torch.arange(fu.numel(), device=dev), m)
-    offs = torch.arange(e_p.numel(), device=dev) - torch.repeat_interleave(
-        torch.cumsum(m, 0) - m, m
-    )
+    e_p, offs = _expand(m)
     e_u = fu[e_p]
     e_c = fc[e_p]
     e_k = rk_k[start[e_u] + offs]
