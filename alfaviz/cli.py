@@ -231,9 +231,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print(f"run: {store.path}")
     model = cfg.get("model", {})
     model_name = model.get("name") or model.get("class")
-    print(
-        f"data: {name}   model: {model_name}   strategy: {strat.get('name')}   seed: {cfg.get('seed')}"
-    )
+    seed = cfg.get("seed")
+    print(f"data: {name}   model: {model_name}   strategy: {strat.get('name')}   seed: {seed}")
     print(
         f"initial set: {cfg.get('initial_size')} ({cfg.get('initial')})   budget: "
         f"{cfg.get('budget')}   labelling: {cfg.get('labelling')}   projection: "

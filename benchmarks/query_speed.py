@@ -28,6 +28,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 __all__ = ["main", "plain_release_query"]
 
@@ -201,7 +202,19 @@ def _child(args: argparse.Namespace) -> None:
     print("ROW " + json.dumps(row))
 
 
-def _spawn(method: str, n: int, d: int, c: int, budget: int, n_lab: int, device: str) -> dict:
+def _spawn(
+    method: str,
+    n: int,
+    d: int,
+    c: int,
+    budget: int,
+    n_lab: int,
+    device: str,
+    cache: Path | None = None,
+) -> dict:
+    key = f"{method}-n{n}-d{d}-c{c}-b{budget}-l{n_lab}-{device}.json"
+    if cache is not None and method == "plain" and (cache / key).exists():
+        return json.loads((cache / key).read_text())  # the release loop does not change
     cmd = [
         sys.executable, __file__, "--child", "--method", method, "--n", str(n), "--d", str(d),
         "--c", str(c), "--budget", str(budget), "--labelled", str(n_lab), "--device", device,
@@ -209,7 +222,11 @@ def _spawn(method: str, n: int, d: int, c: int, budget: int, n_lab: int, device:
     res = subprocess.run(cmd, capture_output=True, text=True, check=False)
     for line in res.stdout.splitlines():
         if line.startswith("ROW "):
-            return json.loads(line[4:])
+            row = json.loads(line[4:])
+            if cache is not None and method == "plain":
+                cache.mkdir(parents=True, exist_ok=True)
+                (cache / key).write_text(json.dumps(row))
+            return row
     raise RuntimeError(f"benchmark child failed:\n{res.stderr[-3000:]}")
 
 
@@ -222,6 +239,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--labelled", type=int, default=1000)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--no-plain", action="store_true", help="skip the release loop")
+    ap.add_argument(
+        "--cache", type=Path, default=None,
+        help="reuse the release loop's rows (timings, memory, candidates) stored in this folder",
+    )  # fmt: skip
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--method", default="alfaviz", help=argparse.SUPPRESS)
     ap.add_argument("--n", type=int, default=10_000, help=argparse.SUPPRESS)
@@ -242,7 +263,9 @@ def main(argv: list[str] | None = None) -> int:
             ours = _spawn("alfaviz", n, args.d, c, args.budget, args.labelled, args.device)
             plain = None
             if not args.no_plain:
-                plain = _spawn("plain", n, args.d, c, args.budget, args.labelled, args.device)
+                plain = _spawn(
+                    "plain", n, args.d, c, args.budget, args.labelled, args.device, args.cache
+                )
             same = "n/a" if plain is None else str(plain["mask"] == ours["mask"]).lower()
             p_alpha = f"{plain['t_alpha']:.2f}" if plain else "-"
             p_total = f"{plain['t_total']:.2f}" if plain else "-"

@@ -74,3 +74,19 @@ def test_console_script_installed():
     )
     assert res.returncode == 0
     assert "alfaviz run" in res.stdout
+
+
+@pytest.mark.slow
+def test_compare_writes_curves_and_matrix(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    argv = [
+        "compare", "--strategies", "alfamix", "random", "--seeds", "0", "1", "--rounds", "2",
+        "--initial-size", "10", "--budget", "5", "--epochs", "3", "--out", str(out),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "alfamix" in text
+    assert "random" in text
+    for name in ("curves.csv", "auc.csv", "wins.csv", "learning_curves.png"):
+        assert (out / name).exists(), name
+    assert (out / "learning_curves.png").stat().st_size > 1000
