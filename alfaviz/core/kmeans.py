@@ -42,7 +42,7 @@ def _sq_dists(x: torch.Tensor, x_sq: torch.Tensor, c: torch.Tensor) -> torch.Ten
 
 
 def _assign(
-    x: torch.Tensor, x_sq: torch.Tensor, c: torch.Tensor, chunk_elems: int = 1 << 22
+    x: torch.Tensor, x_sq: torch.Tensor, c: torch.Tensor, chunk_elems: int = 1 << 20
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Nearest centre and its squared distance, in row blocks of bounded memory."""
     rows = max(1, chunk_elems // max(1, c.shape[0]))
