@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -711,17 +711,11 @@ def find_candidates(
         )
     t2 = time.perf_counter()
     log.debug("ALFA-Mix stopped at level %.3g with %d candidates", res.level, res.n_candidates)
-    return _replace(
+    return replace(
         res,
         n_candidates_per_level=tuple(counts),
         timings={"alpha_search": t1 - t0, "finalize": t2 - t1},
     )
-
-
-def _replace(res: CandidateResult, **kw: Any) -> CandidateResult:
-    from dataclasses import replace
-
-    return replace(res, **kw)
 
 
 def alfamix_query(

@@ -446,9 +446,8 @@ class Experiment:
             raise AlfavizInputError("the unlabelled pool is exhausted: every sample is labelled.")
         budget = min(self.budget, int(unl.size))
         strat = self._round_strategy(r)
-        dev_ids = torch.as_tensor
         result = strat.query(
-            z[dev_ids(unl, device=z.device)], z[dev_ids(lab_ids, device=z.device)],
+            z[torch.as_tensor(unl, device=z.device)], z[torch.as_tensor(lab_ids, device=z.device)],
             y_l.to(z.device), self.model.head, budget, unlabelled_ids=unl,
             labelled_ids=lab_ids, n_classes=self.data.n_classes,
         )  # fmt: skip

@@ -408,10 +408,8 @@ def _pair_thresholds(
     e_k = rk_k[start[pu][e_p] + offs]
     e_u = pu[e_p]
     e_c = pc[e_p]
-    yh = y_hat[e_u]
     own = base[pu, y_hat[pu]] - corr.at(pu, pc, y_hat[pu])  # slope of the pseudo-label
     rate = (base[e_u, e_k] - corr.at(e_u, e_c, e_k)) - own[e_p]
-    del yh
     t = torch.where(rate > 0, gap[e_u, e_k].clamp_min(0) / rate, math.inf)
     return out.scatter_reduce_(0, e_p, t, reduce="amin", include_self=True)
 
