@@ -131,7 +131,7 @@ def _data_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _train(args: argparse.Namespace) -> Any:
-    from alfaviz.core.training import TrainConfig
+    from alfaviz.learner.training import TrainConfig
 
     return TrainConfig(
         lr=args.lr, batch_size=args.batch_size, max_epochs=args.epochs,
@@ -149,13 +149,13 @@ def _strategy_kwargs(args: argparse.Namespace, name: str) -> dict[str, Any]:
 
 
 def _load(args: argparse.Namespace) -> Any:
-    from alfaviz.core.data import load_dataset
+    from alfaviz.data import load_dataset
 
     return load_dataset(args.dataset, root=args.root, **_data_kwargs(args))
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from alfaviz.core.experiment import Callback, Experiment
+    from alfaviz.session.experiment import Callback, Experiment
 
     class Printer(Callback):
         def on_round_end(self, exp: Experiment, round: int, row: Mapping[str, Any]) -> None:
@@ -165,7 +165,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.projection in ("umap", "auto"):
         import threading
 
-        from alfaviz.core.projection import warm_up_umap
+        from alfaviz.analysis.projection import warm_up_umap
 
         # compile UMAP's numba code while the first round trains
         threading.Thread(target=warm_up_umap, name="umap-warm-up", daemon=True).start()
@@ -202,7 +202,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from alfaviz.core.compare import run_comparison
+    from alfaviz.analysis.compare import run_comparison
 
     source = _load(args)
     res = run_comparison(
@@ -220,8 +220,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 def _cmd_info(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from alfaviz.core import schema
-    from alfaviz.core.store import RunStore
+    from alfaviz import schema
+    from alfaviz.store._store import RunStore
 
     store = RunStore.open(args.run_dir)
     cfg = store.config
@@ -281,8 +281,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if args.debug:
             raise
-        from alfaviz.core.store import RunStoreError
-        from alfaviz.core.validation import AlfavizInputError
+        from alfaviz.errors import AlfavizInputError
+        from alfaviz.store._store import RunStoreError
 
         if isinstance(exc, (AlfavizInputError, RunStoreError, FileNotFoundError)):
             msg = str(exc)

@@ -34,9 +34,9 @@ from typing import Any
 
 import pandas as pd
 
-from alfaviz.core.compare import ComparisonResult, run_comparison
-from alfaviz.core.data import DataSource, from_arrays
-from alfaviz.core.training import TrainConfig
+from alfaviz.analysis.compare import ComparisonResult, run_comparison
+from alfaviz.data import DataSource, from_arrays
+from alfaviz.learner.training import TrainConfig
 
 __all__ = ["SETTINGS", "main", "run_setting"]
 

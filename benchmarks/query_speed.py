@@ -141,7 +141,7 @@ def run_one(method: str, n: int, d: int, c: int, budget: int, n_lab: int, device
     base_cuda = 0
     from sklearn.cluster import KMeans  # noqa: F401 - imported before measuring memory
 
-    from alfaviz.core import alfamix_query
+    from alfaviz.alfamix import alfamix_query
 
     def query() -> tuple:
         if method == "alfaviz":

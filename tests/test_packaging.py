@@ -18,9 +18,10 @@ def test_core_imports_no_gui_library():
     """Importing every core module pulls in no widget, plotting or IPython package."""
     code = (
         "import importlib, pkgutil, sys\n"
-        "import alfaviz.core as core\n"
-        "for m in pkgutil.walk_packages(core.__path__, 'alfaviz.core.'):\n"
-        "    importlib.import_module(m.name)\n"
+        "import alfaviz\n"
+        "for m in pkgutil.walk_packages(alfaviz.__path__, 'alfaviz.'):\n"
+        "    if not m.name.startswith('alfaviz.widgets'):\n"
+        "        importlib.import_module(m.name)\n"
         f"bad = [m for m in sys.modules if m.split('.')[0] in {GUI!r} or m in {GUI!r}]\n"
         "print('LOADED', sorted(bad))\n"
         "sys.exit(1 if bad else 0)\n"
@@ -96,3 +97,40 @@ def test_readme_commands_match_ci():
 def test_extras_declared(extra):
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert data["project"]["optional-dependencies"][extra]
+
+
+@pytest.mark.parametrize("module", ["alfaviz", "alfaviz.schema", "alfaviz.store", "alfaviz.errors"])
+def test_light_imports_do_not_load_torch(module):
+    """The package, its schema and its run store import without torch (or any GUI library)."""
+    code = (
+        "import sys\n"
+        f"import {module}\n"
+        f"heavy = [m for m in ('torch', 'torchvision', 'sklearn', *{GUI!r}) if m in sys.modules]\n"
+        "print('LOADED', heavy)\n"
+        "sys.exit(1 if heavy else 0)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_import_alfaviz_is_fast():
+    """``import alfaviz`` costs under 0.3 s (best of three fresh interpreters)."""
+    code = "import time; t = time.perf_counter(); import alfaviz; print(time.perf_counter() - t)"
+    times = []
+    for _ in range(3):
+        res = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
+        times.append(float(res.stdout.strip()))
+    assert min(times) < 0.3, times
+
+
+def test_public_api_is_lazy_and_complete():
+    """Every name in ``alfaviz.__all__`` resolves, and unknown names raise AttributeError."""
+    import alfaviz
+
+    for name in alfaviz.__all__:
+        assert getattr(alfaviz, name) is not None, name
+    assert "Experiment" in dir(alfaviz)
+    with pytest.raises(AttributeError, match="no attribute"):
+        alfaviz.CandidateResult  # noqa: B018 - internals stay in their subpackage

@@ -11,14 +11,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from alfaviz.core import ALFAMix, AlfavizInputError, alfamix_query, find_candidates, schema
-from alfaviz.core.alfamix import finalize_candidates, score_pool, stopping_level
-from alfaviz.core.mixing import (
+from alfaviz import schema
+from alfaviz.alfamix import alfamix_query, find_candidates
+from alfaviz.alfamix.candidates import finalize_candidates, score_pool, stopping_level
+from alfaviz.alfamix.mixing import (
     closed_form_alpha,
     compute_anchors,
     level_schedule,
     mix,
 )
+from alfaviz.errors import AlfavizInputError
+from alfaviz.strategies import ALFAMix
 
 
 def plain_reference(zu, zl, yl, head, budget, alpha_cap=0.2):

@@ -11,9 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-import alfaviz.core.strategies  # noqa: F401  (registers the baselines)
-from alfaviz.core import AlfavizInputError, get_strategy, schema
-from alfaviz.core.strategies.baselines import (
+from alfaviz import schema
+from alfaviz.errors import AlfavizInputError
+from alfaviz.strategies import get_strategy
+from alfaviz.strategies._baselines import (
     BADGE,
     BALD,
     CoreSet,

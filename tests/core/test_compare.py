@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from alfaviz.core.compare import (
+from alfaviz.analysis.compare import (
     ComparisonResult,
     area_under_curve,
     critical_value,
@@ -19,9 +19,9 @@ from alfaviz.core.compare import (
     run_comparison,
     summarise_auc,
 )
-from alfaviz.core.store import RunStore
-from alfaviz.core.training import TrainConfig
-from alfaviz.core.validation import AlfavizInputError
+from alfaviz.errors import AlfavizInputError
+from alfaviz.learner.training import TrainConfig
+from alfaviz.store._store import RunStore
 
 
 def _curves(acc: dict[str, np.ndarray], n_labelled: np.ndarray | None = None) -> pd.DataFrame:

@@ -18,7 +18,7 @@ from PIL import Image
 from sklearn.datasets import load_digits as sk_digits
 from torch.utils.data import DataLoader, TensorDataset
 
-from alfaviz.core.data import (
+from alfaviz.data import (
     DataSource,
     from_arrays,
     from_csv,
@@ -29,7 +29,7 @@ from alfaviz.core.data import (
     load_digits,
     load_torchvision,
 )
-from alfaviz.core.validation import AlfavizInputError
+from alfaviz.errors import AlfavizInputError
 
 # ---------------------------------------------------------------------------------------------
 # helpers that write real file formats

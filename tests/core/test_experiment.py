@@ -14,8 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alfaviz.core import AlfavizInputError, Callback, Experiment, RunStoreError, schema
-from alfaviz.core.training import TrainConfig
+from alfaviz import schema
+from alfaviz.errors import AlfavizInputError, RunStoreError
+from alfaviz.learner.training import TrainConfig
+from alfaviz.session import Callback, Experiment
 
 FAST = TrainConfig(max_epochs=4, min_steps=4)
 
@@ -167,7 +169,7 @@ def test_per_class_initial_set(tmp_path):
 
 
 def test_pool_exhaustion_stops_cleanly(tmp_path):
-    from alfaviz.core.data import from_arrays
+    from alfaviz.data import from_arrays
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(40, 4)).astype(np.float32)
@@ -184,7 +186,7 @@ def test_pool_exhaustion_stops_cleanly(tmp_path):
 
 
 def test_in_memory_data_needs_data_to_reopen(tmp_path):
-    from alfaviz.core.data import from_arrays
+    from alfaviz.data import from_arrays
 
     rng = np.random.default_rng(1)
     x = rng.normal(size=(60, 3))
@@ -217,7 +219,7 @@ def test_corrupt_files_give_clear_errors(tmp_path):
 _CHILD = textwrap.dedent(
     """
     import sys, time
-    from alfaviz.core import Experiment
+    from alfaviz.session import Experiment
     exp = Experiment.open(sys.argv[1])
     exp.submit_label(int(sys.argv[2]), int(sys.argv[3]))
     print("done", flush=True)
@@ -254,7 +256,7 @@ _WRITER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from alfaviz.core import Experiment
+    from alfaviz.session import Experiment
     exp = Experiment.open(sys.argv[1])
     ids = [int(s) for s in sys.argv[2].split(",")]
     go = Path(sys.argv[3])

@@ -11,9 +11,10 @@ import torch
 import torchvision
 from torch import nn
 
-from alfaviz.core import models
-from alfaviz.core.data import from_arrays, load_digits
-from alfaviz.core.models import (
+from alfaviz.data import from_arrays, load_digits
+from alfaviz.errors import AlfavizInputError
+from alfaviz.learner import models
+from alfaviz.learner.models import (
     MLP,
     MODELS,
     EmbeddingModel,
@@ -24,7 +25,6 @@ from alfaviz.core.models import (
     build_model,
     split_model,
 )
-from alfaviz.core.validation import AlfavizInputError
 
 
 def check_split_and_train(

@@ -11,8 +11,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alfaviz.core import AlfavizInputError
-from alfaviz.core.projection import _umap_init, align_to, project_2d, warm_up_umap
+from alfaviz.analysis.projection import _umap_init, align_to, project_2d, warm_up_umap
+from alfaviz.errors import AlfavizInputError
 
 
 def blobs(n: int = 200, dim: int = 16, n_centers: int = 4, seed: int = 0) -> np.ndarray:
@@ -94,7 +94,7 @@ def test_pca_with_previous_is_aligned():
 
 def test_auto_uses_pca_for_tiny_pools(caplog):
     x = blobs(10, 5)  # fewer than n_neighbors + 2 samples: UMAP cannot run
-    with caplog.at_level(logging.INFO, logger="alfaviz.core.projection"):
+    with caplog.at_level(logging.INFO, logger="alfaviz.analysis.projection"):
         out = project_2d(x)
     np.testing.assert_array_equal(out, project_2d(x, method="pca"))
     assert "with pca" in caplog.text
@@ -102,7 +102,7 @@ def test_auto_uses_pca_for_tiny_pools(caplog):
 
 def test_auto_uses_pca_without_umap(no_umap, caplog):
     x = blobs(60, 5)
-    with caplog.at_level(logging.INFO, logger="alfaviz.core.projection"):
+    with caplog.at_level(logging.INFO, logger="alfaviz.analysis.projection"):
         out = project_2d(x)
     np.testing.assert_array_equal(out, project_2d(x, method="pca"))
     assert "umap-learn is not installed" in caplog.text

@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alfaviz.core.store import (
+from alfaviz.errors import AlfavizInputError
+from alfaviz.store._store import (
     CONFIG_FILE,
     FORMAT_VERSION,
     LABELS_FILE,
@@ -26,7 +27,6 @@ from alfaviz.core.store import (
     RunStore,
     RunStoreError,
 )
-from alfaviz.core.validation import AlfavizInputError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -321,7 +321,7 @@ def test_rounds_are_immutable(store: RunStore) -> None:
 
 
 def test_failed_write_leaves_no_round(store: RunStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    import alfaviz.core.store as store_mod
+    import alfaviz.store._store as store_mod
 
     calls = []
     real = store_mod._write_file
@@ -605,7 +605,7 @@ def test_store_is_picklable_and_thread_safe(store: RunStore) -> None:
 
 KILL_SCRIPT = """
 import sys, time
-from alfaviz.core.store import RunStore
+from alfaviz.store._store import RunStore
 store = RunStore.open(sys.argv[1])
 store.add_label(42, 7, round=3, session="doomed")
 print("done", flush=True)
@@ -640,7 +640,7 @@ def test_label_survives_kill_9(store: RunStore) -> None:
 
 WRITER_SCRIPT = """
 import os, sys, time
-from alfaviz.core.store import RunStore
+from alfaviz.store._store import RunStore
 path, start, n, go = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 store = RunStore.open(path)
 store.labels()  # open the connection before the start signal

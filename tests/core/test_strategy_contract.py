@@ -17,8 +17,9 @@ import pytest
 import torch
 from torch import nn
 
-import alfaviz.core.strategies  # noqa: F401  (registers every built-in strategy)
-from alfaviz.core import STRATEGIES, AlfavizInputError, get_strategy, schema
+from alfaviz import schema
+from alfaviz.errors import AlfavizInputError
+from alfaviz.strategies import STRATEGIES, get_strategy
 
 N_U, N_L, D, C = 300, 60, 16, 4
 BUDGET = 12

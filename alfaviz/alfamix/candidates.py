@@ -1,16 +1,11 @@
-"""ALFA-Mix: the candidate search, the batch pick and the strategy (alfamix.md §3-§6).
+"""The ALFA-Mix candidate search (docs/algorithm.md, "Candidates").
 
-Public pure functions
----------------------
-:func:`find_candidates`
-    Which unlabelled samples flip toward which anchors, up to the stopping level.
-:func:`alfamix_query`
-    The whole query: candidates, k-means over their normalised embeddings, the random fill.
-
-Both work per sample once the anchors and the head are fixed: :func:`score_pool` scores any
-shard of the pool independently, :func:`stopping_level` combines the shards' per-sample first
-flip levels into the global stopping level, and :func:`finalize_candidates` finishes a shard at
-that level. :func:`find_candidates` is exactly these three steps on one machine.
+:func:`find_candidates` says which unlabelled samples flip toward which anchors, up to the
+stopping level. It works per sample once the anchors and the head are fixed:
+:func:`score_pool` scores any shard of the pool independently, :func:`stopping_level` combines
+the shards' per-sample first flip levels into the global stopping level, and
+:func:`finalize_candidates` finishes a shard at that level. :func:`find_candidates` is exactly
+these three steps, mapped over shards by an engine (one shard in-process by default).
 """
 
 from __future__ import annotations
@@ -22,36 +17,23 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from alfaviz.core import schema
-from alfaviz.core.kmeans import kmeans, nearest_to_centroids
-from alfaviz.core.mixing import (
+from alfaviz._validation import check_query_inputs
+from alfaviz.alfamix.mixing import (
     _SortedAnchors,
     compute_anchors,
     level_schedule,
     linear_thresholds,
     loss_gradients,
-    mixing_path,
 )
-from alfaviz.core.strategies.base import (
-    QueryInputs,
-    Selection,
-    Strategy,
-    head_probabilities,
-    register,
-)
-from alfaviz.core.validation import AlfavizInputError, check_query_inputs
+from alfaviz.errors import AlfavizInputError
 
 __all__ = [
-    "ALFAMix",
     "CandidateResult",
     "PoolScores",
-    "QueryOutcome",
-    "alfamix_query",
     "finalize_candidates",
     "find_candidates",
     "score_pool",
@@ -93,7 +75,7 @@ class CandidateResult:
     level_index : int
         Its index in ``levels``.
     levels : tuple of float
-        The schedule (:func:`~alfaviz.core.mixing.level_schedule`).
+        The schedule (:func:`~alfaviz.alfamix.mixing.level_schedule`).
     n_candidates_per_level : tuple of int
         Size of the candidate set after each level that was evaluated.
     anchors : numpy.ndarray, shape (n_classes, dim)
@@ -127,33 +109,6 @@ class CandidateResult:
     def inconsistency(self) -> np.ndarray:
         """Number of anchors that flip each sample at the stopping level, shape (n_unlabelled,)."""
         return self.flips.sum(axis=1).astype(np.int64)
-
-
-@dataclass(frozen=True)
-class QueryOutcome:
-    """The result of :func:`alfamix_query`.
-
-    Attributes
-    ----------
-    selected : numpy.ndarray of int64, shape (budget,)
-        Unique positions into ``z_unlabelled``: k-means picks first, then the fill.
-    candidates : CandidateResult
-    from_fill : numpy.ndarray of bool, shape (budget,)
-        Which entries of ``selected`` came from the uniform random fill.
-    clusters : numpy.ndarray of int64, shape (n_unlabelled,)
-        k-means cluster of each candidate, ``-1`` for non-candidates.
-    n_kmeans : int
-    n_fill : int
-    timings : dict
-    """
-
-    selected: np.ndarray
-    candidates: CandidateResult
-    from_fill: np.ndarray
-    clusters: np.ndarray
-    n_kmeans: int
-    n_fill: int
-    timings: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -265,7 +220,7 @@ def score_pool(
     ----------
     z_unlabelled : torch.Tensor, shape (n, dim)
     anchors : torch.Tensor, shape (n_classes, dim)
-        From :func:`~alfaviz.core.mixing.compute_anchors` on the labelled set.
+        From :func:`~alfaviz.alfamix.mixing.compute_anchors` on the labelled set.
     head : nn.Module
         An ``nn.Linear`` takes the exact threshold path; any other differentiable head the
         batched level-by-level path.
@@ -716,251 +671,3 @@ def find_candidates(
         n_candidates_per_level=tuple(counts),
         timings={"alpha_search": t1 - t0, "finalize": t2 - t1},
     )
-
-
-def alfamix_query(
-    z_unlabelled: torch.Tensor,
-    z_labelled: torch.Tensor,
-    y_labelled: torch.Tensor,
-    head: nn.Module,
-    budget: int,
-    *,
-    alpha_cap: float = 0.2,
-    random_state: int = 0,
-    n_classes: int | None = None,
-    alpha: AlphaMode = "closed_form",
-    kmeans_n_init: int = 1,
-    kmeans_max_iter: int = 50,
-    kmeans_tol: float = 1e-4,
-    learn_steps: int = 5,
-    learn_lr: float = 0.1,
-    max_chunk_bytes: int | None = None,
-    progress: bool = False,
-) -> QueryOutcome:
-    """The whole ALFA-Mix query: candidates, diverse pick by k-means, random fill (§5).
-
-    Parameters
-    ----------
-    z_unlabelled, z_labelled, y_labelled, head, budget, alpha_cap, n_classes, alpha
-        As for :func:`find_candidates`.
-    random_state : int
-        Seeds k-means and the fill.
-    kmeans_n_init, kmeans_max_iter, kmeans_tol
-        Explicit k-means settings (k-means++ seeding).
-
-    Returns
-    -------
-    QueryOutcome
-        ``selected`` holds exactly ``budget`` unique positions into ``z_unlabelled``.
-    """
-    t0 = time.perf_counter()
-    cand = find_candidates(
-        z_unlabelled,
-        z_labelled,
-        y_labelled,
-        head,
-        budget,
-        alpha_cap=alpha_cap,
-        n_classes=n_classes,
-        alpha=alpha,
-        learn_steps=learn_steps,
-        learn_lr=learn_lr,
-        max_chunk_bytes=max_chunk_bytes,
-        progress=progress,
-    )
-    t1 = time.perf_counter()
-    zu = (
-        z_unlabelled
-        if isinstance(z_unlabelled, torch.Tensor)
-        else torch.as_tensor(np.asarray(z_unlabelled))
-    )
-    n = zu.shape[0]
-    picked, clusters = _kmeans_pick(
-        zu, cand.mask, budget, random_state, kmeans_n_init, kmeans_max_iter, kmeans_tol
-    )
-    t2 = time.perf_counter()
-    n_kmeans = int(picked.size)
-    fill = _random_fill(n, picked, budget - n_kmeans, random_state, zu.device)
-    selected = np.concatenate([picked, fill]).astype(np.int64)
-    from_fill = np.zeros(budget, dtype=bool)
-    from_fill[n_kmeans:] = True
-    t3 = time.perf_counter()
-    timings = dict(cand.timings)
-    timings.update({"candidates": t1 - t0, "kmeans": t2 - t1, "fill": t3 - t2, "total": t3 - t0})
-    return QueryOutcome(selected, cand, from_fill, clusters, n_kmeans, int(fill.size), timings)
-
-
-def _kmeans_pick(
-    z: torch.Tensor,
-    mask: np.ndarray,
-    budget: int,
-    seed: int,
-    n_init: int,
-    max_iter: int,
-    tol: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    clusters = np.full(z.shape[0], -1, dtype=np.int64)
-    cand_idx = np.nonzero(mask)[0]
-    if cand_idx.size == 0:  # (fix) zero candidates: everything comes from the fill
-        return np.zeros(0, dtype=np.int64), clusters
-    x = z[torch.as_tensor(cand_idx, device=z.device)].float()
-    x = x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    k = min(budget, cand_idx.size)
-    km = kmeans(x, k, n_init=n_init, max_iter=max_iter, tol=tol, random_state=seed)
-    nearest = nearest_to_centroids(x, km.labels, km.centers).cpu().numpy()
-    clusters[cand_idx] = km.labels.cpu().numpy()
-    return cand_idx[nearest], clusters
-
-
-def _random_fill(n: int, picked: np.ndarray, k: int, seed: int, device: torch.device) -> np.ndarray:
-    """``k`` positions drawn uniformly without replacement (fix) from those not yet picked."""
-    if k <= 0:
-        return np.zeros(0, dtype=np.int64)
-    rest = np.setdiff1d(np.arange(n), picked, assume_unique=True)
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0xA1FA]))
-    return rng.choice(rest, size=k, replace=False).astype(np.int64)
-
-
-# --------------------------------------------------------------------------------------------
-# the strategy
-
-
-@register
-class ALFAMix(Strategy):
-    """ALFA-Mix as a query strategy (Parvaneh et al., CVPR 2022).
-
-    Parameters
-    ----------
-    alpha_cap : float, optional
-        Step of the ε schedule; defaults to 0.2 for the closed form and 1/32 for learned α.
-    alpha : {"closed_form", "learned"}
-    kmeans_n_init, kmeans_max_iter, kmeans_tol : int, int, float
-        k-means settings (k-means++ seeding), always explicit.
-    learn_steps, learn_lr : int, float
-        Optimiser settings for learned α.
-    path_steps : int
-        Points along z_u → z*_c recorded for the selected samples (0 to skip).
-    random_state : int
-    """
-
-    name = "alfamix"
-
-    def __init__(
-        self,
-        alpha_cap: float | None = None,
-        alpha: AlphaMode = "closed_form",
-        kmeans_n_init: int = 1,
-        kmeans_max_iter: int = 50,
-        kmeans_tol: float = 1e-4,
-        learn_steps: int = 5,
-        learn_lr: float = 0.1,
-        path_steps: int = 11,
-        random_state: int = 0,
-    ) -> None:
-        super().__init__(random_state=random_state)
-        self.alpha_cap = alpha_cap
-        self.alpha = alpha
-        self.kmeans_n_init = kmeans_n_init
-        self.kmeans_max_iter = kmeans_max_iter
-        self.kmeans_tol = kmeans_tol
-        self.learn_steps = learn_steps
-        self.learn_lr = learn_lr
-        self.path_steps = path_steps
-
-    def _select(self, inputs: QueryInputs) -> Selection:
-        assert inputs.head is not None
-        cap = self.alpha_cap
-        if cap is None:
-            cap = 0.2 if self.alpha == "closed_form" else 1 / 32
-        out = alfamix_query(
-            inputs.z_unlabelled,
-            inputs.z_labelled,
-            inputs.y_labelled,
-            inputs.head,
-            inputs.budget,
-            alpha_cap=cap,
-            random_state=int(self.random_state or 0),
-            n_classes=inputs.n_classes,
-            alpha=self.alpha,
-            kmeans_n_init=self.kmeans_n_init,
-            kmeans_max_iter=self.kmeans_max_iter,
-            kmeans_tol=self.kmeans_tol,
-            learn_steps=self.learn_steps,
-            learn_lr=self.learn_lr,
-        )
-        c = out.candidates
-        p = head_probabilities(inputs.head, inputs.z_unlabelled)
-        cols = self._prob_columns(p)
-        cols[schema.PSEUDO_LABEL] = c.pseudo_labels
-        crit_min = c.critical_eps.min(axis=1) if c.critical_eps.size else np.zeros(0)
-        fill = np.zeros(len(c.mask), dtype=bool)
-        fill[out.selected[out.from_fill]] = True
-        cols.update(
-            {
-                schema.SCORE: np.where(np.isfinite(crit_min), -crit_min, -np.inf),
-                schema.CANDIDATE: c.mask,
-                schema.FILL: fill,
-                schema.CLUSTER: out.clusters,
-                schema.FIRST_FLIP_EPS: c.first_flip_eps,
-                schema.CRITICAL_EPS: crit_min,
-                schema.INCONSISTENCY: c.inconsistency,
-            }
-        )
-        n, n_cls = c.flips.shape
-        flips = pd.DataFrame(
-            {
-                schema.SAMPLE_ID: np.repeat(np.arange(n, dtype=np.int64), n_cls),
-                schema.ANCHOR_CLASS: np.tile(np.arange(n_cls, dtype=np.int64), n),
-                schema.FLIPPED: c.flips.ravel(),
-                schema.FLIP_TO: c.flip_to.ravel(),
-                schema.CRITICAL_EPS: c.critical_eps.ravel(),
-                schema.STEP_NORM: c.step_norm.ravel(),
-            }
-        )
-        paths = None
-        if self.path_steps and out.selected.size:
-            paths = _paths_frame(
-                inputs.head,
-                inputs.z_unlabelled,
-                torch.as_tensor(c.anchors, device=inputs.z_unlabelled.device),
-                out.selected,
-                self.path_steps,
-            )
-        info = {
-            "level": c.level,
-            "n_candidates": c.n_candidates,
-            "n_kmeans": out.n_kmeans,
-            "n_fill": out.n_fill,
-            "candidates_per_level": list(c.n_candidates_per_level),
-        }
-        info.update({f"time_alfamix_{k}": v for k, v in out.timings.items()})
-        return Selection(out.selected, cols, flips, info, paths)
-
-
-@torch.no_grad()
-def _paths_frame(
-    head: nn.Module, z: torch.Tensor, anchors: torch.Tensor, rows: np.ndarray, steps: int
-) -> pd.DataFrame:
-    """Predictions along z_u → z*_c for ``rows``: one row per (sample, anchor, t)."""
-    parts = []
-    for s in range(0, rows.size, 256):
-        r = rows[s : s + 256]
-        _, probs = mixing_path(
-            head, z[torch.as_tensor(r, device=z.device)], anchors.to(z.dtype), steps
-        )
-        pred = probs.argmax(dim=3)
-        pmax = probs.max(dim=3).values
-        m, n_cls, n_t = pred.shape
-        t = np.linspace(0, 1, n_t)
-        parts.append(
-            pd.DataFrame(
-                {
-                    schema.SAMPLE_ID: np.repeat(r, n_cls * n_t),
-                    schema.ANCHOR_CLASS: np.tile(np.repeat(np.arange(n_cls), n_t), m),
-                    "t": np.tile(t, m * n_cls),
-                    "pred": pred.reshape(-1).cpu().numpy(),
-                    "prob": pmax.reshape(-1).double().cpu().numpy(),
-                }
-            )
-        )
-    return pd.concat(parts, ignore_index=True)

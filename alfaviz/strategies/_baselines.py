@@ -3,7 +3,7 @@
 Random, Entropy, Margin, LeastConfidence, BALD (MC dropout on the embedding), CoreSet (k-center
 greedy) and BADGE (k-means++ on gradient embeddings).
 
-Every strategy follows the :class:`~alfaviz.core.strategies.base.Strategy` contract: ``__init__``
+Every strategy follows the :class:`~alfaviz.strategies._base.Strategy` contract: ``__init__``
 only stores parameters, :meth:`_select` works on positions, the result is deterministic given
 ``random_state``, exactly ``budget`` unique positions come back, the inputs are never modified in
 place, and the work runs on the device of the input tensors.
@@ -13,7 +13,7 @@ The maths sits in pure tensor functions (:func:`entropy_scores`, :func:`margin_s
 :func:`gradient_embedding_factors`, :func:`gradient_embedding_sq_dist`,
 :func:`kmeanspp_gradient`) that tests can call directly.
 
-Every strategy records :data:`~alfaviz.core.schema.SCORE` (higher means more informative) and,
+Every strategy records :data:`~alfaviz.schema.SCORE` (higher means more informative) and,
 when a head is available, the pseudo-label, the maximum probability and the entropy.
 """
 
@@ -29,15 +29,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from alfaviz.core import schema
-from alfaviz.core.strategies.base import (
+from alfaviz import schema
+from alfaviz.errors import AlfavizInputError
+from alfaviz.strategies._base import (
     QueryInputs,
     Selection,
     Strategy,
     head_probabilities,
-    register,
 )
-from alfaviz.core.validation import AlfavizInputError
 
 __all__ = [
     "BADGE",
@@ -450,7 +449,6 @@ def _to_numpy(x: torch.Tensor) -> np.ndarray:
     return x.detach().to(torch.float64).cpu().numpy()
 
 
-@register
 class Random(Strategy):
     """Uniform sampling without replacement.
 
@@ -499,7 +497,6 @@ class _UncertaintyStrategy(Strategy):
         return Selection(selected_idx=top_k_positions(scores, inputs.budget), columns=columns)
 
 
-@register
 class Entropy(_UncertaintyStrategy):
     """Highest predictive entropy of the head's softmax (ties: lower position first).
 
@@ -516,7 +513,6 @@ class Entropy(_UncertaintyStrategy):
         return entropy_scores(p)
 
 
-@register
 class Margin(_UncertaintyStrategy):
     """Smallest gap between the two most probable classes; score ``1 - (p_1 - p_2)``.
 
@@ -533,7 +529,6 @@ class Margin(_UncertaintyStrategy):
         return margin_scores(p)
 
 
-@register
 class LeastConfidence(_UncertaintyStrategy):
     """Lowest maximum class probability; score ``1 - max_c p_c``.
 
@@ -550,7 +545,6 @@ class LeastConfidence(_UncertaintyStrategy):
         return least_confidence_scores(p)
 
 
-@register
 class BALD(Strategy):
     """Bayesian active learning by disagreement with MC dropout on the embedding.
 
@@ -607,7 +601,6 @@ class BALD(Strategy):
         return Selection(selected_idx=top_k_positions(scores_np, inputs.budget), columns=columns)
 
 
-@register
 class CoreSet(Strategy):
     """k-center greedy over the unlabelled embeddings, with the labelled ones as initial centres.
 
@@ -641,7 +634,6 @@ class CoreSet(Strategy):
         return Selection(selected_idx=picked.cpu().numpy(), columns=columns)
 
 
-@register
 class BADGE(Strategy):
     """Batch active learning by diverse gradient embeddings (Ash et al., 2020).
 

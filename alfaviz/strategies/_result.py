@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from alfaviz.core import schema
+from alfaviz import schema
 
 __all__ = ["QueryResult", "empty_flips_frame"]
 
@@ -40,10 +40,10 @@ class QueryResult:
     selected_ids : numpy.ndarray of int64, shape (budget,)
         Global sample ids to label next, unique, in pick order (k-means picks first, then fill).
     samples : pandas.DataFrame
-        One row per unlabelled sample, columns :data:`alfaviz.core.schema.SAMPLES_COLUMNS`.
+        One row per unlabelled sample, columns :data:`alfaviz.schema.SAMPLES_COLUMNS`.
     flips : pandas.DataFrame
         One row per (unlabelled sample, anchor class) for ALFA-Mix, columns
-        :data:`alfaviz.core.schema.FLIPS_COLUMNS`; empty for strategies without anchors.
+        :data:`alfaviz.schema.FLIPS_COLUMNS`; empty for strategies without anchors.
     info : Mapping[str, Any]
         Round-level facts: ``level``, ``n_candidates``, ``n_kmeans``, ``n_fill`` and
         ``time_<phase>`` seconds.

@@ -2,7 +2,7 @@
 
 :class:`Experiment` is the Python entry point (the ``alfaviz run`` command drives it). It is the
 single writer of a run's state: it owns the data source, the model, the strategy and the
-:class:`~alfaviz.core.store.RunStore`, and every label, human or oracle, goes through it into
+:class:`~alfaviz.store._store.RunStore`, and every label, human or oracle, goes through it into
 the store's SQLite log before anything else sees it. Callbacks observe the loop through four
 hooks and do the recording; nothing here prints.
 
@@ -29,22 +29,21 @@ import pandas as pd
 import torch
 from torch import nn
 
-from alfaviz.core import schema
-from alfaviz.core.data import DataSource, load_dataset
-from alfaviz.core.models import build_model, split_model
-from alfaviz.core.result import QueryResult
-from alfaviz.core.store import RunStore, RunStoreError
-from alfaviz.core.strategies.base import Strategy, get_strategy
-from alfaviz.core.training import (
+from alfaviz import schema
+from alfaviz.data import DataSource, load_dataset
+from alfaviz.errors import AlfavizInputError, RunStoreError
+from alfaviz.learner.models import build_model, split_model
+from alfaviz.learner.training import (
     TrainConfig,
     default_device,
     embed,
     evaluate,
     train_model,
 )
-from alfaviz.core.validation import AlfavizInputError
+from alfaviz.store import RunStore
+from alfaviz.strategies import QueryResult, Strategy, get_strategy
 
-__all__ = ["Callback", "Experiment", "LoggingCallback"]
+__all__ = ["Callback", "Experiment", "LoggingCallback", "open_run"]
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +100,7 @@ class Experiment:
     ----------
     data : str or DataSource
         ``"digits"`` (built in, offline), a torchvision name, an image folder, a CSV path, or a
-        :class:`~alfaviz.core.data.DataSource` (e.g. from ``from_arrays``).
+        :class:`~alfaviz.data.DataSource` (e.g. from ``from_arrays``).
     model : str or nn.Module
         ``"auto"``, ``"cnn"``, ``"resnet18"``, ``"mlp"``, or your own network exposing
         ``embed(x)`` and an ``nn.Linear`` ``head`` (see ``split_model``).
@@ -526,7 +525,7 @@ class Experiment:
     def _project(self, z: np.ndarray) -> np.ndarray | None:
         if self.projection == "none":
             return None
-        from alfaviz.core.projection import project_2d
+        from alfaviz.analysis.projection import project_2d
 
         return project_2d(
             z, method=self.projection, previous=self._prev_coords, random_state=self.seed
@@ -693,3 +692,21 @@ def _check_int(value: Any, name: str, *, minimum: int) -> int:
     if int(value) < minimum:
         raise AlfavizInputError(f"{name} must be at least {minimum}; got {value}.")
     return int(value)
+
+
+def open_run(path: str | Path, **kwargs: Any) -> Experiment:
+    """Reopen the run in directory ``path``; shorthand for :meth:`Experiment.open`.
+
+    Parameters
+    ----------
+    path : str or Path
+        A run directory written by :class:`Experiment` or ``alfaviz run``.
+    **kwargs
+        Passed to :meth:`Experiment.open` (``data``, ``model``, ``strategy``, ``callbacks``,
+        ``device``).
+
+    Returns
+    -------
+    Experiment
+    """
+    return Experiment.open(path, **kwargs)

@@ -66,9 +66,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from alfaviz import __version__
-from alfaviz.core import schema
-from alfaviz.core.validation import AlfavizInputError
+from alfaviz import __version__, schema
+from alfaviz.errors import AlfavizInputError, RunStoreError
 
 __all__ = [
     "CONFIG_FILE",
@@ -102,13 +101,6 @@ _ROUND_DIR_RE = re.compile(r"^round_(\d+)$")
 _EXTRA_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _STR_DTYPE = pd.Series(["x"]).dtype  # "str" on pandas >= 3, object before
 _STR_IS_OBJECT = _STR_DTYPE.kind == "O" and not isinstance(_STR_DTYPE, pd.StringDtype)
-
-
-class RunStoreError(ValueError):
-    """A run directory is missing, incomplete, corrupt, or would be overwritten.
-
-    The message names the path involved and says what is wrong with it.
-    """
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1040,7 +1032,7 @@ class RunStore:
         round : int
             Round number (>= 0).
         samples : pandas.DataFrame
-            Per-sample frame (see :mod:`alfaviz.core.schema`).
+            Per-sample frame (see :mod:`alfaviz.schema`).
         flips : pandas.DataFrame
             Per-(sample, anchor) frame; may be empty.
         rounds_row : Mapping[str, scalar]

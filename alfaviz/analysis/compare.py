@@ -31,16 +31,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from alfaviz.core import schema
-from alfaviz.core.data import DataSource
-from alfaviz.core.strategies.base import Strategy
-from alfaviz.core.validation import AlfavizInputError
+from alfaviz import schema
+from alfaviz.data import DataSource
+from alfaviz.errors import AlfavizInputError
+from alfaviz.strategies._base import Strategy
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from matplotlib.figure import Figure
     from torch import nn
 
-    from alfaviz.core.training import TrainConfig
+    from alfaviz.learner.training import TrainConfig
 
 __all__ = [
     "ComparisonResult",
@@ -582,7 +582,7 @@ def run_comparison(
     Parameters
     ----------
     data : str or DataSource
-        A dataset spec for :func:`~alfaviz.core.data.load_dataset` (``"digits"``, a
+        A dataset spec for :func:`~alfaviz.data.load_dataset` (``"digits"``, a
         torchvision name, a folder, a CSV) or a ready :class:`DataSource` (e.g. from
         ``from_arrays``). A spec is recorded in each run's config so runs can be reopened.
     strategies : sequence of str or Strategy
@@ -594,7 +594,7 @@ def run_comparison(
     initial_size, budget : int
         Initial labelled set and samples queried per round.
     model : str or callable
-        A model name for :func:`~alfaviz.core.models.build_model` (``"auto"``, ``"cnn"``,
+        A model name for :func:`~alfaviz.learner.models.build_model` (``"auto"``, ``"cnn"``,
         ``"mlp"``, ``"resnet18"``), or ``factory(seed) -> nn.Module`` building a fresh network
         for each run (its weights should depend on ``seed`` only, to keep the runs paired).
     out : path, optional
@@ -619,7 +619,7 @@ def run_comparison(
     ComparisonResult
         Call :meth:`ComparisonResult.write` to save the CSVs and the figure.
     """
-    from alfaviz.core.experiment import Experiment  # the loop pulls in torch and the store
+    from alfaviz.session.experiment import Experiment  # the loop pulls in torch and the store
 
     strategies = [strategies] if isinstance(strategies, (str, Strategy)) else list(strategies)
     if not strategies:
@@ -702,7 +702,7 @@ def load_comparison(out: str | Path, *, critical: float | None = None) -> Compar
     Every sub-folder named ``<strategy>-seed<seed>`` holding a run is read (rounds written so
     far), so an interrupted comparison can still be summarised.
     """
-    from alfaviz.core.store import RunStore
+    from alfaviz.store._store import RunStore
 
     folder = Path(out)
     if not folder.is_dir():

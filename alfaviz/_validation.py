@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from alfaviz.errors import AlfavizInputError
+
 __all__ = [
     "AlfavizInputError",
     "as_embedding",
@@ -22,13 +24,6 @@ __all__ = [
     "check_query_inputs",
     "infer_n_classes",
 ]
-
-
-class AlfavizInputError(ValueError):
-    """Raised when a user passes input the core cannot work with.
-
-    The message always names the offending argument and says how to fix it.
-    """
 
 
 def as_embedding(x: Any, name: str, *, allow_empty: bool = False) -> torch.Tensor:

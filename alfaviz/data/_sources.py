@@ -23,7 +23,7 @@ Loaders
 * :func:`load_dataset` -- one dispatcher over all of the above, for the CLI.
 
 Bad data (one class, NaN features, an empty split, test classes the pool never shows, X/y of
-different lengths, missing files) raises :class:`~alfaviz.core.validation.AlfavizInputError`
+different lengths, missing files) raises :class:`~alfaviz._validation.AlfavizInputError`
 with a message that says what to do.
 """
 
@@ -46,7 +46,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from alfaviz.core.validation import AlfavizInputError
+from alfaviz.errors import AlfavizInputError
 
 __all__ = [
     "TORCHVISION_DATASETS",

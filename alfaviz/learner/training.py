@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from alfaviz.core.validation import AlfavizInputError
+from alfaviz.errors import AlfavizInputError
 
 __all__ = [
     "TrainConfig",
@@ -203,7 +203,7 @@ def embed(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Te
     """
     if not hasattr(model, "embed"):
         raise AlfavizInputError(
-            "the model has no embed(x) method; wrap it with alfaviz.core.models.split_model("
+            "the model has no embed(x) method; wrap it with alfaviz.learner.models.split_model("
             "model, head_name=...) or SplitModel(encoder, head)."
         )
     model.eval()

@@ -31,7 +31,8 @@ import torch
 from sklearn.decomposition import PCA
 from sklearn.metrics import euclidean_distances
 
-from alfaviz.core.validation import AlfavizInputError, as_embedding
+from alfaviz._validation import as_embedding
+from alfaviz.errors import AlfavizInputError
 
 try:  # a dependency of scikit-learn, so normally present
     from threadpoolctl import threadpool_limits

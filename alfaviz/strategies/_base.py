@@ -1,9 +1,9 @@
-"""Strategies as plain estimators, and the registry.
+"""Strategies as plain estimators: the base class and the validated inputs.
 
 ``__init__`` only stores parameters; :meth:`Strategy.query` validates the inputs at the
 boundary, maps positions to global ids, and returns one frozen
-:class:`~alfaviz.core.result.QueryResult`. Subclasses implement :meth:`Strategy._select`, which
-works on positions only (positions never leave it).
+:class:`~alfaviz.strategies.QueryResult`. Subclasses implement :meth:`Strategy._select`,
+which works on positions only (positions never leave it).
 """
 
 from __future__ import annotations
@@ -18,49 +18,17 @@ import pandas as pd
 import torch
 from torch import nn
 
-from alfaviz.core import schema
-from alfaviz.core.result import QueryResult, empty_flips_frame
-from alfaviz.core.validation import AlfavizInputError, check_query_inputs
+from alfaviz import schema
+from alfaviz._validation import check_query_inputs
+from alfaviz.errors import AlfavizInputError
+from alfaviz.strategies._result import QueryResult, empty_flips_frame
 
 __all__ = [
-    "STRATEGIES",
     "QueryInputs",
     "Selection",
     "Strategy",
-    "get_strategy",
     "head_probabilities",
-    "register",
 ]
-
-STRATEGIES: dict[str, type[Strategy]] = {}
-"""Registered strategies by name (lower case)."""
-
-
-def register(cls: type[Strategy]) -> type[Strategy]:
-    """Class decorator that adds a strategy to :data:`STRATEGIES` under ``cls.name``."""
-    STRATEGIES[cls.name.lower()] = cls
-    return cls
-
-
-def get_strategy(name: str | Strategy, **params: Any) -> Strategy:
-    """Build a registered strategy by name (case-insensitive), or pass an instance through.
-
-    Raises
-    ------
-    AlfavizInputError
-        For an unknown name; the message lists the known ones.
-    """
-    if isinstance(name, Strategy):
-        if params:
-            raise AlfavizInputError("pass parameters to the strategy's constructor, not here.")
-        return name
-    key = str(name).lower().replace("-", "").replace("_", "")
-    for reg, cls in STRATEGIES.items():
-        if reg.replace("-", "").replace("_", "") == key:
-            return cls(**params)
-    raise AlfavizInputError(
-        f"unknown strategy {name!r}; choose one of: {', '.join(sorted(STRATEGIES))}."
-    )
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,7 @@ def level_schedule(alpha_cap: float) -> list[float]:
         ``[0.2, 0.4, 0.6, 0.8, 1.0]`` for the default ``alpha_cap=0.2``.
     """
     if not (isinstance(alpha_cap, (int, float)) and 0 < float(alpha_cap) <= 1.0):
-        from alfaviz.core.validation import AlfavizInputError
+        from alfaviz.errors import AlfavizInputError
 
         raise AlfavizInputError(f"alpha_cap must be a number in (0, 1]; got {alpha_cap!r}.")
     levels: list[float] = []

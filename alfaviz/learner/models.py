@@ -14,7 +14,7 @@ Every model alfaviz trains exposes
 Built in: :class:`SmallCNN` (images up to 32x32), :class:`ResNet18` (torchvision's, random init
 or local weights), :class:`MLP` (tabular). A user's own network is wrapped with
 :class:`SplitModel` (encoder + head) or :func:`split_model` (any network with a named final
-``nn.Linear``). :func:`build_model` picks one for a :class:`~alfaviz.core.data.DataSource`.
+``nn.Linear``). :func:`build_model` picks one for a :class:`~alfaviz.data.DataSource`.
 
 Dropout defaults mirror the release: its CNNs (``Net1``-``Net4``) use ``F.dropout`` with p=0.5
 before the last layer, its ResNet classifier p=0.2, and its MLP none. Models hold no device:
@@ -33,10 +33,10 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import torch
 from torch import nn
 
-from alfaviz.core.validation import AlfavizInputError
+from alfaviz.errors import AlfavizInputError
 
 if TYPE_CHECKING:
-    from alfaviz.core.data import DataSource
+    from alfaviz.data import DataSource
 
 __all__ = [
     "MLP",

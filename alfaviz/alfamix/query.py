@@ -1,0 +1,180 @@
+"""The whole ALFA-Mix query: candidates, a diverse pick by k-means, and the random fill.
+
+See docs/algorithm.md, "Selection".
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from alfaviz import schema
+from alfaviz.alfamix.candidates import AlphaMode, CandidateResult, find_candidates
+from alfaviz.alfamix.kmeans import kmeans, nearest_to_centroids
+from alfaviz.alfamix.mixing import mixing_path
+
+__all__ = ["QueryOutcome", "alfamix_query", "paths_frame"]
+
+
+@dataclass(frozen=True)
+class QueryOutcome:
+    """The result of :func:`alfamix_query`.
+
+    Attributes
+    ----------
+    selected : numpy.ndarray of int64, shape (budget,)
+        Unique positions into ``z_unlabelled``: k-means picks first, then the fill.
+    candidates : CandidateResult
+    from_fill : numpy.ndarray of bool, shape (budget,)
+        Which entries of ``selected`` came from the uniform random fill.
+    clusters : numpy.ndarray of int64, shape (n_unlabelled,)
+        k-means cluster of each candidate, ``-1`` for non-candidates.
+    n_kmeans : int
+    n_fill : int
+    timings : dict
+    """
+
+    selected: np.ndarray
+    candidates: CandidateResult
+    from_fill: np.ndarray
+    clusters: np.ndarray
+    n_kmeans: int
+    n_fill: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def alfamix_query(
+    z_unlabelled: torch.Tensor,
+    z_labelled: torch.Tensor,
+    y_labelled: torch.Tensor,
+    head: nn.Module,
+    budget: int,
+    *,
+    alpha_cap: float = 0.2,
+    random_state: int = 0,
+    n_classes: int | None = None,
+    alpha: AlphaMode = "closed_form",
+    kmeans_n_init: int = 1,
+    kmeans_max_iter: int = 50,
+    kmeans_tol: float = 1e-4,
+    learn_steps: int = 5,
+    learn_lr: float = 0.1,
+    max_chunk_bytes: int | None = None,
+    progress: bool = False,
+) -> QueryOutcome:
+    """The whole ALFA-Mix query: candidates, diverse pick by k-means, random fill (§5).
+
+    Parameters
+    ----------
+    z_unlabelled, z_labelled, y_labelled, head, budget, alpha_cap, n_classes, alpha
+        As for :func:`find_candidates`.
+    random_state : int
+        Seeds k-means and the fill.
+    kmeans_n_init, kmeans_max_iter, kmeans_tol
+        Explicit k-means settings (k-means++ seeding).
+
+    Returns
+    -------
+    QueryOutcome
+        ``selected`` holds exactly ``budget`` unique positions into ``z_unlabelled``.
+    """
+    t0 = time.perf_counter()
+    cand = find_candidates(
+        z_unlabelled,
+        z_labelled,
+        y_labelled,
+        head,
+        budget,
+        alpha_cap=alpha_cap,
+        n_classes=n_classes,
+        alpha=alpha,
+        learn_steps=learn_steps,
+        learn_lr=learn_lr,
+        max_chunk_bytes=max_chunk_bytes,
+        progress=progress,
+    )
+    t1 = time.perf_counter()
+    zu = (
+        z_unlabelled
+        if isinstance(z_unlabelled, torch.Tensor)
+        else torch.as_tensor(np.asarray(z_unlabelled))
+    )
+    n = zu.shape[0]
+    picked, clusters = _kmeans_pick(
+        zu, cand.mask, budget, random_state, kmeans_n_init, kmeans_max_iter, kmeans_tol
+    )
+    t2 = time.perf_counter()
+    n_kmeans = int(picked.size)
+    fill = _random_fill(n, picked, budget - n_kmeans, random_state, zu.device)
+    selected = np.concatenate([picked, fill]).astype(np.int64)
+    from_fill = np.zeros(budget, dtype=bool)
+    from_fill[n_kmeans:] = True
+    t3 = time.perf_counter()
+    timings = dict(cand.timings)
+    timings.update({"candidates": t1 - t0, "kmeans": t2 - t1, "fill": t3 - t2, "total": t3 - t0})
+    return QueryOutcome(selected, cand, from_fill, clusters, n_kmeans, int(fill.size), timings)
+
+
+def _kmeans_pick(
+    z: torch.Tensor,
+    mask: np.ndarray,
+    budget: int,
+    seed: int,
+    n_init: int,
+    max_iter: int,
+    tol: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    clusters = np.full(z.shape[0], -1, dtype=np.int64)
+    cand_idx = np.nonzero(mask)[0]
+    if cand_idx.size == 0:  # (fix) zero candidates: everything comes from the fill
+        return np.zeros(0, dtype=np.int64), clusters
+    x = z[torch.as_tensor(cand_idx, device=z.device)].float()
+    x = x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    k = min(budget, cand_idx.size)
+    km = kmeans(x, k, n_init=n_init, max_iter=max_iter, tol=tol, random_state=seed)
+    nearest = nearest_to_centroids(x, km.labels, km.centers).cpu().numpy()
+    clusters[cand_idx] = km.labels.cpu().numpy()
+    return cand_idx[nearest], clusters
+
+
+def _random_fill(n: int, picked: np.ndarray, k: int, seed: int, device: torch.device) -> np.ndarray:
+    """``k`` positions drawn uniformly without replacement (fix) from those not yet picked."""
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    rest = np.setdiff1d(np.arange(n), picked, assume_unique=True)
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0xA1FA]))
+    return rng.choice(rest, size=k, replace=False).astype(np.int64)
+
+
+@torch.no_grad()
+def paths_frame(
+    head: nn.Module, z: torch.Tensor, anchors: torch.Tensor, rows: np.ndarray, steps: int
+) -> pd.DataFrame:
+    """Predictions along z_u → z*_c for ``rows``: one row per (sample, anchor, t)."""
+    parts = []
+    for s in range(0, rows.size, 256):
+        r = rows[s : s + 256]
+        _, probs = mixing_path(
+            head, z[torch.as_tensor(r, device=z.device)], anchors.to(z.dtype), steps
+        )
+        pred = probs.argmax(dim=3)
+        pmax = probs.max(dim=3).values
+        m, n_cls, n_t = pred.shape
+        t = np.linspace(0, 1, n_t)
+        parts.append(
+            pd.DataFrame(
+                {
+                    schema.SAMPLE_ID: np.repeat(r, n_cls * n_t),
+                    schema.ANCHOR_CLASS: np.tile(np.repeat(np.arange(n_cls), n_t), m),
+                    "t": np.tile(t, m * n_cls),
+                    "pred": pred.reshape(-1).cpu().numpy(),
+                    "prob": pmax.reshape(-1).double().cpu().numpy(),
+                }
+            )
+        )
+    return pd.concat(parts, ignore_index=True)

@@ -1,0 +1,53 @@
+"""The strategy registry: every built-in strategy listed by name, and :func:`get_strategy`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alfaviz.errors import AlfavizInputError
+from alfaviz.strategies._alfamix import ALFAMix
+from alfaviz.strategies._base import Strategy
+from alfaviz.strategies._baselines import (
+    BADGE,
+    BALD,
+    CoreSet,
+    Entropy,
+    LeastConfidence,
+    Margin,
+    Random,
+)
+
+__all__ = ["STRATEGIES", "get_strategy", "register"]
+
+STRATEGIES: dict[str, type[Strategy]] = {
+    cls.name: cls
+    for cls in (ALFAMix, Random, Entropy, Margin, LeastConfidence, BALD, CoreSet, BADGE)
+}
+"""The strategies by name (lower case): the built-in ones, listed here, and any registered."""
+
+
+def register(cls: type[Strategy]) -> type[Strategy]:
+    """Class decorator: add a user-defined strategy to :data:`STRATEGIES` under ``cls.name``."""
+    STRATEGIES[cls.name.lower()] = cls
+    return cls
+
+
+def get_strategy(name: str | Strategy, **params: Any) -> Strategy:
+    """Build a registered strategy by name (case-insensitive), or pass an instance through.
+
+    Raises
+    ------
+    AlfavizInputError
+        For an unknown name; the message lists the known ones.
+    """
+    if isinstance(name, Strategy):
+        if params:
+            raise AlfavizInputError("pass parameters to the strategy's constructor, not here.")
+        return name
+    key = str(name).lower().replace("-", "").replace("_", "")
+    for reg, cls in STRATEGIES.items():
+        if reg.replace("-", "").replace("_", "") == key:
+            return cls(**params)
+    raise AlfavizInputError(
+        f"unknown strategy {name!r}; choose one of: {', '.join(sorted(STRATEGIES))}."
+    )
