@@ -1,52 +1,113 @@
-"""Column names shared by the core, the run store, the views and the tests.
+"""Every column of every frame alfaviz produces: its name, dtype and default.
 
-Every tidy frame alfaviz produces uses these names and nothing else, so a rename happens in
-exactly one place.
+The core, the run store, the views and the tests share these names and nothing else, so a
+rename happens in exactly one place. Each frame is a :class:`Frame` of typed
+:class:`Column` objects, and :func:`conform` is the one way a frame leaves a module: it orders
+the columns, fills missing ones with their defaults and casts every column to its dtype.
+Importing this module loads neither torch nor pandas; :func:`conform` imports pandas when it
+is called.
+
+Dtypes are chosen for the views: coordinates are float32 and class codes int32 (plotly sends
+int64 as JSON text); global sample ids stay int64.
 
 Frames
 ------
-``samples``
-    One row per (round, sample_id): what a strategy saw and decided for each unlabelled sample.
-``flips``
+``samples`` (:data:`SAMPLES`)
+    One row per (round, sample_id) over the train pool.
+``flips`` (:data:`FLIPS`)
     One row per (round, sample_id, anchor_class): the long form behind the inconsistency heatmap.
-``rounds``
-    One row per round: stopping level, candidate counts, accuracy and phase timings.
+``rounds`` (:data:`ROUNDS`)
+    One row per round: stopping level, candidate counts, accuracy and phase timings
+    (``time_<phase>`` columns, float64).
+``paths`` (:data:`PATHS`)
+    Predictions along the interpolation from a selected sample toward each anchor.
+``queried`` (:data:`QUERIED`)
+    The batch a round asked for, in the order it was picked.
+``labels`` (:data:`LABELS`)
+    The latest live label of each labelled sample.
+``curves`` (:data:`CURVES`)
+    Learning curves of a strategy comparison: one row per (strategy, seed, round).
+``query_samples`` and ``query_flips`` (:data:`QUERY_SAMPLES`, :data:`QUERY_FLIPS`)
+    What a strategy's ``query`` returns, before the run adds rounds, labels and coordinates.
+
+``*_ids`` columns hold global sample ids; positions (``*_idx``) never appear in a frame.
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
 __all__ = [
     "ACCURACY",
+    "ACTION",
+    "ACTION_ID",
     "ANCHOR_CLASS",
+    "AUC",
+    "BUDGET",
     "CANDIDATE",
     "CLUSTER",
+    "COORDS",
     "CRITICAL_EPS",
+    "CURVES",
     "ENTROPY",
+    "EPOCHS",
     "FILL",
     "FIRST_FLIP_EPS",
     "FLIPPED",
+    "FLIPS",
     "FLIPS_COLUMNS",
     "FLIP_TO",
+    "FRAMES",
     "INCONSISTENCY",
+    "INFO_KEYS",
     "LABEL",
+    "LABELLED_ROUND",
+    "LABELS",
     "LEVEL",
     "N_CANDIDATES",
     "N_FILL",
     "N_KMEANS",
     "N_LABELLED",
+    "ORDER",
+    "PATHS",
+    "PATH_PRED",
+    "PATH_PROB",
+    "PATH_T",
     "PROB_MAX",
     "PSEUDO_LABEL",
+    "QUERIED",
+    "QUERY_FLIPS",
+    "QUERY_SAMPLES",
+    "RANDOM_STATE",
     "ROUND",
+    "ROUNDS",
     "ROUNDS_COLUMNS",
+    "SAMPLES",
     "SAMPLES_COLUMNS",
     "SAMPLE_ID",
     "SCORE",
+    "SEED",
     "SELECTED",
+    "SESSION",
+    "SOURCE",
     "STEP_NORM",
     "STRATEGY",
+    "TIME_PREFIX",
+    "TRAIN_ACCURACY",
     "TRUE_LABEL",
+    "TS",
+    "UNDOES",
+    "Column",
+    "Frame",
     "X",
     "Y",
+    "conform",
+    "time_column",
 ]
 
 # identifiers
@@ -69,6 +130,7 @@ CRITICAL_EPS = "critical_eps"
 INCONSISTENCY = "inconsistency"
 TRUE_LABEL = "true_label"
 LABEL = "label"
+LABELLED_ROUND = "labelled_round"
 X = "x"
 Y = "y"
 
@@ -84,6 +146,37 @@ N_KMEANS = "n_kmeans"
 N_FILL = "n_fill"
 N_LABELLED = "n_labelled"
 ACCURACY = "accuracy"
+TRAIN_ACCURACY = "train_accuracy"
+EPOCHS = "epochs"
+BUDGET = "budget"
+RANDOM_STATE = "random_state"
+TIME_PREFIX = "time_"
+
+# per point along an interpolation path
+PATH_T = "t"
+PATH_PRED = "pred"
+PATH_PROB = "prob"
+
+# the queried batch
+ORDER = "order"
+
+# the label log
+ACTION_ID = "id"
+TS = "ts"
+ACTION = "action"
+SOURCE = "source"
+UNDOES = "undoes"
+SESSION = "session"
+
+# strategy comparisons
+SEED = "seed"
+AUC = "auc"
+
+
+def time_column(phase: str) -> str:
+    """Name of the rounds column holding the seconds spent in ``phase`` (``time_<phase>``)."""
+    return TIME_PREFIX + phase
+
 
 SAMPLES_COLUMNS: tuple[str, ...] = (
     SAMPLE_ID,
@@ -122,3 +215,309 @@ ROUNDS_COLUMNS: tuple[str, ...] = (
     ACCURACY,
 )
 """Leading columns of the per-round frame (phase timings follow as ``time_<phase>``)."""
+
+
+# --------------------------------------------------------------------------------------------
+# typed frames
+
+_REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class Column:
+    """One typed column of a frame.
+
+    Attributes
+    ----------
+    name : str
+    dtype : str
+        A numpy dtype name (``"int64"``, ``"int32"``, ``"int8"``, ``"float64"``,
+        ``"float32"``, ``"bool"``) or ``"str"`` for text.
+    default : object
+        Value of the column when a producer leaves it out; :data:`None` in ``required``
+        columns means there is no default and :func:`conform` refuses a frame without it.
+    doc : str
+    required : bool
+    """
+
+    name: str
+    dtype: str
+    default: Any = None
+    doc: str = ""
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A named frame: its columns in order, and dtypes for columns matched by prefix.
+
+    Attributes
+    ----------
+    name : str
+    columns : tuple of Column
+    prefixed : tuple of (str, str)
+        ``(prefix, dtype)`` pairs for families such as ``time_<phase>``.
+    doc : str
+    """
+
+    name: str
+    columns: tuple[Column, ...]
+    prefixed: tuple[tuple[str, str], ...] = ()
+    doc: str = ""
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The column names, in order."""
+        return tuple(c.name for c in self.columns)
+
+    def column(self, name: str) -> Column:
+        """The :class:`Column` called ``name`` (KeyError if it is not in this frame)."""
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(f"{name!r} is not a column of the {self.name} frame")
+
+    def dtypes(self) -> dict[str, str]:
+        """``{name: dtype}`` for the named columns."""
+        return {c.name: c.dtype for c in self.columns}
+
+
+def _req(name: str, dtype: str, doc: str) -> Column:
+    return Column(name, dtype, None, doc, required=True)
+
+
+_INF = float("inf")
+_NAN = float("nan")
+
+_STRATEGY_SAMPLE_COLUMNS: tuple[Column, ...] = (
+    _req(SAMPLE_ID, "int64", "global id of the sample"),
+    Column(PSEUDO_LABEL, "int32", -1, "the model's predicted class (-1: not scored)"),
+    Column(PROB_MAX, "float64", _NAN, "largest softmax probability"),
+    Column(ENTROPY, "float64", _NAN, "entropy of the softmax (nats)"),
+    Column(SCORE, "float64", _NAN, "the strategy's score; higher is picked first"),
+    Column(CANDIDATE, "bool", False, "in ALFA-Mix's candidate set"),
+    Column(SELECTED, "bool", False, "picked for labelling this round"),
+    Column(FILL, "bool", False, "picked by the random fill rather than k-means"),
+    Column(CLUSTER, "int32", -1, "k-means cluster of a candidate (-1: none)"),
+    Column(FIRST_FLIP_EPS, "float64", _INF, "smallest schedule level that flips the sample"),
+    Column(CRITICAL_EPS, "float64", _INF, "smallest critical ε over the anchors"),
+    Column(INCONSISTENCY, "int32", 0, "anchors that flip the sample at the stopping level"),
+)
+
+QUERY_SAMPLES = Frame(
+    "query_samples",
+    _STRATEGY_SAMPLE_COLUMNS,
+    doc="A strategy's per-sample frame over the unlabelled pool it was given.",
+)
+
+SAMPLES = Frame(
+    "samples",
+    (
+        _req(ROUND, "int32", "the round"),
+        *_STRATEGY_SAMPLE_COLUMNS,
+        Column(TRUE_LABEL, "int32", -1, "the dataset's label, where known (-1: unknown)"),
+        Column(LABEL, "int32", -1, "the label given by a person or the oracle (-1: none)"),
+        Column(LABELLED_ROUND, "int32", -1, "round whose training first used the label"),
+        Column(X, "float32", _NAN, "2-D coordinate (UMAP or PCA) of the round"),
+        Column(Y, "float32", _NAN, "2-D coordinate (UMAP or PCA) of the round"),
+    ),
+    doc="One row per (round, sample_id) over the train pool.",
+)
+
+_FLIP_COLUMNS: tuple[Column, ...] = (
+    _req(SAMPLE_ID, "int64", "global id of the sample"),
+    _req(ANCHOR_CLASS, "int32", "class of the anchor mixed toward"),
+    Column(FLIPPED, "bool", False, "the prediction flips at the stopping level"),
+    Column(FLIP_TO, "int32", -1, "label after the flip (-1: no flip)"),
+    Column(CRITICAL_EPS, "float64", _INF, "smallest ε that flips the pair"),
+    Column(STEP_NORM, "float32", 0.0, "‖α ⊙ Δ‖, the step taken at the stopping level"),
+)
+
+QUERY_FLIPS = Frame("query_flips", _FLIP_COLUMNS, doc="A strategy's per-(sample, anchor) frame.")
+
+FLIPS = Frame(
+    "flips",
+    (_req(ROUND, "int32", "the round"), *_FLIP_COLUMNS),
+    doc="One row per (round, sample_id, anchor_class).",
+)
+
+ROUNDS = Frame(
+    "rounds",
+    (
+        _req(ROUND, "int32", "the round"),
+        Column(STRATEGY, "str", "", "the strategy's registered name"),
+        Column(N_LABELLED, "int32", 0, "labelled samples the model was trained on"),
+        Column(LEVEL, "float64", _NAN, "ALFA-Mix's stopping level ε (NaN for others)"),
+        Column(N_CANDIDATES, "int32", 0, "size of the candidate set"),
+        Column(N_KMEANS, "int32", 0, "picks made by k-means"),
+        Column(N_FILL, "int32", 0, "picks made by the random fill"),
+        Column(ACCURACY, "float64", _NAN, "test accuracy after training"),
+        Column(TRAIN_ACCURACY, "float64", _NAN, "accuracy on the labelled set"),
+        Column(EPOCHS, "int32", 0, "training epochs run"),
+        Column(BUDGET, "int32", 0, "samples queried this round"),
+        Column(RANDOM_STATE, "int64", -1, "seed the strategy actually used"),
+    ),
+    prefixed=((TIME_PREFIX, "float64"),),
+    doc="One row per round; phase timings follow as time_<phase> (seconds).",
+)
+
+PATHS = Frame(
+    "paths",
+    (
+        _req(SAMPLE_ID, "int64", "global id of the selected sample"),
+        _req(ANCHOR_CLASS, "int32", "class of the anchor"),
+        _req(PATH_T, "float32", "position along z_u → z*_c, from 0 to 1"),
+        Column(PATH_PRED, "int32", -1, "predicted class at that point"),
+        Column(PATH_PROB, "float32", _NAN, "probability of the predicted class"),
+    ),
+    doc="One row per (sample, anchor, t) for the selected batch.",
+)
+
+QUERIED = Frame(
+    "queried",
+    (
+        _req(SAMPLE_ID, "int64", "global id of a queried sample"),
+        _req(ORDER, "int32", "position in the batch (k-means picks first, then the fill)"),
+        Column(FILL, "bool", False, "picked by the random fill"),
+    ),
+    doc="The batch a round queried, in order.",
+)
+
+COORDS = Frame(
+    "coords",
+    (
+        _req(SAMPLE_ID, "int64", "global id"),
+        _req(X, "float32", "2-D coordinate"),
+        _req(Y, "float32", "2-D coordinate"),
+    ),
+    doc="2-D coordinates of one round.",
+)
+
+LABELS = Frame(
+    "labels",
+    (
+        _req(SAMPLE_ID, "int64", "global id"),
+        _req(LABEL, "int32", "class id"),
+        Column(ROUND, "int32", 0, "round whose training first uses the label"),
+        Column(SOURCE, "str", "", "initial, oracle or human"),
+        Column(TS, "float64", _NAN, "seconds since the epoch"),
+    ),
+    doc="The latest live label of each labelled sample.",
+)
+
+CURVES = Frame(
+    "curves",
+    (
+        _req(STRATEGY, "str", "strategy name"),
+        _req(SEED, "int64", "seed of the run"),
+        _req(ROUND, "int32", "round"),
+        Column(N_LABELLED, "int32", 0, "labelled samples"),
+        Column(ACCURACY, "float64", _NAN, "test accuracy"),
+    ),
+    doc="Learning curves: one row per (strategy, seed, round).",
+)
+
+FRAMES: dict[str, Frame] = {
+    f.name: f
+    for f in (
+        SAMPLES,
+        FLIPS,
+        ROUNDS,
+        PATHS,
+        QUERIED,
+        COORDS,
+        LABELS,
+        CURVES,
+        QUERY_SAMPLES,
+        QUERY_FLIPS,
+    )
+}
+"""Every frame by name."""
+
+INFO_KEYS: dict[str, str] = {
+    LEVEL: "ALFA-Mix's stopping level ε",
+    N_CANDIDATES: "size of the candidate set",
+    N_KMEANS: "picks made by k-means",
+    N_FILL: "picks made by the random fill",
+    "candidates_per_level": "candidate-set size after each level evaluated (list of int)",
+    RANDOM_STATE: "seed the query actually used (int)",
+    time_column("query"): "seconds spent in the whole query",
+}
+"""Keys a strategy's ``QueryResult.info`` may hold, with their meaning. Strategies may add
+``time_<phase>`` keys (for instance ``time_alfamix_kmeans``)."""
+
+
+def _cast(series: pd.Series, dtype: str, frame: str) -> pd.Series:
+    import numpy as np
+    import pandas as pd
+
+    if dtype == "str":
+        return series.astype(pd.Series(["x"]).dtype)
+    if dtype == "bool":
+        if series.dtype.kind == "b":
+            return series
+        filled = series.fillna(False) if series.hasnans else series
+        return filled.astype(bool)
+    target = np.dtype(dtype)
+    if target.kind in "iu" and series.dtype.kind == "f":
+        values = series.to_numpy()
+        bad = ~np.isfinite(values) | (values != np.round(values))
+        if bad.any():
+            raise ValueError(
+                f"column {series.name!r} of the {frame} frame holds non-integer values "
+                f"(for example {values[bad][0]!r}); it must be {dtype}."
+            )
+    return series.astype(target, copy=False)
+
+
+def conform(df: pd.DataFrame, frame: Frame | str, *, extra: str = "keep") -> pd.DataFrame:
+    """Return ``df`` with ``frame``'s columns in order, defaults filled in and dtypes cast.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+    frame : Frame or str
+        The frame spec, or its name (a key of :data:`FRAMES`).
+    extra : {"keep", "drop"}
+        What to do with columns the frame does not name: keep them after the named ones
+        (a strategy may add its own), or drop them.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A new frame with a fresh ``RangeIndex``; ``df`` is not modified.
+
+    Raises
+    ------
+    ValueError
+        When a required column is missing, or a value cannot take the column's dtype.
+    """
+    import numpy as np
+    import pandas as pd
+
+    spec = FRAMES[frame] if isinstance(frame, str) else frame
+    if extra not in ("keep", "drop"):
+        raise ValueError(f"extra must be 'keep' or 'drop'; got {extra!r}.")
+    n = len(df)
+    out: dict[str, Any] = {}
+    for col in spec.columns:
+        if col.name in df.columns:
+            out[col.name] = _cast(df[col.name].reset_index(drop=True), col.dtype, spec.name)
+        elif col.required:
+            raise ValueError(
+                f"the {spec.name} frame needs a {col.name!r} column; got {list(df.columns)}."
+            )
+        else:
+            dtype = pd.Series(["x"]).dtype if col.dtype == "str" else np.dtype(col.dtype)
+            out[col.name] = pd.Series(np.full(n, col.default), dtype=dtype)
+    for name in df.columns:
+        if name in out:
+            continue
+        for prefix, dtype in spec.prefixed:
+            if re.match(re.escape(prefix), str(name)):
+                out[name] = _cast(df[name].reset_index(drop=True), dtype, spec.name)
+                break
+        else:
+            if extra == "keep":
+                out[name] = df[name].reset_index(drop=True)
+    return pd.DataFrame(out, index=pd.RangeIndex(n))
