@@ -155,12 +155,13 @@ def _load(args: argparse.Namespace) -> Any:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from alfaviz.analysis.report import describe_round
     from alfaviz.session.experiment import Callback, Experiment
 
     class Printer(Callback):
         def on_round_end(self, exp: Experiment, round: int, row: Mapping[str, Any]) -> None:
             if not args.quiet:
-                print(exp.describe_round(row), flush=True)
+                print(describe_round(row), flush=True)
 
     if args.projection in ("umap", "auto"):
         import threading

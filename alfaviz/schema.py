@@ -467,7 +467,9 @@ def _cast(series: pd.Series, dtype: str, frame: str) -> pd.Series:
                 f"column {series.name!r} of the {frame} frame holds non-integer values "
                 f"(for example {values[bad][0]!r}); it must be {dtype}."
             )
-    return series.astype(target, copy=False)
+    if series.dtype == target:
+        return series
+    return series.astype(target)
 
 
 def conform(df: pd.DataFrame, frame: Frame | str, *, extra: str = "keep") -> pd.DataFrame:

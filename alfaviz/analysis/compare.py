@@ -55,8 +55,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SEED = "seed"
-AUC = "auc"
+SEED = schema.SEED
+AUC = schema.AUC
 #: Columns of :attr:`ComparisonResult.curves`.
 CURVE_COLUMNS: tuple[str, ...] = (
     schema.STRATEGY,
@@ -349,7 +349,7 @@ class ComparisonResult:
     ) -> ComparisonResult:
         """Compute every summary from a curves frame (see :data:`CURVE_COLUMNS`)."""
         curves = _check_curves(curves, CURVE_COLUMNS)
-        curves = curves.loc[:, list(CURVE_COLUMNS)].reset_index(drop=True)
+        curves = schema.conform(curves.loc[:, list(CURVE_COLUMNS)], schema.CURVES, extra="drop")
         auc = area_under_curve(curves)
         return cls(
             curves=curves,

@@ -1,7 +1,10 @@
-"""Models and training: split models (features ▸ head), the training protocol, embedding."""
+"""Models and training: split models (features ▸ head), the training protocol, and the
+:class:`Learner` that owns a model, its initial weights, its training settings and its device.
+"""
 
 from __future__ import annotations
 
+from alfaviz.learner._learner import Learner
 from alfaviz.learner.models import (
     MLP,
     MODELS,
@@ -19,6 +22,7 @@ from alfaviz.learner.training import (
     embed,
     evaluate,
     predict_logits,
+    resolve_device,
     train_model,
 )
 
@@ -26,6 +30,7 @@ __all__ = [
     "MLP",
     "MODELS",
     "HookedSplitModel",
+    "Learner",
     "ResNet18",
     "SmallCNN",
     "SplitModel",
@@ -36,6 +41,7 @@ __all__ = [
     "embed",
     "evaluate",
     "predict_logits",
+    "resolve_device",
     "split_model",
     "train_model",
 ]

@@ -28,6 +28,7 @@ __all__ = [
     "embed",
     "evaluate",
     "predict_logits",
+    "resolve_device",
     "train_model",
 ]
 
@@ -37,6 +38,48 @@ log = logging.getLogger(__name__)
 def default_device() -> torch.device:
     """CUDA when a GPU is present, else the CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def resolve_device(device: Any) -> torch.device:
+    """``device`` as a :class:`torch.device` that exists here; ``None`` means the default.
+
+    Raises
+    ------
+    AlfavizInputError
+        For a malformed name, a CUDA device without a GPU or beyond the GPUs present, or an
+        MPS device where there is none.
+    """
+    if device is None:
+        return default_device()
+    if isinstance(device, torch.device):
+        dev = device
+    elif isinstance(device, str):
+        try:
+            dev = torch.device(device.strip())
+        except (RuntimeError, ValueError):
+            raise AlfavizInputError(
+                f"device {device!r} is not a device name; use 'cpu', 'cuda' or 'cuda:0'."
+            ) from None
+    else:
+        raise AlfavizInputError(f"device must be a string such as 'cpu'; got {device!r}.")
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            raise AlfavizInputError(
+                f"device {device!r} asks for a GPU, but CUDA is not available here; "
+                "use device='cpu' (or leave it out)."
+            )
+        if dev.index is not None and dev.index >= n:
+            raise AlfavizInputError(
+                f"device {device!r} does not exist: this machine has {n} GPU(s), "
+                f"cuda:0..cuda:{n - 1}."
+            )
+    elif dev.type == "mps":
+        if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+            raise AlfavizInputError(f"device {device!r} (Apple MPS) is not available here.")
+    elif dev.type != "cpu":
+        raise AlfavizInputError(f"device {device!r} is not supported; use 'cpu' or 'cuda'.")
+    return dev
 
 
 @dataclass(frozen=True)
@@ -67,6 +110,20 @@ class TrainConfig:
     min_steps: int = 50
 
     def __post_init__(self) -> None:
+        for name in ("lr", "target_accuracy", "weight_decay"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise AlfavizInputError(f"{name} must be a number; got {v!r}.")
+        for name in ("batch_size", "max_epochs", "min_steps"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+                raise AlfavizInputError(f"{name} must be an integer; got {v!r}.")
+        if self.weight_decay < 0 or not math.isfinite(self.weight_decay):
+            raise AlfavizInputError(
+                f"weight_decay must be a non-negative number; got {self.weight_decay!r}."
+            )
+        if int(self.min_steps) < 0:
+            raise AlfavizInputError(f"min_steps must be at least 0; got {self.min_steps!r}.")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise AlfavizInputError(f"lr must be a positive number; got {self.lr!r}.")
         if int(self.batch_size) < 1:

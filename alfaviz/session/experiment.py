@@ -1,25 +1,27 @@
 """Active-learning runs end to end: train, embed, query, label, retrain.
 
-:class:`Experiment` is the Python entry point (the ``alfaviz run`` command drives it). It is the
-single writer of a run's state: it owns the data source, the model, the strategy and the
-:class:`~alfaviz.store._store.RunStore`, and every label, human or oracle, goes through it into
-the store's SQLite log before anything else sees it. Callbacks observe the loop through four
-hooks and do the recording; nothing here prints.
+:class:`Experiment` is the Python entry point (``alfaviz run`` drives it) and the single writer
+of a run. It owns a :class:`~alfaviz.session.Pool` (rebuilt from the label log and swapped in
+whole after every change), a :class:`~alfaviz.learner.Learner`, the strategy and the
+:class:`~alfaviz.store.RunStore`. Every label, human or oracle, goes into the store's SQLite log
+before anything else sees it, and every change fires one :class:`~alfaviz.session.Event` on
+the experiment's stream (``label``, ``skip``, ``undo``, ``round_started``, ``round_written``),
+which views observe. Nothing here prints.
 
-Round ``r``: train on the labelled set from the same initial weights, measure test accuracy,
-embed the whole train pool, query ``budget`` samples, compute 2-D coordinates, write the round,
-then (with the oracle) label the queried samples. Labels requested in round ``r`` are first used
-for training in round ``r + 1``; ``labelled_round`` records exactly that (``0`` for the initial
-set, ``-1`` for unlabelled), the pattern baal uses, and so does the ``round`` column of the
-label log.
+Round ``r`` (:func:`~alfaviz.session.run_round`): train on the labelled set from the same
+initial weights, measure test accuracy, embed the whole train pool, query ``budget`` samples,
+compute 2-D coordinates; then the experiment writes the round and (with the oracle) labels the
+queried samples. Labels requested in round ``r`` are first used for training in round
+``r + 1``; ``labelled_round`` records exactly that (``0`` for the initial set, ``-1`` for
+unlabelled), the pattern baal uses, and so does the ``round`` column of the label log.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import time
-from collections.abc import Iterable, Mapping, Sequence
+import os
+import uuid
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -30,24 +32,24 @@ import torch
 from torch import nn
 
 from alfaviz import schema
+from alfaviz.analysis.report import describe_round
 from alfaviz.data import DataSource, load_dataset
 from alfaviz.errors import AlfavizInputError, RunStoreError
-from alfaviz.learner.models import build_model, split_model
-from alfaviz.learner.training import (
-    TrainConfig,
-    default_device,
-    embed,
-    evaluate,
-    train_model,
-)
+from alfaviz.learner import Learner, TrainConfig, build_model
+from alfaviz.session.config import RunConfig, check_int, check_seed, seed_for
+from alfaviz.session.events import Event, EventStream
+from alfaviz.session.pool import Pool
+from alfaviz.session.round import RoundOutcome, run_round
 from alfaviz.store import RunStore
-from alfaviz.strategies import QueryResult, Strategy, get_strategy
+from alfaviz.strategies import QueryResult, Strategy, clone, get_strategy
 
 __all__ = ["Callback", "Experiment", "LoggingCallback", "open_run"]
 
 log = logging.getLogger(__name__)
 
 INIT_STATE_FILE = "initial_state.pt"
+QUERIED_EXTRA = "queried"
+PATHS_EXTRA = "paths"
 Labelling = Literal["oracle", "human"]
 
 
@@ -71,7 +73,7 @@ class LoggingCallback(Callback):
     """Logs one line per round through :mod:`logging` (level INFO)."""
 
     def on_round_end(self, exp: Experiment, round: int, row: Mapping[str, Any]) -> None:
-        log.info("%s", exp.describe_round(row))
+        log.info("%s", describe_round(row))
 
 
 def _default_out(data_name: str, strategy: str, seed: int) -> Path:
@@ -93,6 +95,11 @@ def _jsonable(obj: Any) -> Any:
     return repr(obj)
 
 
+def _fresh_seed() -> int:
+    """A seed from fresh OS entropy, in 0..2**63-1."""
+    return int.from_bytes(os.urandom(8), "little") >> 1
+
+
 class Experiment:
     """An active-learning run with a run directory that loses nothing.
 
@@ -106,12 +113,16 @@ class Experiment:
         ``embed(x)`` and an ``nn.Linear`` ``head`` (see ``split_model``).
     strategy : str or Strategy
         A registered name (``"alfamix"``, ``"random"``, ``"entropy"``, ...) or an instance.
+        Each round queries with a clone seeded by :func:`~alfaviz.session.seed_for`; an
+        instance with ``random_state=None`` draws fresh entropy every round, and the seed
+        actually used is recorded in the ``rounds`` frame (``random_state``).
     initial_size : int
         Size of the initial labelled set.
     budget : int
         Samples queried per round.
     seed : int
-        Seeds the initial set, the model's initial weights, training and the strategy.
+        Seeds the initial set, the model's initial weights, training and the strategy
+        (0..2**63-1).
     out : path, optional
         Run directory (default ``runs/<data>-<strategy>-seed<seed>-<time>``).
     projection : {"auto", "umap", "pca", "none"}
@@ -129,7 +140,8 @@ class Experiment:
     data_kwargs, model_kwargs, strategy_kwargs : dict, optional
         Passed to the data loader, ``build_model`` and the strategy's constructor.
     exist_ok : bool
-        Allow ``out`` to exist already (only as an empty directory or the same config).
+        Allow ``out`` to exist already: an empty directory, or a run with the same config,
+        which is then resumed (its initial set is not labelled again).
     """
 
     def __init__(
@@ -154,33 +166,43 @@ class Experiment:
         exist_ok: bool = False,
         _store: RunStore | None = None,
     ) -> None:
-        self.seed = _check_int(seed, "seed", minimum=0)
-        self.initial_size = _check_int(initial_size, "initial_size", minimum=1)
-        self.budget = _check_int(budget, "budget", minimum=1)
-        if projection not in ("auto", "umap", "pca", "none"):
-            raise AlfavizInputError(
-                f"projection must be 'auto', 'umap', 'pca' or 'none'; got {projection!r}."
-            )
-        if initial not in ("uniform", "per_class"):
-            raise AlfavizInputError(f"initial must be 'uniform' or 'per_class'; got {initial!r}.")
-        if labelling not in ("oracle", "human"):
-            raise AlfavizInputError(f"labelling must be 'oracle' or 'human'; got {labelling!r}.")
-        self.projection = projection
-        self.initial = initial
-        self.labelling: Labelling = labelling
-        self.callbacks: list[Callback] = list(callbacks)
-        self.device = torch.device(device) if device else default_device()
+        # settings: checked before anything is loaded or written -----------------------
+        seed = check_seed(seed)
         if train is None:
-            self.train_config = TrainConfig()
+            train_config = TrainConfig()
         elif isinstance(train, TrainConfig):
-            self.train_config = train
+            train_config = train
+        elif isinstance(train, Mapping):
+            train_config = RunConfig(train=train).train_config()
         else:
-            try:
-                self.train_config = TrainConfig(**dict(train))
-            except TypeError as exc:
-                raise AlfavizInputError(f"unknown training option: {exc}") from exc
+            raise AlfavizInputError(f"train must be a TrainConfig or a dict; got {train!r}.")
+        self._draft = RunConfig(
+            initial_size=initial_size, budget=budget, seed=seed, projection=projection,
+            initial=initial, labelling=labelling, train=train_config.to_dict(),
+        )  # fmt: skip
+        self.callbacks: list[Callback] = list(callbacks)
+        for cb in self.callbacks:
+            if not isinstance(cb, Callback):
+                raise AlfavizInputError(
+                    f"callbacks must be Callback instances; got {type(cb).__name__}."
+                )
+        self.events = EventStream()
+        self._session = uuid.uuid4().hex
 
-        # data ---------------------------------------------------------------------------
+        # strategy (its parameters are checked when it is built) ------------------------
+        skw = dict(strategy_kwargs or {})
+        if isinstance(strategy, Strategy):
+            if skw:
+                raise AlfavizInputError(
+                    "strategy_kwargs only apply to a strategy given by name; set the "
+                    "parameters on the instance instead."
+                )
+            self.strategy = strategy
+        else:
+            skw.setdefault(schema.RANDOM_STATE, seed)
+            self.strategy = get_strategy(strategy, **skw)
+
+        # data -------------------------------------------------------------------------
         self._data_spec: dict[str, Any] | None = None
         if isinstance(data, DataSource):
             self.data = data
@@ -188,82 +210,86 @@ class Experiment:
             kw = dict(data_kwargs or {})
             self.data = load_dataset(data, **kw)
             self._data_spec = {"spec": str(data), "kwargs": _jsonable(kw)}
-        if self.initial_size >= self.data.n_train:
+        if self._draft.initial_size >= self.data.n_train:
             raise AlfavizInputError(
-                f"initial_size {self.initial_size} leaves nothing to query in a pool of "
-                f"{self.data.n_train}; choose a smaller initial set."
+                f"initial_size {self._draft.initial_size} leaves nothing to query in a pool "
+                f"of {self.data.n_train}; choose a smaller initial set."
             )
 
-        # model --------------------------------------------------------------------------
+        # learner ----------------------------------------------------------------------
         self._model_spec: dict[str, Any] | None = None
         if isinstance(model, nn.Module):
-            self.model = model if hasattr(model, "embed") else split_model(model, head_name=None)
+            net = model
         else:
             mkw = dict(model_kwargs or {})
-            self.model = build_model(model, self.data, seed=self.seed, **mkw)
+            net = build_model(model, self.data, seed=seed, **mkw)
             self._model_spec = {"name": str(model), "kwargs": _jsonable(mkw)}
-        head = getattr(self.model, "head", None)
-        if not isinstance(head, nn.Linear):
-            raise AlfavizInputError(
-                "the model's head must be an nn.Linear (ALFA-Mix mixes the head's input); "
-                "wrap your network with split_model(model, head_name=...)."
-            )
-        if head.out_features != self.data.n_classes:
-            raise AlfavizInputError(
-                f"the model predicts {head.out_features} classes but {self.data.name} has "
-                f"{self.data.n_classes}."
-            )
-        self.model.to(self.device)
-        self._initial_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.learner = Learner(net, train_config, device=device, n_classes=self.data.n_classes)
 
-        # strategy -----------------------------------------------------------------------
-        skw = dict(strategy_kwargs or {})
-        if isinstance(strategy, Strategy):
-            self.strategy = strategy
-        else:
-            skw.setdefault("random_state", self.seed)
-            self.strategy = get_strategy(strategy, **skw)
-
-        # pool state ---------------------------------------------------------------------
-        n = self.data.n_train
-        self.labelled_round = np.full(n, -1, dtype=np.int64)
-        self.labels = np.full(n, -1, dtype=np.int64)
-        self._pending: np.ndarray = np.zeros(0, dtype=np.int64)
+        # pool state and store ---------------------------------------------------------
+        self._pool = Pool.empty(self.data.n_train)
+        self._queried: np.ndarray = np.zeros(0, dtype=np.int64)
         self._prev_coords: np.ndarray | None = None
         self._rounds_done = 0
-
-        # run store ----------------------------------------------------------------------
         if _store is not None:
             self.store = _store
             return
         out_path = (
-            Path(out)
-            if out is not None
-            else _default_out(self.data.name, self.strategy.name, self.seed)
+            Path(out) if out is not None else _default_out(self.data.name, self.strategy.name, seed)
         )
-        self.store = RunStore.create(out_path, self.config(), seed=self.seed, exist_ok=exist_ok)
-        torch.save(self._initial_state, self.store.path / INIT_STATE_FILE)
-        self._label_initial_set()
+        self.store = RunStore.create(out_path, self.config(), seed=seed, exist_ok=exist_ok)
+        if self.store.labels().empty and not self.store.rounds_written():
+            torch.save(self.learner.initial_state, self.store.path / INIT_STATE_FILE)
+            self._label_initial_set()
+        else:  # exist_ok on an existing run with the same config: resume it
+            self._resume()
 
     # configuration ------------------------------------------------------------------------
-    def config(self) -> dict[str, Any]:
-        """The JSON-ready settings that :meth:`open` rebuilds the run from."""
-        return {
-            "data": self._data_spec or {"spec": None, "summary": self.data.summary()},
-            "model": self._model_spec or {"name": None, "class": type(self.model).__name__},
-            "strategy": {
+    @property
+    def run_config(self) -> RunConfig:
+        """The settings :meth:`open` rebuilds the run from, as a :class:`RunConfig`."""
+        return RunConfig(
+            data=self._data_spec or {"spec": None, "summary": self.data.summary()},
+            model=self._model_spec or {"name": None, "class": type(self.model).__name__},
+            strategy={
                 "name": self.strategy.name,
                 "params": _jsonable(self.strategy.get_params()),
             },
-            "initial_size": self.initial_size,
-            "budget": self.budget,
-            "seed": self.seed,
-            "projection": self.projection,
-            "initial": self.initial,
-            "labelling": self.labelling,
-            "train": self.train_config.to_dict(),
-            "device": str(self.device),
-        }
+            initial_size=self._draft.initial_size,
+            budget=self._draft.budget,
+            seed=self._draft.seed,
+            projection=self._draft.projection,
+            initial=self._draft.initial,
+            labelling=self._draft.labelling,
+            train=self.learner.config.to_dict(),
+            device=str(self.device),
+        )
+
+    def config(self) -> dict[str, Any]:
+        """The JSON-ready settings that :meth:`open` rebuilds the run from."""
+        return self.run_config.to_dict()
+
+    seed = property(lambda self: self._draft.seed, doc="The run's seed.")
+    initial_size = property(lambda self: self._draft.initial_size, doc="Initial set size.")
+    budget = property(lambda self: self._draft.budget, doc="Samples queried per round.")
+    projection = property(lambda self: self._draft.projection, doc="The 2-D projection.")
+    initial = property(lambda self: self._draft.initial, doc="How the initial set is drawn.")
+    labelling = property(lambda self: self._draft.labelling, doc="'oracle' or 'human'.")
+
+    @property
+    def model(self) -> nn.Module:
+        """The split model (owned by :attr:`learner`)."""
+        return self.learner.model
+
+    @property
+    def device(self) -> torch.device:
+        """Where training, embedding and the query run."""
+        return self.learner.device
+
+    @property
+    def train_config(self) -> TrainConfig:
+        """The training settings (owned by :attr:`learner`)."""
+        return self.learner.config
 
     @property
     def path(self) -> Path:
@@ -274,6 +300,23 @@ class Experiment:
     def round(self) -> int:
         """Number of rounds completed (the index of the next round)."""
         return self._rounds_done
+
+    # events -------------------------------------------------------------------------------
+    def subscribe(
+        self, observer: Callable[[Event], None], kinds: Collection[str] | None = None
+    ) -> Callable[[], None]:
+        """Observe every change to the run; returns a function that unsubscribes.
+
+        See :class:`~alfaviz.session.EventStream`. Observers run in the writer's thread and
+        must be quick; one that raises is logged and skipped.
+        """
+        try:
+            return self.events.subscribe(observer, kinds)
+        except ValueError as exc:
+            raise AlfavizInputError(str(exc)) from None
+
+    def _emit(self, kind: Any, round: int, **fields: Any) -> None:
+        self.events.emit(Event(kind, round, **fields))
 
     # initial set --------------------------------------------------------------------------
     def _draw_initial(self) -> np.ndarray:
@@ -299,47 +342,60 @@ class Experiment:
     def _label_initial_set(self) -> None:
         ids = self._draw_initial()
         truth = self.data.labels(ids)
-        for sid, lab in zip(ids.tolist(), truth.tolist(), strict=True):
-            self.store.add_label(int(sid), int(lab), round=0, source="initial")
-        self._sync_labels()
+        self._add_labels(ids, truth, round=0, source="initial")
+        self._refresh()
 
-    # labels -------------------------------------------------------------------------------
-    def _sync_labels(self) -> None:
-        """Rebuild the label arrays from the store's SQLite log (the single source of truth)."""
-        df = self.store.labels()
-        self.labels[:] = -1
-        self.labelled_round[:] = -1
-        if len(df):
-            ids = df[schema.SAMPLE_ID].to_numpy(dtype=np.int64)
-            keep = ids < self.data.n_train
-            ids = ids[keep]
-            self.labels[ids] = df["label"].to_numpy(dtype=np.int64)[keep]
-            self.labelled_round[ids] = df["round"].to_numpy(dtype=np.int64)[keep]
+    def _add_labels(self, ids: np.ndarray, labels: np.ndarray, *, round: int, source: str) -> None:
+        """Commit many labels (the initial set, an oracle batch) in one go."""
+        add_many = getattr(self.store, "add_labels", None)
+        if add_many is not None:
+            add_many(
+                [(int(s), int(lab)) for s, lab in zip(ids.tolist(), labels.tolist(), strict=True)],
+                round=round, source=source,
+            )  # fmt: skip
+            return
+        for sid, lab in zip(ids.tolist(), labels.tolist(), strict=True):
+            self.store.add_label(int(sid), int(lab), round=round, source=source)
+
+    # pool state ---------------------------------------------------------------------------
+    def _refresh(self) -> Pool:
+        """Rebuild the pool from the store's label log and swap it in whole."""
+        self._pool = Pool.from_log(
+            self.data.n_train, self.store.labels(), self.store.skipped(), self._queried
+        )
+        return self._pool
+
+    @property
+    def pool(self) -> Pool:
+        """The current :class:`~alfaviz.session.Pool` snapshot (immutable)."""
+        return self._pool
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Live label of every train sample, ``-1`` for unlabelled, shape (n_train,)."""
+        return self._pool.labels
+
+    @property
+    def labelled_round(self) -> np.ndarray:
+        """Round whose training first used each label, ``-1`` for unlabelled (n_train,)."""
+        return self._pool.labelled_round
 
     @property
     def labelled_ids(self) -> np.ndarray:
         """Global ids of the labelled train samples, shape (n_labelled,)."""
-        return np.flatnonzero(self.labelled_round >= 0).astype(np.int64)
+        return self._pool.labelled_ids
 
     @property
     def unlabelled_ids(self) -> np.ndarray:
         """Global ids of the unlabelled train pool, shape (n_unlabelled,)."""
-        return np.flatnonzero(self.labelled_round < 0).astype(np.int64)
+        return self._pool.unlabelled_ids
 
     @property
     def pending(self) -> np.ndarray:
         """Ids queried in the last round that are neither labelled nor skipped yet."""
-        if not self._pending.size:
-            return self._pending
-        skipped = set()
-        sk = self.store.skipped()
-        if len(sk):
-            skipped = set(sk[schema.SAMPLE_ID].tolist())
-        keep = [
-            s for s in self._pending.tolist() if self.labelled_round[s] < 0 and s not in skipped
-        ]
-        return np.array(keep, dtype=np.int64)
+        return self._refresh().pending
 
+    # labels -------------------------------------------------------------------------------
     def _check_sample(self, sample_id: Any) -> int:
         if isinstance(sample_id, bool) or not isinstance(sample_id, (int, np.integer)):
             raise AlfavizInputError(f"sample_id must be an integer id; got {sample_id!r}.")
@@ -383,29 +439,71 @@ class Experiment:
         """
         sid = self._check_sample(sample_id)
         lab = self._check_label(label)
-        action = self.store.add_label(sid, lab, round=self._rounds_done, source=source)
-        self._sync_labels()
+        if not isinstance(source, str) or not source:
+            raise AlfavizInputError(f"source must be a non-empty string; got {source!r}.")
+        action = int(
+            self._store_call("add_label", sid, lab, round=self._rounds_done, source=source)
+        )
+        self._refresh()
         for cb in self.callbacks:
             cb.on_label(self, sid, lab, source)
-        return int(action)
+        self._emit(
+            "label", self._rounds_done, sample_id=sid, label=lab, source=source, action_id=action
+        )
+        return action
 
     def skip(self, sample_id: int) -> int:
         """Record that ``sample_id`` was skipped (it stays unlabelled)."""
         sid = self._check_sample(sample_id)
-        return int(self.store.add_skip(sid, round=self._rounds_done))
+        action = int(self._store_call("add_skip", sid, round=self._rounds_done))
+        self._refresh()
+        self._emit("skip", self._rounds_done, sample_id=sid, source="human", action_id=action)
+        return action
 
     def undo(self) -> dict[str, Any] | None:
-        """Undo the most recent label or skip; returns the undone action, or None."""
-        row = self.store.undo()
-        self._sync_labels()
+        """Undo this session's most recent human label or skip; returns it, or None.
+
+        Never undoes the initial set, an oracle label, or a label made by another session
+        (another tab or process) on the same run.
+        """
+        row = self._store_call("undo")
+        self._refresh()
+        if row is not None:
+            self._emit(
+                "undo", self._rounds_done, sample_id=int(row[schema.SAMPLE_ID]),
+                source=row.get(schema.SOURCE), action_id=int(row[schema.ACTION_ID]),
+                payload=dict(row),
+            )  # fmt: skip
         return row
 
+    def _store_call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """Call a label-log method of the store as this session (when the store supports it)."""
+        fn = getattr(self.store, name)
+        try:
+            return fn(*args, session=self._session, **kwargs)
+        except TypeError as exc:
+            if "session" not in str(exc):
+                raise
+            return fn(*args, **kwargs)
+
     # the loop -----------------------------------------------------------------------------
-    def _labelled_training_data(self) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
-        ids = self.labelled_ids
-        x = self.data.x_train[torch.as_tensor(ids)]
-        y = torch.as_tensor(self.labels[ids], dtype=torch.long)
-        return x, y, ids
+    def _round_strategy(self, r: int) -> Strategy:
+        """A clone of the strategy, seeded for round ``r``."""
+        strat = clone(self.strategy)
+        if schema.RANDOM_STATE in strat.get_params():
+            base = self.strategy.get_params()[schema.RANDOM_STATE]
+            seed = _fresh_seed() if base is None else seed_for(base, r)
+            strat.set_params(**{schema.RANDOM_STATE: seed})
+        return strat
+
+    def _project(self, z: np.ndarray) -> np.ndarray | None:
+        if self.projection == "none":
+            return None
+        from alfaviz.analysis.projection import project_2d
+
+        return project_2d(
+            z, method=self.projection, previous=self._prev_coords, random_state=self.seed
+        )
 
     def step(self) -> dict[str, Any]:
         """Run one round: train, evaluate, embed, query, project, record, label (oracle).
@@ -416,80 +514,61 @@ class Experiment:
             The round's row of the ``rounds`` frame.
         """
         r = self._rounds_done
-        self._sync_labels()
-        if self.labelling == "human" and self.pending.size:
+        pool = self._refresh()
+        if self.labelling == "human" and pool.pending.size:
             log.warning(
-                "round %d starts with %d queried samples still unlabelled", r, self.pending.size
+                "round %d starts with %d queried samples still unlabelled", r, pool.pending.size
             )
         for cb in self.callbacks:
             cb.on_round_start(self, r)
-        times: dict[str, float] = {}
-        t0 = time.perf_counter()
-        x_l, y_l, lab_ids = self._labelled_training_data()
-        stats = train_model(
-            self.model, x_l, y_l, self.train_config, initial_state=self._initial_state,
-            seed=self.seed * 100_003 + r, device=self.device,
+        self._emit("round_started", r)
+
+        def on_query(result: QueryResult) -> None:
+            for cb in self.callbacks:
+                cb.on_query_end(self, r, result)
+
+        out = run_round(
+            r, learner=self.learner, data=self.data, pool=pool,
+            strategy=self._round_strategy(r), budget=self.budget,
+            train_seed=self.seed * 100_003 + r, project=self._project, on_query=on_query,
         )  # fmt: skip
-        times["time_train"] = time.perf_counter() - t0
-
-        t0 = time.perf_counter()
-        acc = evaluate(self.model, self.data.x_test, self.data.y_test)
-        times["time_eval"] = time.perf_counter() - t0
-
-        t0 = time.perf_counter()
-        z = embed(self.model, self.data.x_train).float()
-        times["time_embed"] = time.perf_counter() - t0
-
-        unl = self.unlabelled_ids
-        if unl.size == 0:
-            raise AlfavizInputError("the unlabelled pool is exhausted: every sample is labelled.")
-        budget = min(self.budget, int(unl.size))
-        strat = self._round_strategy(r)
-        result = strat.query(
-            z[torch.as_tensor(unl, device=z.device)], z[torch.as_tensor(lab_ids, device=z.device)],
-            y_l.to(z.device), self.model.head, budget, unlabelled_ids=unl,
-            labelled_ids=lab_ids, n_classes=self.data.n_classes,
-        )  # fmt: skip
-        times["time_query"] = float(result.info.get("time_query", math.nan))
-        for cb in self.callbacks:
-            cb.on_query_end(self, r, result)
-
-        t0 = time.perf_counter()
-        coords = self._project(z.cpu().numpy())
-        times["time_project"] = time.perf_counter() - t0
-
-        row = {
-            schema.ROUND: r,
-            schema.STRATEGY: self.strategy.name,
-            schema.N_LABELLED: int(lab_ids.size),
-            schema.LEVEL: float(result.info.get("level", math.nan)),
-            schema.N_CANDIDATES: int(result.info.get("n_candidates", 0)),
-            schema.N_KMEANS: int(result.info.get("n_kmeans", 0)),
-            schema.N_FILL: int(result.info.get("n_fill", 0)),
-            schema.ACCURACY: acc,
-            "train_accuracy": stats.train_accuracy,
-            "epochs": stats.epochs,
-            "budget": budget,
-            **times,
-        }
-        for k, v in result.info.items():
-            if k.startswith("time_") and k not in row and isinstance(v, (int, float)):
-                row[k] = float(v)
-        t0 = time.perf_counter()
-        self._write_round(r, z, coords, result, row)
-        row["time_store"] = time.perf_counter() - t0
-        self._prev_coords = coords
-        self._pending = np.asarray(result.selected_ids, dtype=np.int64)
-        self._rounds_done = r + 1
-        if self.labelling == "oracle":
-            truth = self.data.labels(self._pending)
-            for sid, lab in zip(self._pending.tolist(), truth.tolist(), strict=True):
-                self.store.add_label(int(sid), int(lab), round=r + 1, source="oracle")
-                for cb in self.callbacks:
-                    cb.on_label(self, int(sid), int(lab), "oracle")
-            self._sync_labels()
+        row = self._commit_round(out)
         for cb in self.callbacks:
             cb.on_round_end(self, r, row)
+        self._emit("round_written", r, payload=row)
+        return row
+
+    def _commit_round(self, out: RoundOutcome) -> dict[str, Any]:
+        """Write the round and (with the oracle) the labels of its batch."""
+        import time
+
+        r = out.round
+        t0 = time.perf_counter()
+        extra = {QUERIED_EXTRA: out.queried}
+        if out.paths is not None:
+            extra[PATHS_EXTRA] = out.paths
+        self.store.write_round(
+            r, samples=out.samples, flips=out.flips, rounds_row=out.row,
+            embeddings=out.embeddings, embedding_ids=np.arange(self.data.n_train, dtype=np.int64),
+            coords=out.coords, extra=extra,
+        )  # fmt: skip
+        row = dict(out.row)
+        row[schema.time_column("store")] = time.perf_counter() - t0
+        if out.coords is not None:
+            self._prev_coords = out.coords[[schema.X, schema.Y]].to_numpy(dtype=np.float64)
+        self._queried = out.selected_ids
+        self._rounds_done = r + 1
+        if self.labelling == "oracle":
+            ids = out.selected_ids
+            truth = self.data.labels(ids)
+            self._add_labels(ids, truth, round=r + 1, source="oracle")
+            self._refresh()
+            for sid, lab in zip(ids.tolist(), truth.tolist(), strict=True):
+                for cb in self.callbacks:
+                    cb.on_label(self, int(sid), int(lab), "oracle")
+                self._emit("label", r + 1, sample_id=int(sid), label=int(lab), source="oracle")
+        else:
+            self._refresh()
         return row
 
     def run(self, rounds: int, *, progress: bool = False) -> pd.DataFrame:
@@ -498,7 +577,7 @@ class Experiment:
         With ``labelling="human"`` each round after the first needs the previous batch to be
         labelled through :meth:`submit_label`; run one round at a time then.
         """
-        rounds = _check_int(rounds, "rounds", minimum=0)
+        rounds = check_int(rounds, "rounds", minimum=0)
         it: Iterable[int] = range(rounds)
         if progress:
             from tqdm.auto import tqdm
@@ -511,98 +590,51 @@ class Experiment:
             self.step()
         return self.rounds
 
-    def _round_strategy(self, r: int) -> Strategy:
-        params = self.strategy.get_params()
-        if "random_state" in params:
-            base = params["random_state"] if params["random_state"] is not None else self.seed
-            params["random_state"] = int(base) * 7919 + r
-            try:
-                return type(self.strategy)(**params)
-            except TypeError:
-                return self.strategy
-        return self.strategy
-
-    def _project(self, z: np.ndarray) -> np.ndarray | None:
-        if self.projection == "none":
-            return None
-        from alfaviz.analysis.projection import project_2d
-
-        return project_2d(
-            z, method=self.projection, previous=self._prev_coords, random_state=self.seed
-        )
-
-    def _write_round(
-        self, r: int, z: torch.Tensor, coords: np.ndarray | None, result: QueryResult, row: dict
-    ) -> None:
-        n = self.data.n_train
-        ids = np.arange(n, dtype=np.int64)
-        samples = _full_samples(result.samples, n)
-        samples.insert(0, schema.ROUND, r)
-        samples[schema.TRUE_LABEL] = self.data.y_train
-        samples[schema.LABEL] = self.labels.copy()
-        samples["labelled_round"] = self.labelled_round.copy()
-        coord_df = None
-        if coords is not None:
-            samples[schema.X] = coords[:, 0]
-            samples[schema.Y] = coords[:, 1]
-            coord_df = pd.DataFrame(
-                {schema.SAMPLE_ID: ids, schema.X: coords[:, 0], schema.Y: coords[:, 1]}
-            )
-        flips = result.flips.copy()
-        flips.insert(0, schema.ROUND, r)
-        extra = {
-            "queried": pd.DataFrame(
-                {
-                    schema.SAMPLE_ID: np.asarray(result.selected_ids, dtype=np.int64),
-                    "order": np.arange(len(result.selected_ids), dtype=np.int64),
-                    schema.FILL: samples.set_index(schema.SAMPLE_ID)
-                    .loc[result.selected_ids, schema.FILL]
-                    .to_numpy(),
-                }
-            )
-        }
-        if result.paths is not None and len(result.paths):
-            extra["paths"] = result.paths.reset_index(drop=True)
-        self.store.write_round(
-            r, samples=samples, flips=flips, rounds_row=row, embeddings=z.cpu().numpy(),
-            embedding_ids=ids, coords=coord_df, extra=extra,
-        )  # fmt: skip
-
     # frames -------------------------------------------------------------------------------
     @property
     def samples(self) -> pd.DataFrame:
         """One row per (round, sample_id) over the train pool, all rounds."""
-        return self.store.read_samples()
+        return schema.conform(self.store.read_samples(), schema.SAMPLES)
 
     @property
     def flips(self) -> pd.DataFrame:
         """One row per (round, sample_id, anchor_class): the inconsistency heatmap's data."""
-        return self.store.read_flips()
+        return schema.conform(self.store.read_flips(), schema.FLIPS)
 
     @property
     def rounds(self) -> pd.DataFrame:
         """One row per round: level, candidates, accuracy and phase timings."""
-        return self.store.read_rounds()
+        return schema.conform(self.store.read_rounds(), schema.ROUNDS)
 
     @property
     def label_log(self) -> pd.DataFrame:
         """Every labelling action (label, skip, undo) in order."""
         return self.store.actions()
 
-    def describe_round(self, row: Mapping[str, Any]) -> str:
-        """One line summarising a round, for logs and the CLI."""
-        lvl = row.get(schema.LEVEL, math.nan)
-        lvl_s = "" if lvl is None or not np.isfinite(lvl) else f" level={lvl:.2f}"
-        cand = f" candidates={row.get(schema.N_CANDIDATES, 0)}" if lvl_s else ""
-        phases = ("time_train", "time_eval", "time_embed", "time_query", "time_project")
-        secs = sum(float(row.get(k, 0.0)) for k in (*phases, "time_store"))
-        return (
-            f"round {row[schema.ROUND]}: {row[schema.N_LABELLED]} labelled, "
-            f"test accuracy {row[schema.ACCURACY]:.3f},{lvl_s}{cand} "
-            f"picked {row.get('budget', 0)} (fill {row.get(schema.N_FILL, 0)}), {secs:.1f}s"
-        )
-
     # reopening ----------------------------------------------------------------------------
+    def _resume(self) -> None:
+        """Load the initial weights, the rounds done and the pending batch from the store."""
+        init = self.store.path / INIT_STATE_FILE
+        if init.exists():
+            try:
+                state = torch.load(init, map_location="cpu", weights_only=True)
+            except Exception as exc:
+                raise RunStoreError(f"{init} is corrupt or truncated: {exc}") from None
+            self.learner = Learner(
+                self.learner.model, self.learner.config, device=self.learner.device,
+                initial_state=state,
+            )  # fmt: skip
+        done = self.store.rounds_written()
+        self._rounds_done = (max(done) + 1) if done else 0
+        if done:
+            last = max(done)
+            if any("coords" in a for a in self.store.artefacts(last)):
+                c = self.store.read_coords(last)
+                self._prev_coords = c[[schema.X, schema.Y]].to_numpy(dtype=np.float64)
+            q = self.store.read_extra(last, QUERIED_EXTRA)
+            self._queried = q[schema.SAMPLE_ID].to_numpy(dtype=np.int64)
+        self._refresh()
+
     @classmethod
     def open(
         cls,
@@ -618,17 +650,19 @@ class Experiment:
 
         Runs made from a named dataset, a built-in model and a registered strategy rebuild
         themselves from ``config.json``; otherwise pass ``data``, ``model`` or ``strategy``.
+        Opening executes nothing from the run directory: the config is checked field by
+        field, and the initial weights are loaded as plain tensors.
         """
         store = RunStore.open(path)
-        cfg = store.config
-        dspec = cfg.get("data", {})
+        cfg = RunConfig.from_dict(store.config)
+        dspec = dict(cfg.data)
         if data is None:
             if not dspec.get("spec"):
                 raise AlfavizInputError(
                     f"run {path} was made from in-memory data; pass data=<the DataSource>."
                 )
-            data = load_dataset(dspec["spec"], **dspec.get("kwargs", {}))
-        mspec = cfg.get("model", {})
+            data = _load_data_from_config(dspec)
+        mspec = dict(cfg.model)
         model_arg: str | nn.Module
         if model is None:
             if not mspec.get("name"):
@@ -636,62 +670,31 @@ class Experiment:
             model_arg = mspec["name"]
         else:
             model_arg = model
-        sspec = cfg.get("strategy", {})
-        strat_arg: str | Strategy = (
-            strategy if strategy is not None else sspec.get("name", "alfamix")
-        )
+        sspec = dict(cfg.strategy)
+        strat_arg: str | Strategy = strategy if strategy is not None else sspec["name"]
         exp = cls(
-            data, model_arg, strat_arg, initial_size=cfg["initial_size"], budget=cfg["budget"],
-            seed=cfg["seed"], projection=cfg.get("projection", "auto"),
-            initial=cfg.get("initial", "uniform"), labelling=cfg.get("labelling", "oracle"),
-            train=cfg.get("train"), device=device, callbacks=callbacks,
+            data, model_arg, strat_arg, initial_size=cfg.initial_size, budget=cfg.budget,
+            seed=cfg.seed, projection=cfg.projection, initial=cfg.initial,
+            labelling=cfg.labelling, train=cfg.train, device=device, callbacks=callbacks,
             model_kwargs=mspec.get("kwargs") if model is None else None,
             strategy_kwargs=sspec.get("params") if strategy is None else None, _store=store,
         )  # fmt: skip
         exp._data_spec = dspec if dspec.get("spec") else None
-        init = store.path / INIT_STATE_FILE
-        if init.exists():
-            try:
-                state = torch.load(init, map_location="cpu", weights_only=True)
-            except Exception as exc:
-                raise RunStoreError(f"{init} is corrupt or truncated: {exc}") from exc
-            exp.model.load_state_dict(state)
-            exp.model.to(exp.device)
-            exp._initial_state = {k: v.detach().clone() for k, v in exp.model.state_dict().items()}
-        done = store.rounds_written()
-        exp._rounds_done = (max(done) + 1) if done else 0
-        exp._sync_labels()
-        if done:
-            last = max(done)
-            if any("coords" in a for a in store.artefacts(last)):
-                c = store.read_coords(last)
-                exp._prev_coords = c[[schema.X, schema.Y]].to_numpy()
-            q = store.read_extra(last, "queried")
-            exp._pending = q[schema.SAMPLE_ID].to_numpy(dtype=np.int64)
+        exp._resume()
         return exp
 
 
-def _full_samples(unlabelled: pd.DataFrame, n: int) -> pd.DataFrame:
-    """Expand a strategy's per-unlabelled-sample frame to every train sample id ``0..n-1``."""
-    full = pd.DataFrame({schema.SAMPLE_ID: np.arange(n, dtype=np.int64)})
-    full = full.merge(unlabelled, on=schema.SAMPLE_ID, how="left")
-    for col in (schema.CANDIDATE, schema.SELECTED, schema.FILL):
-        full[col] = full[col].fillna(False).astype(bool)
-    for col in (schema.CLUSTER, schema.PSEUDO_LABEL, schema.INCONSISTENCY):
-        full[col] = full[col].fillna(-1 if col != schema.INCONSISTENCY else 0).astype(np.int64)
-    for col in (schema.FIRST_FLIP_EPS, schema.CRITICAL_EPS):
-        full[col] = full[col].astype(np.float64).fillna(np.inf)
-    for col in (schema.PROB_MAX, schema.ENTROPY, schema.SCORE):
-        full[col] = full[col].astype(np.float64)
-    return full
+def _load_data_from_config(dspec: Mapping[str, Any]) -> DataSource:
+    """Load a run's data from its config entry, honouring only safe options."""
+    from alfaviz import data as data_mod
 
-
-def _check_int(value: Any, name: str, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise AlfavizInputError(f"{name} must be an integer; got {value!r}.")
-    if int(value) < minimum:
-        raise AlfavizInputError(f"{name} must be at least {minimum}; got {value}.")
-    return int(value)
+    safe = getattr(data_mod, "load_dataset_from_config", None)
+    if safe is not None:
+        return safe(dspec)
+    kwargs = dict(dspec.get("kwargs") or {})
+    if kwargs.get("download"):
+        raise AlfavizInputError("a run config may not ask for a download; download by hand.")
+    return load_dataset(dspec["spec"], **kwargs)
 
 
 def open_run(path: str | Path, **kwargs: Any) -> Experiment:

@@ -1,0 +1,228 @@
+"""One active-learning round as glue: train, evaluate, embed, query, project, frame.
+
+:func:`run_round` computes a round and returns it as a :class:`RoundOutcome`; it writes
+nothing. The :class:`~alfaviz.session.Experiment` writes the outcome and labels the batch.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from alfaviz import schema
+from alfaviz.data import DataSource
+from alfaviz.errors import AlfavizInputError
+from alfaviz.learner import Learner, TrainStats
+from alfaviz.session.pool import Pool
+from alfaviz.strategies import QueryResult, Strategy
+
+__all__ = ["RoundOutcome", "run_round"]
+
+Projector = Callable[[np.ndarray], "np.ndarray | None"]
+
+
+@dataclass(frozen=True)
+class RoundOutcome:
+    """Everything one round produced, ready to be written as one unit.
+
+    Attributes
+    ----------
+    round : int
+    row : dict
+        The round's row of the ``rounds`` frame.
+    samples, flips, queried : pandas.DataFrame
+        Conformed to :data:`~alfaviz.schema.SAMPLES`, :data:`~alfaviz.schema.FLIPS` and
+        :data:`~alfaviz.schema.QUERIED`.
+    paths : pandas.DataFrame or None
+        Conformed to :data:`~alfaviz.schema.PATHS`, for the selected batch.
+    embeddings : numpy.ndarray of float32, shape (n_train, dim)
+    coords : pandas.DataFrame or None
+        Conformed to :data:`~alfaviz.schema.COORDS`.
+    result : QueryResult
+    """
+
+    round: int
+    row: dict[str, Any]
+    samples: pd.DataFrame
+    flips: pd.DataFrame
+    queried: pd.DataFrame
+    paths: pd.DataFrame | None
+    embeddings: np.ndarray
+    coords: pd.DataFrame | None
+    result: QueryResult
+
+    @property
+    def selected_ids(self) -> np.ndarray:
+        """The queried batch, shape (budget,)."""
+        return np.asarray(self.result.selected_ids, dtype=np.int64)
+
+
+@contextmanager
+def _timed(times: dict[str, float], phase: str) -> Iterator[None]:
+    t0 = time.perf_counter()
+    yield
+    times[schema.time_column(phase)] = time.perf_counter() - t0
+
+
+def run_round(
+    round: int,
+    *,
+    learner: Learner,
+    data: DataSource,
+    pool: Pool,
+    strategy: Strategy,
+    budget: int,
+    train_seed: int,
+    project: Projector | None = None,
+    on_query: Callable[[QueryResult], None] | None = None,
+) -> RoundOutcome:
+    """Compute round ``round``; nothing is written.
+
+    Parameters
+    ----------
+    round : int
+    learner : Learner
+    data : DataSource
+    pool : Pool
+        The pool at the start of the round.
+    strategy : Strategy
+        Already seeded for this round.
+    budget : int
+        Samples to query (capped at the unlabelled pool).
+    train_seed : int
+        Seeds training.
+    project : callable, optional
+        Maps the embeddings (n_train, dim) to 2-D coordinates (n_train, 2), or None.
+    on_query : callable, optional
+        Called with the :class:`QueryResult` as soon as the query returns.
+
+    Returns
+    -------
+    RoundOutcome
+    """
+    lab_ids, unl = pool.labelled_ids, pool.unlabelled_ids
+    if unl.size == 0:
+        raise AlfavizInputError("the unlabelled pool is exhausted: every sample is labelled.")
+    times: dict[str, float] = {}
+    y_l = torch.as_tensor(pool.labels[lab_ids], dtype=torch.long)
+    with _timed(times, "train"):
+        stats = learner.fit(data.x_train[torch.as_tensor(lab_ids)], y_l, seed=train_seed)
+    with _timed(times, "eval"):
+        acc = learner.evaluate(data.x_test, data.y_test)
+    with _timed(times, "embed"):
+        z = learner.embed(data.x_train)
+    on = z.device
+    result = strategy.query(
+        z[torch.as_tensor(unl, device=on)], z[torch.as_tensor(lab_ids, device=on)], y_l.to(on),
+        learner.head, min(budget, int(unl.size)), unlabelled_ids=unl, labelled_ids=lab_ids,
+        n_classes=data.n_classes,
+    )  # fmt: skip
+    times[schema.time_column("query")] = float(
+        result.info.get(schema.time_column("query"), math.nan)
+    )
+    if on_query is not None:
+        on_query(result)
+    z_np = z.cpu().numpy()
+    with _timed(times, "project"):
+        coords = project(z_np) if project is not None else None
+    row = _round_row(round, strategy, pool, result, acc, stats, times)
+    return _outcome(round, row, result, data, pool, z_np, coords)
+
+
+def _round_row(
+    r: int,
+    strategy: Strategy,
+    pool: Pool,
+    result: QueryResult,
+    accuracy: float,
+    stats: TrainStats,
+    times: dict[str, float],
+) -> dict[str, Any]:
+    info = result.info
+    row: dict[str, Any] = {
+        schema.ROUND: r,
+        schema.STRATEGY: strategy.name,
+        schema.N_LABELLED: pool.n_labelled,
+        schema.LEVEL: float(info.get(schema.LEVEL, math.nan)),
+        schema.N_CANDIDATES: int(info.get(schema.N_CANDIDATES, 0)),
+        schema.N_KMEANS: int(info.get(schema.N_KMEANS, 0)),
+        schema.N_FILL: int(info.get(schema.N_FILL, 0)),
+        schema.ACCURACY: accuracy,
+        schema.TRAIN_ACCURACY: stats.train_accuracy,
+        schema.EPOCHS: stats.epochs,
+        schema.BUDGET: result.budget,
+        schema.RANDOM_STATE: _used_seed(strategy, info),
+        **times,
+    }
+    for k, v in info.items():
+        if k.startswith(schema.TIME_PREFIX) and k not in row and isinstance(v, (int, float)):
+            row[k] = float(v)
+    return row
+
+
+def _used_seed(strategy: Strategy, info: dict[str, Any]) -> int:
+    seed = info.get(schema.RANDOM_STATE, getattr(strategy, "random_state", None))
+    return -1 if seed is None else int(seed)
+
+
+def _outcome(
+    r: int,
+    row: dict[str, Any],
+    result: QueryResult,
+    data: DataSource,
+    pool: Pool,
+    z: np.ndarray,
+    coords: np.ndarray | None,
+) -> RoundOutcome:
+    n = data.n_train
+    ids = np.arange(n, dtype=np.int64)
+    full = pd.DataFrame({schema.SAMPLE_ID: ids}).merge(
+        result.samples, on=schema.SAMPLE_ID, how="left"
+    )
+    full.insert(0, schema.ROUND, r)
+    full[schema.TRUE_LABEL] = data.y_train
+    full[schema.LABEL] = pool.labels
+    full[schema.LABELLED_ROUND] = pool.labelled_round
+    coord_df = None
+    if coords is not None:
+        full[schema.X], full[schema.Y] = coords[:, 0], coords[:, 1]
+        coord_df = schema.conform(
+            pd.DataFrame({schema.SAMPLE_ID: ids, schema.X: coords[:, 0], schema.Y: coords[:, 1]}),
+            schema.COORDS,
+        )
+    samples = _fill_defaults(full)
+    flips = result.flips.copy()
+    flips.insert(0, schema.ROUND, r)
+    selected = np.asarray(result.selected_ids, dtype=np.int64)
+    queried = pd.DataFrame(
+        {
+            schema.SAMPLE_ID: selected,
+            schema.ORDER: np.arange(selected.size),
+            schema.FILL: samples[schema.FILL].to_numpy()[selected],
+        }
+    )
+    paths = None
+    if result.paths is not None and len(result.paths):
+        paths = schema.conform(result.paths, schema.PATHS)
+    return RoundOutcome(
+        r, row, samples, schema.conform(flips, schema.FLIPS),
+        schema.conform(queried, schema.QUERIED), paths, z.astype(np.float32, copy=False),
+        coord_df, result,
+    )  # fmt: skip
+
+
+def _fill_defaults(full: pd.DataFrame) -> pd.DataFrame:
+    """Fill the rows of labelled samples (absent from the query) with the schema defaults."""
+    for col in schema.SAMPLES.columns:
+        nan_default = isinstance(col.default, float) and math.isnan(col.default)
+        if col.name in full.columns and not (col.required or nan_default):
+            full[col.name] = full[col.name].fillna(col.default)
+    return schema.conform(full, schema.SAMPLES)
