@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from alfaviz.errors import AlfavizInputError
-from alfaviz.store._store import (
+from alfaviz.store import (
     CONFIG_FILE,
     FORMAT_VERSION,
     LABELS_FILE,
@@ -321,10 +321,10 @@ def test_rounds_are_immutable(store: RunStore) -> None:
 
 
 def test_failed_write_leaves_no_round(store: RunStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    import alfaviz.store._store as store_mod
+    import alfaviz.store._run as store_mod
 
     calls = []
-    real = store_mod._write_file
+    real = store_mod.write_file
 
     def flaky(path: Path, data: bytes) -> None:
         calls.append(path)
@@ -332,7 +332,7 @@ def test_failed_write_leaves_no_round(store: RunStore, monkeypatch: pytest.Monke
             raise OSError("disk full")
         real(path, data)
 
-    monkeypatch.setattr(store_mod, "_write_file", flaky)
+    monkeypatch.setattr(store_mod, "write_file", flaky)
     with pytest.raises(OSError, match="disk full"):
         store.write_round(0, samples=rich_frame(), flips=flips_frame(), rounds_row=ROW0)
     assert store.rounds_written() == []
@@ -495,7 +495,7 @@ def test_labels_are_one_row_per_action_and_latest_wins(store: RunStore) -> None:
     assert acts["id"].tolist() == [a, b, c]
     assert acts["action"].tolist() == ["label"] * 3
     assert acts["label"].dtype == "Int64"
-    assert acts["session"].isna().tolist() == [True, True, False]
+    assert acts["session"].tolist() == [store.session, store.session, "tab1"]
 
 
 def test_skip_and_undo_semantics(store: RunStore) -> None:
@@ -605,7 +605,7 @@ def test_store_is_picklable_and_thread_safe(store: RunStore) -> None:
 
 KILL_SCRIPT = """
 import sys, time
-from alfaviz.store._store import RunStore
+from alfaviz.store import RunStore
 store = RunStore.open(sys.argv[1])
 store.add_label(42, 7, round=3, session="doomed")
 print("done", flush=True)
@@ -640,7 +640,7 @@ def test_label_survives_kill_9(store: RunStore) -> None:
 
 WRITER_SCRIPT = """
 import os, sys, time
-from alfaviz.store._store import RunStore
+from alfaviz.store import RunStore
 path, start, n, go = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 store = RunStore.open(path)
 store.labels()  # open the connection before the start signal

@@ -1,0 +1,244 @@
+"""Frames to Parquet bytes and back, with dtypes (categoricals included) preserved.
+
+Frames are stored with pyarrow's pandas metadata, so ``int64``, ``float64`` (``inf`` and
+``NaN`` included), ``bool``, nullable ``Int64``/``boolean``, strings, datetimes and
+categoricals come back unchanged. Parquet cannot store dictionaries of numbers or dates, so
+the categories and order of every categorical column are kept in the file's ``alfaviz``
+metadata (an Arrow IPC blob) and restored on read. Column names must be unique strings.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from alfaviz import schema
+from alfaviz.errors import AlfavizInputError, RunStoreError
+from alfaviz.store._io import canonical
+
+__all__ = [
+    "EMBEDDING_COL",
+    "check_frame",
+    "check_row",
+    "embeddings_to_parquet",
+    "frame_to_parquet",
+    "parquet_to_table",
+    "table_to_embeddings",
+    "table_to_frame",
+    "table_to_parquet",
+]
+
+PARQUET_FORMAT_VERSION = 1
+"""Version of the ``alfaviz`` metadata written into each Parquet file."""
+
+EMBEDDING_COL = "embedding"
+_META_KEY = b"alfaviz"
+
+
+def check_frame(df: Any, what: str) -> pd.DataFrame:
+    """Check that ``df`` is a DataFrame with unique string column names; return it."""
+    if not isinstance(df, pd.DataFrame):
+        raise AlfavizInputError(
+            f"{what} must be a pandas DataFrame; got {type(df).__name__}. "
+            "Wrap the data in pd.DataFrame(...)."
+        )
+    if isinstance(df.columns, pd.MultiIndex) or not all(isinstance(c, str) for c in df.columns):
+        raise AlfavizInputError(
+            f"{what} must have string column names to be stored as Parquet; got "
+            f"{list(df.columns)!r}. Rename the columns first."
+        )
+    if df.columns.has_duplicates:
+        dups = sorted(set(df.columns[df.columns.duplicated()]))
+        raise AlfavizInputError(f"{what} has duplicate column names {dups}; make them unique.")
+    return df
+
+
+def _scalar(value: Any, key: str) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise AlfavizInputError(
+        f"rounds_row[{key!r}] must be a scalar (int, float, bool, str or None); "
+        f"got {type(value).__name__}. Store arrays in an extra frame instead."
+    )
+
+
+def check_row(rounds_row: Any, round: int) -> dict[str, Any]:
+    """Check a rounds row (a mapping of string keys to scalars); return it without ``round``."""
+    if not isinstance(rounds_row, Mapping):
+        raise AlfavizInputError(
+            f"rounds_row must be a dict of scalars; got {type(rounds_row).__name__}. "
+            "Pass e.g. {'accuracy': 0.9}."
+        )
+    row: dict[str, Any] = {}
+    for key, value in rounds_row.items():
+        if not isinstance(key, str):
+            raise AlfavizInputError(
+                f"rounds_row keys must be strings; got {key!r}. Rename the key."
+            )
+        row[key] = _scalar(value, key)
+    if schema.ROUND in row and row[schema.ROUND] != round:
+        raise AlfavizInputError(
+            f"rounds_row['round'] is {row[schema.ROUND]!r} but round={round}; "
+            "drop the key or make them agree."
+        )
+    row.pop(schema.ROUND, None)
+    return row
+
+
+def _encode_index(index: pd.Index, what: str) -> str:
+    """An Index as a base64 Arrow IPC stream (exact dtype, any element type Arrow knows)."""
+    try:
+        table = pa.Table.from_pandas(pd.DataFrame({"c": index}), preserve_index=False)
+    except (pa.ArrowException, TypeError, ValueError) as exc:
+        raise AlfavizInputError(f"{what} cannot be stored as Parquet: {exc}") from exc
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return base64.b64encode(sink.getvalue().to_pybytes()).decode("ascii")
+
+
+def _decode_index(text: str) -> pd.Index:
+    table = pa.ipc.open_stream(base64.b64decode(text)).read_all()
+    return pd.Index(table.to_pandas()["c"]).rename(None)
+
+
+def frame_to_parquet(df: pd.DataFrame, what: str) -> bytes:
+    """Serialise ``df`` (index and dtypes included) to Parquet bytes."""
+    try:
+        table = pa.Table.from_pandas(df, preserve_index=None)
+    except (pa.ArrowException, TypeError, ValueError) as exc:
+        raise AlfavizInputError(
+            f"{what} cannot be stored as Parquet: {exc}. Give each column one type "
+            "(numbers, bools or strings)."
+        ) from exc
+    categoricals: dict[str, dict[str, Any]] = {}
+    for col in df.columns:
+        dtype = df[col].dtype
+        if isinstance(dtype, pd.CategoricalDtype):
+            categoricals[col] = {
+                "categories": _encode_index(dtype.categories, f"{what}[{col!r}] categories"),
+                "ordered": bool(dtype.ordered),
+            }
+    metadata = dict(table.schema.metadata or {})
+    metadata[_META_KEY] = canonical(
+        {"format_version": PARQUET_FORMAT_VERSION, "categoricals": categoricals}
+    ).encode()
+    table = table.replace_schema_metadata(metadata)
+    return table_to_parquet(table)
+
+
+def table_to_parquet(table: pa.Table) -> bytes:
+    """Parquet bytes of ``table`` (zstd, page checksums)."""
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd", write_page_checksum=True)
+    return buf.getvalue()
+
+
+def parquet_to_table(data: bytes, path: Path) -> pa.Table:
+    """Parse Parquet bytes read from ``path``, verifying page checksums."""
+    try:
+        return pq.read_table(pa.BufferReader(data), page_checksum_verification=True)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise RunStoreError(
+            f"{path} is corrupt or truncated ({exc}); refusing to load it partially. "
+            "Restore the file from a copy of the run or rewrite the round with overwrite=True."
+        ) from exc
+
+
+def table_to_frame(table: pa.Table, path: Path) -> pd.DataFrame:
+    """The DataFrame of ``table`` with categoricals restored from the alfaviz metadata."""
+    try:
+        df = table.to_pandas()
+    except (pa.ArrowException, ValueError, TypeError) as exc:  # pragma: no cover - defensive
+        raise RunStoreError(f"{path} is corrupt: cannot convert it to a DataFrame ({exc})") from exc
+    raw = (table.schema.metadata or {}).get(_META_KEY)
+    if raw:
+        try:
+            meta = json.loads(raw)
+            for col, spec in meta.get("categoricals", {}).items():
+                cats = _decode_index(spec["categories"])
+                values = df[col]
+                if cats.dtype.kind == "m" and values.dtype.kind in "iuf":
+                    # a dictionary of durations comes back as its int64 storage
+                    values = pd.to_timedelta(values, unit=np.datetime_data(cats.dtype)[0])
+                df[col] = values.astype(pd.CategoricalDtype(cats, ordered=spec["ordered"]))
+        except (pa.ArrowException, ValueError, KeyError, TypeError) as exc:
+            raise RunStoreError(f"{path} is corrupt: bad alfaviz metadata ({exc})") from exc
+    return df
+
+
+def embeddings_to_parquet(embeddings: Any, embedding_ids: Any) -> tuple[bytes, int]:
+    """An embedding matrix ``(n, dim)`` and its sample ids as Parquet bytes; returns ``dim``.
+
+    The matrix is stored as a fixed-size-list column, so its dtype comes back unchanged.
+    ``embedding_ids=None`` means ``arange(n)``.
+    """
+    if hasattr(embeddings, "detach"):  # torch tensor, possibly on a GPU
+        embeddings = embeddings.detach().cpu().numpy()
+    try:
+        mat = np.ascontiguousarray(np.asarray(embeddings))
+    except (ValueError, TypeError) as exc:
+        raise AlfavizInputError(
+            f"embeddings must be a numeric array of shape (n_samples, dim); {exc}."
+        ) from exc
+    if mat.ndim != 2 or mat.shape[1] == 0:
+        raise AlfavizInputError(
+            f"embeddings must be 2-D with shape (n_samples, dim >= 1); got {mat.shape}. "
+            "Reshape it to one row per sample."
+        )
+    if mat.dtype.kind not in "iuf":
+        raise AlfavizInputError(
+            f"embeddings must be numeric (integer or float); got dtype {mat.dtype}. "
+            "Convert it with .astype(np.float32)."
+        )
+    n, dim = mat.shape
+    if embedding_ids is None:
+        ids = np.arange(n, dtype=np.int64)
+    else:
+        if hasattr(embedding_ids, "detach"):
+            embedding_ids = embedding_ids.detach().cpu().numpy()
+        ids = np.asarray(embedding_ids)
+        if ids.shape != (n,) or (n and ids.dtype.kind not in "iu"):
+            raise AlfavizInputError(
+                f"embedding_ids must be integers of shape ({n},) (one per embedding row); "
+                f"got {ids.dtype} {ids.shape}."
+            )
+        ids = ids.astype(np.int64)
+        if len(np.unique(ids)) != n:
+            raise AlfavizInputError(
+                "embedding_ids must be unique (one sample id per row); drop the duplicates."
+            )
+        if n and ids.min() < 0:
+            raise AlfavizInputError("embedding_ids must be sample ids >= 0; got a negative id.")
+    values = pa.array(mat.reshape(-1))
+    table = pa.table(
+        {
+            schema.SAMPLE_ID: pa.array(ids, type=pa.int64()),
+            EMBEDDING_COL: pa.FixedSizeListArray.from_arrays(values, dim),
+        }
+    )
+    return table_to_parquet(table), dim
+
+
+def table_to_embeddings(table: pa.Table, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Sample ids ``(n,)`` int64 and the matrix ``(n, dim)`` (its written dtype) of a table."""
+    try:
+        ids = table.column(schema.SAMPLE_ID).to_numpy().astype(np.int64, copy=True)
+        col = table.column(EMBEDDING_COL).combine_chunks()
+        dim = col.type.list_size
+        flat = col.flatten().to_numpy(zero_copy_only=False)
+        matrix = np.array(flat, copy=True).reshape(len(col), dim)
+    except (KeyError, pa.ArrowException, ValueError, AttributeError) as exc:
+        raise RunStoreError(f"{path} is corrupt: not an embeddings table ({exc}).") from exc
+    return ids, matrix
