@@ -96,8 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="one or more seeds; several seeds give one run directory each (0)",
     )  # fmt: skip
     run.add_argument(
-        "--projection", choices=("umap", "pca", "auto", "none"), default="umap",
-        help="2-D coordinates stored with each round (umap)",
+        "--projection", choices=("auto", "umap", "pca", "none"), default="auto",
+        help="2-D coordinates stored with each round (auto: UMAP when installed, else PCA)",
     )  # fmt: skip
     run.add_argument("--out", default=None, help="run directory (default: runs/<name>-<time>)")
     run.add_argument("-q", "--quiet", action="store_true", help="print only the run directory")
@@ -123,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _data_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     kw: dict[str, Any] = {}
+    if args.root:
+        kw["root"] = args.root
     if args.download:
         kw["download"] = True
     if args.target:
@@ -148,12 +150,6 @@ def _strategy_kwargs(args: argparse.Namespace, name: str) -> dict[str, Any]:
     return kw
 
 
-def _load(args: argparse.Namespace) -> Any:
-    from alfaviz.data import load_dataset
-
-    return load_dataset(args.dataset, root=args.root, **_data_kwargs(args))
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
     from alfaviz.analysis.report import describe_round
     from alfaviz.session.experiment import Callback, Experiment
@@ -171,8 +167,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
         # compile UMAP's numba code while the first round trains
         threading.Thread(target=warm_up_umap, name="umap-warm-up", daemon=True).start()
     data_kwargs = _data_kwargs(args)
-    if args.root:
-        data_kwargs["root"] = args.root
     t0 = time.perf_counter()
     seeds = list(dict.fromkeys(args.seed))
     for seed in seeds:
@@ -205,11 +199,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from alfaviz.analysis.compare import run_comparison
 
-    source = _load(args)
+    data_kwargs = _data_kwargs(args)
+    strategy_params = {name.lower(): _strategy_kwargs(args, name) for name in args.strategies}
     res = run_comparison(
-        source, strategies=tuple(args.strategies), seeds=tuple(args.seeds), rounds=args.rounds,
-        initial_size=args.initial_size, budget=args.budget, model=args.model, out=args.out,
-        projection="none", train=_train(args), progress=False,
+        args.dataset, strategies=tuple(args.strategies), seeds=tuple(args.seeds),
+        rounds=args.rounds, initial_size=args.initial_size, budget=args.budget, model=args.model,
+        out=args.out, projection="none", train=_train(args), data_kwargs=data_kwargs,
+        progress=False, strategy_params={k: v for k, v in strategy_params.items() if v},
+        experiment_kwargs={"device": args.device, "initial": args.initial},
     )  # fmt: skip
     files = res.write()
     print(res.summary_text())

@@ -1,10 +1,11 @@
-"""Compare active-learning strategies the way the ALFA-Mix paper does (alfamix.md §7).
+"""Compare active-learning strategies the way the ALFA-Mix paper does.
 
-:func:`run_comparison` runs every strategy with every seed as an :class:`~alfaviz.core.Experiment`
-with the labelling oracle, one run directory each (``<out>/<strategy>-seed<seed>/``). Runs with the
-same seed share the initial labelled set and the model's initial weights (the experiment derives
-both from its seed), so the comparison is *paired*: for a given seed and round, two strategies
-differ only in what they queried.
+See docs/algorithm.md ("Evaluation"). :func:`run_comparison` runs every strategy with every
+seed as an :class:`~alfaviz.session.Experiment` with the labelling oracle, one run directory
+each (``<out>/<strategy>-seed<seed>/``). Runs with the same seed share the initial labelled
+set and the model's initial weights (the experiment derives both from its seed), so the
+comparison is *paired*: for a given seed and round, two strategies differ only in what they
+queried.
 
 Two summaries are computed from the learning curves (one row per strategy, seed and round):
 
@@ -572,10 +573,11 @@ def run_comparison(
     progress: bool = False,
     critical: float | None = None,
     experiment_kwargs: Mapping[str, Any] | None = None,
+    strategy_params: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> ComparisonResult:
     """Run every strategy with every seed and compare the learning curves.
 
-    Each (strategy, seed) is an :class:`~alfaviz.core.Experiment` with the labelling oracle,
+    Each (strategy, seed) is an :class:`~alfaviz.session.Experiment` with the labelling oracle,
     written to ``<out>/<strategy>-seed<seed>/``. The same seed gives every strategy the same
     initial labelled set and the same initial weights, so the comparison is paired.
 
@@ -611,15 +613,21 @@ def run_comparison(
     critical : float, optional
         Threshold on t for the win matrix (default: Student-t 97.5% quantile, n - 1 df).
     experiment_kwargs : dict, optional
-        Further :class:`~alfaviz.core.Experiment` arguments (``initial``, ``device``,
-        ``model_kwargs``, ``strategy_kwargs``, ``callbacks``, ...).
+        Further :class:`~alfaviz.session.Experiment` arguments (``initial``, ``device``,
+        ``model_kwargs``, ``callbacks``, ...).
+    strategy_params : dict, optional
+        Constructor parameters per strategy name, e.g. ``{"alfamix": {"alpha_cap": 0.1}}``.
+        Every strategy is built once before any run starts, so an unknown name or a bad
+        parameter fails before anything is written.
 
     Returns
     -------
     ComparisonResult
         Call :meth:`ComparisonResult.write` to save the CSVs and the figure.
     """
+    from alfaviz.session.config import check_int
     from alfaviz.session.experiment import Experiment  # the loop pulls in torch and the store
+    from alfaviz.strategies import get_strategy
 
     strategies = [strategies] if isinstance(strategies, (str, Strategy)) else list(strategies)
     if not strategies:
@@ -627,6 +635,17 @@ def run_comparison(
     labels = [_strategy_label(s) for s in strategies]
     if len({s.lower() for s in labels}) != len(labels):
         raise AlfavizInputError(f"strategies must be distinct; got {labels}.")
+    rounds = check_int(rounds, "rounds", minimum=1)
+    params = {str(k).lower(): dict(v) for k, v in dict(strategy_params or {}).items()}
+    unknown_params = sorted(set(params) - {lab.lower() for lab in labels})
+    if unknown_params:
+        raise AlfavizInputError(
+            f"strategy_params names {unknown_params}, which are not among the strategies "
+            f"compared ({labels})."
+        )
+    for strat in strategies:  # unknown names and bad parameters fail before any run starts
+        if isinstance(strat, str):
+            get_strategy(strat, **params.get(strat.lower(), {}))
     seed_list = _check_seeds(seeds)
     if isinstance(model, str):
         make_model: Callable[[int], Any] | None = None
@@ -639,12 +658,18 @@ def run_comparison(
         )
     folder = Path(out) if out is not None else _default_out()
     ekw = dict(experiment_kwargs or {})
-    for reserved in ("labelling", "out", "seed", "strategy", "data", "model"):
+    for reserved in ("labelling", "out", "seed", "strategy", "data", "model", "strategy_kwargs"):
         if reserved in ekw:
             raise AlfavizInputError(f"experiment_kwargs may not set {reserved!r}.")
     if len(seed_list) < 2:
         log.warning("one seed only: the win matrix needs at least 2 seeds and will be empty")
 
+    data_spec = None
+    if not isinstance(data, DataSource):  # load once; every run records the spec to reopen
+        from alfaviz.data import load_dataset
+
+        data_spec = {"spec": str(data), "kwargs": dict(data_kwargs or {})}
+        data = load_dataset(data, **dict(data_kwargs or {}))
     jobs = [(s, lab, seed) for s, lab in zip(strategies, labels, strict=True) for seed in seed_list]
     it: Any = jobs
     bar = None
@@ -672,7 +697,8 @@ def run_comparison(
             projection=projection,
             labelling="oracle",
             train=train,
-            data_kwargs=None if isinstance(data, DataSource) else data_kwargs,
+            data_spec=data_spec,
+            strategy_kwargs=params.get(label.lower()) if isinstance(strategy, str) else None,
             **ekw,
         )
         try:

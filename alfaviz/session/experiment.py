@@ -95,6 +95,20 @@ def _jsonable(obj: Any) -> Any:
     return repr(obj)
 
 
+_NEVER_RECORDED = ("download",)
+"""Data options honoured when given in Python but never written into a run's config."""
+
+
+def _recorded_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The data spec as a run records it: JSON-ready, without one-off options (downloads)."""
+    if not isinstance(spec, Mapping) or not isinstance(spec.get("spec"), str):
+        raise AlfavizInputError(
+            f"data_spec must be a dict like {{'spec': 'digits', 'kwargs': {{}}}}; got {spec!r}."
+        )
+    kwargs = {k: v for k, v in dict(spec.get("kwargs") or {}).items() if k not in _NEVER_RECORDED}
+    return {"spec": spec["spec"], "kwargs": _jsonable(kwargs)}
+
+
 def _fresh_seed() -> int:
     """A seed from fresh OS entropy, in 0..2**63-1."""
     return int.from_bytes(os.urandom(8), "little") >> 1
@@ -142,6 +156,10 @@ class Experiment:
     exist_ok : bool
         Allow ``out`` to exist already: an empty directory, or a run with the same config,
         which is then resumed (its initial set is not labelled again).
+    data_spec : dict, optional
+        With a ready ``DataSource``: the ``{"spec": ..., "kwargs": ...}`` it was loaded from,
+        recorded so that :meth:`open` can load it again (checked against the data's
+        fingerprint when the run is reopened).
     """
 
     def __init__(
@@ -164,6 +182,7 @@ class Experiment:
         model_kwargs: Mapping[str, Any] | None = None,
         strategy_kwargs: Mapping[str, Any] | None = None,
         exist_ok: bool = False,
+        data_spec: Mapping[str, Any] | None = None,
         _store: RunStore | None = None,
     ) -> None:
         # settings: checked before anything is loaded or written -----------------------
@@ -206,10 +225,14 @@ class Experiment:
         self._data_spec: dict[str, Any] | None = None
         if isinstance(data, DataSource):
             self.data = data
+            if data_spec is not None:
+                self._data_spec = _recorded_spec(data_spec)
+        elif data_spec is not None:
+            raise AlfavizInputError("data_spec goes with a DataSource; got a spec as data too.")
         else:
             kw = dict(data_kwargs or {})
             self.data = load_dataset(data, **kw)
-            self._data_spec = {"spec": str(data), "kwargs": _jsonable(kw)}
+            self._data_spec = _recorded_spec({"spec": str(data), "kwargs": kw})
         if self._draft.initial_size >= self.data.n_train:
             raise AlfavizInputError(
                 f"initial_size {self._draft.initial_size} leaves nothing to query in a pool "
