@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numbers
+from typing import ClassVar, get_args
+
 import numpy as np
 import pandas as pd
 import torch
@@ -9,34 +12,59 @@ import torch
 from alfaviz import schema
 from alfaviz.alfamix.candidates import AlphaMode
 from alfaviz.alfamix.query import alfamix_query, paths_frame
+from alfaviz.errors import AlfavizInputError
 from alfaviz.strategies._base import (
     QueryInputs,
     Selection,
     Strategy,
     head_probabilities,
 )
+from alfaviz.strategies._common import check_int, check_real
 
 __all__ = ["ALFAMix"]
+
+_MAX_LEVELS = 1000
+"""The ε schedule ``alpha_cap, 2 alpha_cap, ..., 1`` has at most this many levels."""
+
+_MAX_PATH_STEPS = 1000
+"""The most points recorded along one path z_u → z*_c."""
+
+_ALPHA_MODES: tuple[str, ...] = get_args(AlphaMode)
+
+
+def _default_alpha_cap(alpha: AlphaMode) -> float:
+    """The schedule step used when ``alpha_cap`` is None: 0.2 closed form, 1/32 learned."""
+    return 0.2 if alpha == "closed_form" else 1 / 32
 
 
 class ALFAMix(Strategy):
     """ALFA-Mix as a query strategy (Parvaneh et al., CVPR 2022).
 
+    All parameters are checked when the strategy is built (and by :meth:`set_params`).
+
     Parameters
     ----------
-    alpha_cap : float, optional
-        Step of the ε schedule; defaults to 0.2 for the closed form and 1/32 for learned α.
+    alpha_cap : float or None
+        Step of the ε schedule, a real number in ``[1/1000, 1]`` (so the schedule has at most
+        1000 levels); None means 0.2 for the closed form and 1/32 for learned α.
     alpha : {"closed_form", "learned"}
-    kmeans_n_init, kmeans_max_iter, kmeans_tol : int, int, float
-        k-means settings (k-means++ seeding), always explicit.
-    learn_steps, learn_lr : int, float
-        Optimiser settings for learned α.
+    kmeans_n_init, kmeans_max_iter : int
+        k-means restarts and Lloyd iterations, positive integers.
+    kmeans_tol : float
+        k-means convergence tolerance, ``>= 0``.
+    learn_steps : int
+        Optimiser steps for learned α, an integer ``>= 0`` (0 evaluates the start only).
+    learn_lr : float
+        Learning rate for learned α, ``> 0``.
     path_steps : int
-        Points along z_u → z*_c recorded for the selected samples (0 to skip).
-    random_state : int
+        Points along z_u → z*_c recorded for the selected samples: 0 to skip, or
+        ``2..1000``.
+    random_state : int or None
+        Seeds k-means and the random fill, an int in ``0..2**63-1``; None draws a fresh seed at
+        every query. The seed used is recorded in ``QueryResult.info["random_state"]``.
     """
 
-    name = "alfamix"
+    name: ClassVar[str] = "alfamix"
 
     def __init__(
         self,
@@ -48,9 +76,8 @@ class ALFAMix(Strategy):
         learn_steps: int = 5,
         learn_lr: float = 0.1,
         path_steps: int = 11,
-        random_state: int = 0,
+        random_state: int | None = 0,
     ) -> None:
-        super().__init__(random_state=random_state)
         self.alpha_cap = alpha_cap
         self.alpha = alpha
         self.kmeans_n_init = kmeans_n_init
@@ -59,12 +86,59 @@ class ALFAMix(Strategy):
         self.learn_steps = learn_steps
         self.learn_lr = learn_lr
         self.path_steps = path_steps
+        self.random_state = random_state
+        self._validate_params()
+
+    def _validate_params(self) -> None:
+        super()._validate_params()
+        if not (isinstance(self.alpha, str) and self.alpha in _ALPHA_MODES):
+            raise AlfavizInputError(
+                f"ALFAMix alpha must be one of {', '.join(map(repr, _ALPHA_MODES))}; "
+                f"got {self.alpha!r}."
+            )
+        cap = self.alpha_cap
+        if cap is not None and not (
+            isinstance(cap, numbers.Real)
+            and not isinstance(cap, (bool, np.bool_))
+            and 1.0 / _MAX_LEVELS <= float(cap) <= 1.0
+        ):
+            raise AlfavizInputError(
+                f"ALFAMix alpha_cap must be a real number in [{1 / _MAX_LEVELS:g}, 1] (the ε "
+                f"schedule steps by alpha_cap up to 1, at most {_MAX_LEVELS} levels), or None "
+                f"for the default; got {cap!r}."
+            )
+        check_int("ALFAMix", "kmeans_n_init", self.kmeans_n_init, minimum=1)
+        check_int("ALFAMix", "kmeans_max_iter", self.kmeans_max_iter, minimum=1)
+        check_real(
+            "ALFAMix",
+            "kmeans_tol",
+            self.kmeans_tol,
+            low=0.0,
+            high=float("inf"),
+            low_open=False,
+            high_open=True,
+        )
+        check_int("ALFAMix", "learn_steps", self.learn_steps, minimum=0)
+        check_real(
+            "ALFAMix",
+            "learn_lr",
+            self.learn_lr,
+            low=0.0,
+            high=float("inf"),
+            low_open=True,
+            high_open=True,
+        )
+        steps = self.path_steps
+        check_int("ALFAMix", "path_steps", steps, minimum=0, hint=" (0 to skip, or 2..1000)")
+        if steps == 1 or steps > _MAX_PATH_STEPS:
+            raise AlfavizInputError(
+                f"ALFAMix path_steps must be 0 (no paths) or in 2..{_MAX_PATH_STEPS} (a path "
+                f"needs both ends); got {steps!r}."
+            )
 
     def _select(self, inputs: QueryInputs) -> Selection:
-        assert inputs.head is not None
-        cap = self.alpha_cap
-        if cap is None:
-            cap = 0.2 if self.alpha == "closed_form" else 1 / 32
+        assert inputs.head is not None  # Strategy.query checks needs_head
+        cap = _default_alpha_cap(self.alpha) if self.alpha_cap is None else float(self.alpha_cap)
         out = alfamix_query(
             inputs.z_unlabelled,
             inputs.z_labelled,
@@ -72,14 +146,14 @@ class ALFAMix(Strategy):
             inputs.head,
             inputs.budget,
             alpha_cap=cap,
-            random_state=int(self.random_state or 0),
+            random_state=inputs.random_state,
             n_classes=inputs.n_classes,
             alpha=self.alpha,
-            kmeans_n_init=self.kmeans_n_init,
-            kmeans_max_iter=self.kmeans_max_iter,
-            kmeans_tol=self.kmeans_tol,
-            learn_steps=self.learn_steps,
-            learn_lr=self.learn_lr,
+            kmeans_n_init=int(self.kmeans_n_init),
+            kmeans_max_iter=int(self.kmeans_max_iter),
+            kmeans_tol=float(self.kmeans_tol),
+            learn_steps=int(self.learn_steps),
+            learn_lr=float(self.learn_lr),
         )
         c = out.candidates
         p = head_probabilities(inputs.head, inputs.z_unlabelled)
@@ -117,7 +191,7 @@ class ALFAMix(Strategy):
                 inputs.z_unlabelled,
                 torch.as_tensor(c.anchors, device=inputs.z_unlabelled.device),
                 out.selected,
-                self.path_steps,
+                int(self.path_steps),
             )
         info = {
             "level": c.level,

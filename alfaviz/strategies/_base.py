@@ -1,17 +1,30 @@
-"""Strategies as plain estimators: the base class and the validated inputs.
+"""Strategies as plain estimators: the base class, :func:`clone` and the validated inputs.
 
-``__init__`` only stores parameters; :meth:`Strategy.query` validates the inputs at the
-boundary, maps positions to global ids, and returns one frozen
-:class:`~alfaviz.strategies.QueryResult`. Subclasses implement :meth:`Strategy._select`,
-which works on positions only (positions never leave it).
+The estimator API follows scikit-learn's ``BaseEstimator``:
+
+- ``__init__`` stores each parameter under its own name and then calls
+  :meth:`Strategy._validate_params` once; it sets no other attribute, so a bad parameter fails
+  when the strategy is built, before a run folder is written or a model trained;
+- :meth:`Strategy.get_params` reads the parameter names from the ``__init__`` signature;
+- :meth:`Strategy.set_params` changes parameters (validated again) and returns the strategy;
+- :func:`clone` builds a new strategy with deep copies of the same parameters.
+
+:meth:`Strategy.query` validates the inputs at the boundary, resolves the seed
+(``random_state=None`` draws a fresh one from the operating system), maps positions to global
+ids, and returns one frozen :class:`~alfaviz.strategies.QueryResult` whose
+``info["random_state"]`` is the seed actually used. Subclasses implement
+:meth:`Strategy._select`, which works on positions only (positions never leave it) and takes
+its seed from :attr:`QueryInputs.random_state`.
 """
 
 from __future__ import annotations
 
+import copy
+import inspect
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -21,19 +34,45 @@ from torch import nn
 from alfaviz import schema
 from alfaviz._validation import check_query_inputs
 from alfaviz.errors import AlfavizInputError
+from alfaviz.strategies._common import (
+    check_seed,
+    entropy_scores,
+    eval_mode,
+    fresh_seed,
+)
 from alfaviz.strategies._result import QueryResult, empty_flips_frame
 
 __all__ = [
+    "RANDOM_STATE_KEY",
     "QueryInputs",
     "Selection",
     "Strategy",
+    "clone",
     "head_probabilities",
 ]
+
+RANDOM_STATE_KEY = "random_state"
+"""The key of :attr:`QueryResult.info` that holds the seed a query actually used (an int)."""
+
+_S = TypeVar("_S", bound="Strategy")
 
 
 @dataclass(frozen=True)
 class QueryInputs:
-    """Validated inputs handed to :meth:`Strategy._select` (positions, not ids)."""
+    """Validated inputs handed to :meth:`Strategy._select` (positions, not ids).
+
+    Attributes
+    ----------
+    z_unlabelled : torch.Tensor, shape (n_unlabelled, dim)
+    z_labelled : torch.Tensor, shape (n_labelled, dim)
+    y_labelled : torch.Tensor of int64, shape (n_labelled,)
+    head : nn.Module or None
+    budget : int
+    n_classes : int
+    random_state : int
+        The seed of this query, in ``0..2**63-1`` (drawn fresh when the strategy's
+        ``random_state`` is None); every random draw of ``_select`` derives from it.
+    """
 
     z_unlabelled: torch.Tensor
     z_labelled: torch.Tensor
@@ -41,6 +80,7 @@ class QueryInputs:
     head: nn.Module | None
     budget: int
     n_classes: int
+    random_state: int
 
 
 @dataclass
@@ -67,26 +107,27 @@ def head_probabilities(head: nn.Module, z: torch.Tensor, chunk: int = 65536) -> 
     -------
     torch.Tensor, shape (n_samples, n_classes)
     """
-    was_training = head.training
-    head.eval()
-    try:
+    with eval_mode(head):
         out = [
             torch.softmax(head(z[i : i + chunk]).float(), dim=1) for i in range(0, len(z), chunk)
         ]
-    finally:
-        head.train(was_training)
     return torch.cat(out)
-
-
-def _entropy(p: torch.Tensor) -> torch.Tensor:
-    return -(p * torch.log(p.clamp_min(1e-12))).sum(dim=1)
 
 
 class Strategy:
     """Base class of every query strategy.
 
-    Subclasses set :attr:`name`, store their parameters in ``__init__`` and implement
-    :meth:`_select`.
+    Subclasses set :attr:`name`, list every parameter explicitly in ``__init__`` (no
+    ``*args`` or ``**kwargs``), store each as an attribute of the same name, call
+    ``self._validate_params()`` once and set nothing else; they extend
+    :meth:`_validate_params` (calling ``super()``) and implement :meth:`_select`.
+
+    Parameters
+    ----------
+    random_state : int or None
+        Seed of the query's random draws, an int in ``0..2**63-1``; ``None`` draws a fresh
+        seed from the operating system at every query. Either way the seed used is recorded in
+        ``QueryResult.info["random_state"]``.
     """
 
     name: ClassVar[str] = "base"
@@ -94,10 +135,93 @@ class Strategy:
 
     def __init__(self, random_state: int | None = 0) -> None:
         self.random_state = random_state
+        self._validate_params()
 
-    def get_params(self) -> dict[str, Any]:
-        """The constructor parameters (for configs and reprs)."""
-        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+    # estimator API -------------------------------------------------------------------------
+    @classmethod
+    def _get_param_names(cls) -> list[str]:
+        """The parameter names of ``cls.__init__``, in signature order.
+
+        Raises
+        ------
+        AlfavizInputError
+            When ``__init__`` takes ``*args``, ``**kwargs`` or positional-only parameters
+            (the parameters could then not be read back or passed by keyword).
+        """
+        init = cls.__init__
+        if init is object.__init__:
+            return []
+        names: list[str] = []
+        for param in list(inspect.signature(init).parameters.values())[1:]:  # skip self
+            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD, param.POSITIONAL_ONLY):
+                raise AlfavizInputError(
+                    f"{cls.__name__}.__init__ must list its parameters explicitly by keyword; "
+                    f"it takes {param} ({param.kind.description}). Name each parameter instead."
+                )
+            names.append(param.name)
+        return names
+
+    def get_params(self, deep: bool = False) -> dict[str, Any]:
+        """The constructor parameters, read from the ``__init__`` signature.
+
+        Parameters
+        ----------
+        deep : bool
+            Accepted for scikit-learn compatibility; strategies hold no nested estimators, so
+            it changes nothing.
+
+        Returns
+        -------
+        dict
+            ``{name: value}`` for every parameter of ``__init__``, in signature order.
+        """
+        del deep  # no nested estimators
+        params: dict[str, Any] = {}
+        for key in self._get_param_names():
+            try:
+                params[key] = getattr(self, key)
+            except AttributeError as exc:
+                raise AttributeError(
+                    f"{type(self).__name__}.__init__ must store its parameter {key!r} as "
+                    f"self.{key}."
+                ) from exc
+        return params
+
+    def set_params(self: _S, **params: Any) -> _S:
+        """Set parameters by name, check them as the constructor does, and return ``self``.
+
+        On an error nothing is changed.
+
+        Raises
+        ------
+        AlfavizInputError
+            For an unknown parameter (the message lists the valid ones) or a bad value.
+        """
+        valid = self._get_param_names()
+        unknown = [key for key in params if key not in valid]
+        if unknown:
+            raise AlfavizInputError(
+                f"{type(self).__name__} has no parameter {', '.join(map(repr, unknown))}; "
+                f"valid parameters: {', '.join(valid) or '(none)'}."
+            )
+        old = {key: getattr(self, key) for key in params}
+        for key, value in params.items():
+            setattr(self, key, value)
+        try:
+            self._validate_params()
+        except Exception:
+            for key, value in old.items():
+                setattr(self, key, value)
+            raise
+        return self
+
+    def _validate_params(self) -> None:
+        """Check every parameter; raise a one-line :class:`AlfavizInputError` naming it.
+
+        Called by ``__init__`` and :meth:`set_params` (and again by :meth:`query`, in case an
+        attribute was assigned directly). Sets no attribute.
+        """
+        check_seed(type(self).__name__, self.random_state)
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
@@ -139,8 +263,11 @@ class Strategy:
         Returns
         -------
         QueryResult
-            Exactly ``budget`` unique unlabelled ids and the per-sample records.
+            Exactly ``budget`` unique unlabelled ids and the per-sample records;
+            ``info["random_state"]`` is the seed used (an int, fresh when ``random_state`` is
+            None).
         """
+        self._validate_params()
         if self.needs_head and head is None:
             raise AlfavizInputError(f"{type(self).__name__} needs the model head; got None.")
         zu, zl, yl, n_cls, budget = check_query_inputs(
@@ -155,16 +282,11 @@ class Strategy:
                     f"{overlap.size} sample id(s) are both labelled and unlabelled "
                     f"(e.g. {overlap[:5].tolist()}); the pool must exclude labelled samples."
                 )
-        inputs = QueryInputs(zu, zl, yl, head, budget, n_cls)
-        was_training = head.training if head is not None else False
-        if head is not None:
-            head.eval()
+        seed = fresh_seed() if self.random_state is None else int(self.random_state)
+        inputs = QueryInputs(zu, zl, yl, head, budget, n_cls, seed)
         t0 = time.perf_counter()
-        try:
+        with eval_mode(head):
             sel = self._select(inputs)
-        finally:
-            if head is not None:
-                head.train(was_training)
         elapsed = time.perf_counter() - t0
         idx = np.asarray(sel.selected_idx, dtype=np.int64)
         if idx.shape != (budget,) or np.unique(idx).size != budget:
@@ -197,6 +319,7 @@ class Strategy:
         }
         info.update(sel.info or {})
         info["time_query"] = elapsed
+        info[RANDOM_STATE_KEY] = seed
         return QueryResult(
             strategy=self.name,
             selected_ids=ids[idx],
@@ -210,18 +333,43 @@ class Strategy:
         raise NotImplementedError
 
     # helpers shared by subclasses ---------------------------------------------------------
-    def _generator(self, device: torch.device | str = "cpu") -> torch.Generator:
-        g = torch.Generator(device=device)
-        g.manual_seed(0 if self.random_state is None else int(self.random_state))
-        return g
-
     @staticmethod
     def _prob_columns(p: torch.Tensor) -> dict[str, np.ndarray]:
         return {
             schema.PSEUDO_LABEL: p.argmax(dim=1).cpu().numpy(),
             schema.PROB_MAX: p.max(dim=1).values.double().cpu().numpy(),
-            schema.ENTROPY: _entropy(p).double().cpu().numpy(),
+            schema.ENTROPY: entropy_scores(p).double().cpu().numpy(),
         }
+
+
+def clone(strategy: _S) -> _S:
+    """A new strategy of the same class with deep copies of the same parameters.
+
+    Like :func:`sklearn.base.clone`: nothing but the constructor parameters is carried over,
+    and the copy shares no mutable parameter with the original. ``clone(s).set_params(...)``
+    changes the copy only.
+
+    Parameters
+    ----------
+    strategy : Strategy
+
+    Returns
+    -------
+    Strategy
+        ``type(strategy)(**deepcopy(strategy.get_params()))``.
+
+    Raises
+    ------
+    AlfavizInputError
+        When ``strategy`` is not a :class:`Strategy`.
+    """
+    if not isinstance(strategy, Strategy):
+        raise AlfavizInputError(
+            f"clone expects a Strategy instance (e.g. get_strategy('alfamix')); "
+            f"got {type(strategy).__name__}."
+        )
+    params = copy.deepcopy(strategy.get_params())
+    return type(strategy)(**params)
 
 
 def _default_column(col: str, n: int) -> np.ndarray:

@@ -6,16 +6,12 @@ from typing import Any
 
 from alfaviz.errors import AlfavizInputError
 from alfaviz.strategies._alfamix import ALFAMix
+from alfaviz.strategies._badge import BADGE
+from alfaviz.strategies._bald import BALD
 from alfaviz.strategies._base import Strategy
-from alfaviz.strategies._baselines import (
-    BADGE,
-    BALD,
-    CoreSet,
-    Entropy,
-    LeastConfidence,
-    Margin,
-    Random,
-)
+from alfaviz.strategies._coreset import CoreSet
+from alfaviz.strategies._random import Random
+from alfaviz.strategies._uncertainty import Entropy, LeastConfidence, Margin
 
 __all__ = ["STRATEGIES", "get_strategy", "register"]
 
@@ -27,7 +23,18 @@ STRATEGIES: dict[str, type[Strategy]] = {
 
 
 def register(cls: type[Strategy]) -> type[Strategy]:
-    """Class decorator: add a user-defined strategy to :data:`STRATEGIES` under ``cls.name``."""
+    """Class decorator: add a user-defined strategy to :data:`STRATEGIES` under ``cls.name``.
+
+    Raises
+    ------
+    AlfavizInputError
+        When ``cls`` is not a :class:`Strategy` subclass, or its ``__init__`` does not list
+        its parameters explicitly (``*args`` or ``**kwargs``), so ``get_params`` could not
+        read them.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Strategy)):
+        raise AlfavizInputError(f"register expects a Strategy subclass; got {cls!r}.")
+    cls._get_param_names()  # raises for *args / **kwargs
     STRATEGIES[cls.name.lower()] = cls
     return cls
 

@@ -13,8 +13,7 @@ from torch import nn
 
 from alfaviz import schema
 from alfaviz.errors import AlfavizInputError
-from alfaviz.strategies import get_strategy
-from alfaviz.strategies._baselines import (
+from alfaviz.strategies import (
     BADGE,
     BALD,
     CoreSet,
@@ -23,6 +22,7 @@ from alfaviz.strategies._baselines import (
     Margin,
     Random,
     bald_scores,
+    get_strategy,
     gradient_embedding_factors,
     gradient_embedding_sq_dist,
     kcenter_greedy,
