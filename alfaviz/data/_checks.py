@@ -222,8 +222,8 @@ def encode_labels(
         bad = _holds_containers(arr)
         if bad is not None:
             raise AlfavizInputError(
-                f"{what} holds a {type(arr[bad]).__name__} at row {bad}; each label must be one "
-                "value (an int or a string), not a list or array."
+                f"{what} holds {type(arr[bad]).__name__} values (first at row {bad}); each label "
+                "must be one value (an int or a string), not a list or array."
             )
         missing = pd.isna(arr)
         if missing.any():

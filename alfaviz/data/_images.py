@@ -42,7 +42,7 @@ IMAGE_SUFFIXES: tuple[str, ...] = (
 )
 
 #: The Pillow decoders image files may use.
-IMAGE_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "MPO", "PPM", "BMP", "TIFF", "WEBP")
+IMAGE_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "PPM", "BMP", "TIFF", "WEBP")
 
 #: The largest ``image_size`` side accepted.
 MAX_IMAGE_SIDE = 4096
@@ -53,6 +53,7 @@ _GREY_MODES = frozenset({"1", "L", "I", "I;16", "F"})
 def _open(path: str) -> Any:
     from PIL import Image
 
+    Image.init()  # register every plugin, so that each name of IMAGE_FORMATS is known
     return Image.open(path, formats=IMAGE_FORMATS)
 
 
@@ -63,6 +64,8 @@ def _read_error(path: str, exc: BaseException) -> AlfavizInputError:
         why = f"is not an image in a supported format ({', '.join(IMAGE_FORMATS)})"
     elif isinstance(exc, Image.DecompressionBombError):
         why = "is too large to decode safely (Pillow's decompression-bomb limit)"
+    elif isinstance(exc, FileNotFoundError):
+        why = "no longer exists"
     elif isinstance(exc, PermissionError):
         why = "cannot be read (permission denied)"
     else:
@@ -223,7 +226,7 @@ def from_image_folder(
         unreadable files) and then read lazily; inputs are float (C, H, W) in [0, 1], with
         C = 1 when every image is greyscale and 3 otherwise.
     """
-    root = Path(check_path(root, "root")).expanduser()
+    root = Path(os.path.abspath(Path(check_path(root, "root")).expanduser()))
     test_size = check_test_size(test_size)
     seed = check_seed(seed)
     size = _size_arg(image_size)
@@ -232,8 +235,8 @@ def from_image_folder(
     classes, samples = _scan_folder(root, "root")
     test_samples: list[tuple[str, int]] = []
     if test_root is not None:
-        test_root = check_path(test_root, "test_root")
-        test_classes, raw_test = _scan_folder(Path(test_root).expanduser(), "test_root")
+        test_root = os.path.abspath(Path(check_path(test_root, "test_root")).expanduser())
+        test_classes, raw_test = _scan_folder(Path(test_root), "test_root")
         unknown = sorted(set(test_classes) - set(classes))
         if unknown:
             raise AlfavizInputError(

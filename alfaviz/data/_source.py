@@ -333,13 +333,14 @@ class DataSource:
             ``version`` (int, :data:`FINGERPRINT_VERSION`), ``name`` (str), ``kind``
             (``"image"`` or ``"tabular"``), ``n_train`` and ``n_test`` (int), ``input_shape``
             (list of int), ``class_names`` (list of str), ``ids_sha256`` (hex SHA-256 of the
-            int64 sample ids, train then test) and ``labels_sha256`` (hex SHA-256 of the int64
-            labels in the same order).
+            int64 sample ids of the train split, then of the test split, each tagged with its
+            length) and ``labels_sha256`` (the same over the int64 labels).
         """
 
-        def digest(*arrays: np.ndarray) -> str:
+        def digest(train: np.ndarray, test: np.ndarray) -> str:
             h = hashlib.sha256()
-            for a in arrays:
+            for tag, a in ((b"train", train), (b"test", test)):
+                h.update(tag + len(a).to_bytes(8, "little"))
                 h.update(np.ascontiguousarray(a, dtype="<i8").tobytes())
             return h.hexdigest()
 

@@ -221,7 +221,8 @@ def from_arrays(
             arr = arr.astype(np.float32) / 255.0
     if arr[0].size == 0:
         raise AlfavizInputError(f"X has no features (shape {arr.shape}).")
-    x = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+    with np.errstate(over="ignore"):  # overflow becomes inf, refused just below
+        x = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
     _check_finite_rows(x, arr)
     return _build(
         x, codes, names, kind=kind, raw=raw, test_size=test_size, seed=seed,
@@ -327,7 +328,8 @@ def from_dataframe(
             row, kind = found
             role = "target" if c == target else "feature"
             raise AlfavizInputError(
-                f"{role} column {c!r} holds a {kind} at row {row}; each cell must be one value. "
+                f"{role} column {c!r} holds {kind} values (first at row {row}); each cell must be "
+                "one value. "
                 f"Expand it into one column per element first, e.g. "
                 f"pd.DataFrame(df[{c!r}].tolist(), index=df.index)."
             )
@@ -366,7 +368,8 @@ def from_dataframe(
             )
         X = pd.concat(parts, axis=1)
         logger.info("one-hot encoded %s into %d columns", non_numeric, X.shape[1])
-    values = X.to_numpy(dtype=np.float32)
+    with np.errstate(over="ignore"):  # overflow becomes inf, refused just below
+        values = X.to_numpy(dtype=np.float32)
     finite = np.isfinite(values).all(axis=0)
     inf_cols = [str(c) for c, ok in zip(X.columns, finite, strict=True) if not ok]
     if inf_cols:
