@@ -1,6 +1,6 @@
-"""Input checks at the boundary of the core.
+"""Input checks at the boundary of the method and the strategies.
 
-Every public entry point of :mod:`alfaviz.core` calls these first, so that bad input gets one
+Every public query entry point calls these first, so that bad input gets one
 clear :class:`AlfavizInputError` that says what was wrong and how to fix it, instead of a
 traceback from deep inside torch.
 """
@@ -17,10 +17,10 @@ from torch import nn
 from alfaviz.errors import AlfavizInputError
 
 __all__ = [
-    "AlfavizInputError",
     "as_embedding",
     "as_labels",
     "check_budget",
+    "check_head",
     "check_query_inputs",
     "infer_n_classes",
 ]
@@ -163,6 +163,76 @@ def infer_n_classes(head: nn.Module, dim: int, like: torch.Tensor) -> int:
     return int(out.shape[1])
 
 
+def _head_dtype(head: nn.Module) -> torch.dtype | None:
+    """dtype of the head's first floating parameter (None for a parameter-free head)."""
+    for p in head.parameters():
+        if p.is_floating_point():
+            return p.dtype
+    return None
+
+
+def _reject_sequence(x: Any, name: str) -> None:
+    if isinstance(x, (list, tuple)):
+        raise AlfavizInputError(
+            f"{name} must be a torch tensor or numpy array of shape (n_samples, n_features); "
+            f"got a Python {type(x).__name__}. Convert it with torch.tensor(x, "
+            "dtype=torch.float32)."
+        )
+
+
+def check_head(head: Any, dim: int, like: torch.Tensor, *, differentiable: bool = False) -> int:
+    """Check that ``head`` is a module mapping ``dim``-dimensional embeddings to logits.
+
+    Parameters
+    ----------
+    head : nn.Module
+    dim : int
+        Embedding width.
+    like : torch.Tensor, shape (n, dim)
+        Embeddings with the dtype and device the head will see (one row is used).
+    differentiable : bool
+        Also require gradients to flow from the logits back to the embedding.
+
+    Returns
+    -------
+    int
+        The number of classes (logits).
+    """
+    if head is None:
+        raise AlfavizInputError(
+            "head is None, but this query needs the model's head (the nn.Linear that maps "
+            "embeddings to logits); pass model.head."
+        )
+    if not isinstance(head, nn.Module):
+        kind = "a plain function" if callable(head) else type(head).__name__
+        raise AlfavizInputError(
+            f"head must be a torch nn.Module mapping embeddings to logits; got {kind}. Wrap a "
+            "function in an nn.Module, or pass the model's nn.Linear head."
+        )
+    dtype = _head_dtype(head)
+    if dtype is not None and like.dtype != dtype:
+        raise AlfavizInputError(
+            f"the embeddings are {str(like.dtype).replace('torch.', '')} but the head computes "
+            f"in {str(dtype).replace('torch.', '')}; convert one to match, e.g. z.to({dtype}) "
+            "or head.to(z.dtype)."
+        )
+    n_cls = infer_n_classes(head, dim, like)
+    if differentiable and not isinstance(head, nn.Linear):
+        z = like[:1].detach().clone().requires_grad_(True)
+        try:
+            with torch.enable_grad():
+                out = head(z)
+        except Exception as exc:
+            raise AlfavizInputError(f"head could not be applied to the embeddings: {exc}") from None
+        if not (isinstance(out, torch.Tensor) and out.requires_grad):
+            raise AlfavizInputError(
+                "head is not differentiable with respect to its input (its output carries no "
+                "gradient); ALFA-Mix needs d(loss)/d(embedding). Remove torch.no_grad, detach "
+                "or argmax from the head."
+            )
+    return n_cls
+
+
 def check_query_inputs(
     z_unlabelled: Any,
     z_labelled: Any,
@@ -170,6 +240,8 @@ def check_query_inputs(
     head: nn.Module | None,
     budget: Any,
     n_classes: int | None = None,
+    *,
+    differentiable: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int, int]:
     """Validate the common inputs of every query.
 
@@ -183,12 +255,16 @@ def check_query_inputs(
     budget : int
     n_classes : int, optional
         Number of classes; inferred from the head when omitted.
+    differentiable : bool
+        Require a head through which gradients flow (ALFA-Mix).
 
     Returns
     -------
     z_unlabelled, z_labelled, y_labelled, n_classes, budget
         Tensors on the device of ``z_unlabelled`` (never modified in place).
     """
+    _reject_sequence(z_unlabelled, "z_unlabelled")
+    _reject_sequence(z_labelled, "z_labelled")
     zu = as_embedding(z_unlabelled, "z_unlabelled")
     zl = as_embedding(z_labelled, "z_labelled")
     if zu.shape[1] != zl.shape[1]:
@@ -203,17 +279,15 @@ def check_query_inputs(
     yl = as_labels(y_labelled, zl.shape[0]).to(zu.device)
     budget = check_budget(budget, zu.shape[0])
     if head is not None:
-        if not isinstance(head, nn.Module) and not callable(head):
-            raise AlfavizInputError(
-                f"head must be a torch nn.Module mapping embeddings to logits; got {type(head)}."
-            )
-        c_head = infer_n_classes(head, zu.shape[1], zu) if isinstance(head, nn.Module) else None
+        c_head = check_head(head, zu.shape[1], zu, differentiable=differentiable)
         if n_classes is None:
             n_classes = c_head
         elif c_head is not None and c_head != n_classes:
             raise AlfavizInputError(f"n_classes={n_classes} but the head produces {c_head} logits.")
     if n_classes is None:
         n_classes = int(yl.max()) + 1 if yl.numel() else 0
+    if isinstance(n_classes, bool) or not isinstance(n_classes, numbers.Integral):
+        raise AlfavizInputError(f"n_classes must be an integer; got {n_classes!r}.")
     n_classes = int(n_classes)
     if n_classes < 2:
         raise AlfavizInputError(f"need at least 2 classes; got n_classes={n_classes}.")
