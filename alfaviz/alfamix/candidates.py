@@ -22,13 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from alfaviz._validation import check_query_inputs
-from alfaviz.alfamix.mixing import (
-    _SortedAnchors,
-    compute_anchors,
-    level_schedule,
-    linear_thresholds,
-    loss_gradients,
-)
+from alfaviz.alfamix._linear import AnchorIndex, linear_thresholds
+from alfaviz.alfamix.mixing import compute_anchors, level_schedule, loss_gradients
 from alfaviz.errors import AlfavizInputError
 
 __all__ = [
@@ -51,7 +46,7 @@ AlphaMode = Literal["closed_form", "learned"]
 
 @dataclass(frozen=True)
 class CandidateResult:
-    """The candidate search of alfamix.md §4 for one pool.
+    """The candidate search of docs/algorithm.md for one pool.
 
     Attributes
     ----------
@@ -230,7 +225,7 @@ def score_pool(
         Lets the level-by-level paths stop at the first level whose candidate count exceeds
         it (only valid when the whole pool is scored at once).
     learn_steps, learn_lr : int, float
-        Optimiser settings for learned α (alfamix.md §3b).
+        Optimiser settings for learned α (docs/algorithm.md).
     max_chunk_bytes : int, optional
         Working-memory bound for a block of samples.
     progress : bool
@@ -246,16 +241,14 @@ def score_pool(
         rows = _chunk_rows(
             n, d, n_cls, len(levels), z_unlabelled.element_size(), False, max_chunk_bytes
         )
-        sa = _SortedAnchors(anchors.double())
+        sa = AnchorIndex(anchors)
         first = np.empty((n, n_cls), dtype=_level_dtype(len(levels)))
         crit = np.empty((n, n_cls), dtype=np.float64)
         unit = np.empty((n, n_cls), dtype=np.float32)
         yh = np.empty(n, dtype=np.int64)
         starts = range(0, n, rows)
         for s in _progress(starts, len(starts), "ALFA-Mix thresholds", progress):
-            ch = linear_thresholds(
-                head, z_unlabelled[s : s + rows], anchors, levels, sorted_anchors=sa
-            )
+            ch = linear_thresholds(head, z_unlabelled[s : s + rows], anchors, levels, index=sa)
             first[s : s + rows] = ch.first_level.cpu().numpy()
             crit[s : s + rows] = ch.critical_eps.cpu().numpy()
             unit[s : s + rows] = ch.step_unit.cpu().numpy()
@@ -412,7 +405,7 @@ def _score_learned(
     max_chunk_bytes: int | None,
     progress: bool,
 ) -> PoolScores:
-    """Learned α (alfamix.md §3b): Adam on −CE + 0.01‖α‖₂, α clamped to [1e-8, ε']."""
+    """Learned α (docs/algorithm.md): Adam on −CE + 0.01‖α‖₂, α clamped to [1e-8, ε']."""
     n, d = z.shape
     n_cls = anchors.shape[0]
     n_lv = len(levels)
@@ -487,7 +480,7 @@ def _score_learned(
 def stopping_level(
     first_level_per_sample: np.ndarray, budget: int, n_levels: int
 ) -> tuple[int, list[int]]:
-    """The stopping rule of alfamix.md §4, from every shard's per-sample first flip level.
+    """The stopping rule of docs/algorithm.md, from every shard's per-sample first flip level.
 
     Parameters
     ----------
@@ -549,12 +542,12 @@ def finalize_candidates(
                 z_unlabelled.shape[0], d, n_cls, n_lv, z_unlabelled.element_size(), False,
                 max_chunk_bytes,
             )  # fmt: skip
-            sa = _SortedAnchors(anchors.double())
+            sa = AnchorIndex(anchors)
             idx_t = torch.as_tensor(rows_idx, device=z_unlabelled.device)
             for s in range(0, rows_idx.size, rows):
                 ch = linear_thresholds(
                     head, z_unlabelled[idx_t[s : s + rows]], anchors, levels,
-                    flip_level=level_index, sorted_anchors=sa,
+                    flip_level=level_index, index=sa,
                 )  # fmt: skip
                 assert ch.flip_to is not None
                 blk = rows_idx[s : s + rows]
@@ -602,7 +595,7 @@ def find_candidates(
     max_chunk_bytes: int | None = None,
     progress: bool = False,
 ) -> CandidateResult:
-    """The ALFA-Mix candidate set (alfamix.md §2-§4).
+    """The ALFA-Mix candidate set (docs/algorithm.md).
 
     Parameters
     ----------

@@ -1,0 +1,811 @@
+"""The exact fast path of the closed-form search, for an ``nn.Linear`` head.
+
+For a pair (u, c) the closed-form mixed point at level ε is ``z_u + s · v_{u,c}`` with
+``s = ε · ‖Δ_{u,c}‖ / sqrt(D)`` and ``v = ĝ_u ⊙ r_{u,c}``, ``r = Δ ⊘ (Δ + 1e-8)``
+(:func:`~alfaviz.alfamix.mixing.alpha_per_eps`). The head is affine, so the logits are affine
+in ``s`` and the smallest ``s`` at which some class overtakes the pseudo-label is a
+closed-form threshold. ``r`` differs from 1 only where ``|Δ|`` is tiny:
+
+* coordinates where every anchor has the same value are handled per sample (dense);
+* coordinates where the sample and an anchor are both exactly zero (ReLU features) are
+  handled densely for the (sample, class) entries that can matter;
+* the remaining coordinates with ``|Δ| < 1e-4`` are found with a per-dimension binary search
+  over the sorted anchors (:class:`AnchorIndex`) and corrected exactly (sparse).
+
+Every other coordinate is taken with ``r = 1``; there ``1 − r ≤ 1e-4`` and the thresholds are
+refined exactly in float64 afterwards (see :func:`linear_thresholds`, "Precision"). Pairs whose
+threshold lies within a relative 1e-3 of a level are re-decided by the literal definition
+(:func:`~alfaviz.alfamix.mixing.plain_flip_labels`), so the candidate set equals the
+definition.
+
+:func:`linear_thresholds` runs the steps below in order; each returns a small frozen dataclass:
+
+1. :func:`_gradients`: pseudo-labels, loss gradients and their directions;
+2. :func:`_logit_gaps`: logits, gaps to the pseudo-label and near-tie rows;
+3. :func:`_common_slopes`: slopes ``d logits / ds`` with the per-sample mask;
+4. :func:`_near_triples`: sparse (sample, anchor, dimension) corrections;
+5. :func:`_shared_zeros`: the dense exact-zero (ReLU) part, and ``‖v‖²`` per pair;
+6. :func:`_raw_thresholds`: reachable classes, thresholds, critical ε and step units;
+7. :func:`_decide_borderline`: literal decisions near the levels;
+8. :func:`_flip_labels_at`: the label after the flip at one level (optional).
+
+Every step works row by row, so the result for a sample depends only on that sample, the
+anchors and the head.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from alfaviz.alfamix.mixing import (
+    eps_scale,
+    loss_gradients,
+    plain_flip_labels,
+    step_mask_complement,
+    unit_gradient,
+)
+
+__all__ = ["AnchorIndex", "ChunkThresholds", "linear_thresholds"]
+
+NEAR = 1e-4
+"""|Δ| below which the mask ``r = Δ ⊘ (Δ + 1e-8)`` is corrected exactly (``1 − r ≤ 1e-4`` above)."""
+
+BAND = 1e-3
+"""Relative distance of a threshold to a level below which the literal definition decides."""
+
+
+# --------------------------------------------------------------------------------------------
+# the anchor index
+
+
+class AnchorIndex:
+    """Per-dimension sorted anchor values, to find the coordinates where ``|Δ|`` is tiny.
+
+    Built once per query from the anchors and reused for every block of samples. For an
+    embedding ``z`` it answers "which anchors lie within :data:`NEAR` of ``z_d`` in dimension
+    ``d``" with one binary search per coordinate (:meth:`near_triples`).
+
+    Parameters
+    ----------
+    anchors : torch.Tensor, shape (n_classes, dim)
+        The class anchors (:func:`~alfaviz.alfamix.mixing.compute_anchors`); any float dtype.
+
+    Attributes
+    ----------
+    anchors64 : torch.Tensor of float64, shape (n_classes, dim)
+    values : torch.Tensor of float64, shape (dim, n_classes)
+        Row ``d`` holds the anchors' values in dimension ``d``, sorted ascending.
+    order : torch.Tensor of int64, shape (dim, n_classes)
+        ``order[d, i]`` is the class whose anchor has value ``values[d, i]``.
+    common : torch.Tensor of bool, shape (dim,)
+        Dimensions where every anchor has the same value (the mask then depends on the sample
+        only).
+    common_value : torch.Tensor of float64, shape (dim,)
+        That value (meaningful where ``common``).
+    zero_dims : torch.Tensor of int64, shape (n_zero_dims,)
+        Dimensions, not common, where some anchor is exactly zero.
+    zero_mask : torch.Tensor of float64, shape (n_classes, n_zero_dims)
+        1 where the anchor is exactly zero in that dimension.
+    near_zero : torch.Tensor of bool, shape (dim,)
+        Dimensions holding an anchor that is near zero but not zero; a sample that is exactly
+        zero there needs the sparse search.
+    search : torch.Tensor of float32, shape (dim, n_classes + 1)
+        ``values`` in float32 with a ``+inf`` sentinel column, for the binary search.
+    """
+
+    def __init__(self, anchors: torch.Tensor) -> None:
+        a64 = anchors.detach().double()
+        self.anchors64 = a64
+        self.values, self.order = torch.sort(a64.T.contiguous(), dim=1)
+        self.common = self.values[:, 0] == self.values[:, -1]
+        self.common_value = self.values[:, 0]
+        zero = (a64 == 0) & ~self.common[None, :]
+        self.zero_dims = torch.nonzero(zero.any(dim=0)).flatten()
+        self.zero_mask = zero[:, self.zero_dims].to(torch.float64)
+        self.near_zero = ((a64 != 0) & (a64.abs() < 2.1 * NEAR)).any(dim=0)
+        inf = torch.full((self.dim, 1), math.inf, dtype=torch.float32, device=a64.device)
+        self.search = torch.cat([self.values.float(), inf], dim=1).contiguous()
+
+    @property
+    def n_classes(self) -> int:
+        """Number of anchors."""
+        return int(self.anchors64.shape[0])
+
+    @property
+    def dim(self) -> int:
+        """Embedding dimension."""
+        return int(self.anchors64.shape[1])
+
+    def near_triples(
+        self, z: torch.Tensor, z64: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Every (sample, anchor, dimension) with ``0 < |a_cd − z_ud|`` or a nonzero side and
+        ``|a_cd − z_ud| < NEAR``, outside the common dimensions.
+
+        Coordinates where both the sample and the anchor are exactly zero are left out: they
+        are handled densely (:attr:`zero_dims`). The search runs in float32 with a window
+        wide enough for its rounding; the triples are then filtered exactly in float64, so the
+        answer for a sample does not depend on the other rows of ``z``.
+
+        Parameters
+        ----------
+        z : torch.Tensor, shape (n, dim)
+        z64 : torch.Tensor of float64, shape (n, dim), optional
+            ``z`` in float64, if already at hand.
+
+        Returns
+        -------
+        dims, rows, classes : torch.Tensor of int64, shape (n_triples,)
+        """
+        dev = z.device
+        if z64 is None:
+            z64 = z.double()
+        zt = z.detach().T.float().contiguous()  # (dim, n)
+        if not zt.numel():
+            e = torch.empty(0, dtype=torch.long, device=dev)
+            return e, e, e
+        win = 1.01 * NEAR + 2.0**-20 * float(zt.abs().max())
+        lo = torch.searchsorted(self.search, zt - win, side="right")
+        hit = self.search.gather(1, lo) < zt + win
+        hit[self.common] = False
+        hit &= (zt != 0) | self.near_zero[:, None]  # exact zero-zero pairs are handled densely
+        dd, uu = torch.nonzero(hit, as_tuple=True)
+        lo_e = lo[dd, uu]
+        reps = torch.ones(dd.numel(), dtype=torch.long, device=dev)
+        if dd.numel():
+            lim = zt[dd, uu] + win
+            n_col = self.search.shape[1]
+            for j in range(1, n_col - 1):  # count the further anchors inside the window
+                more = self.search[dd, (lo_e + j).clamp_max(n_col - 1)] < lim
+                if not bool(more.any()):
+                    break
+                reps += more.long()
+        seg, offs = _expand(reps)
+        t_d, t_u = dd[seg], uu[seg]
+        t_c = self.order[t_d, lo_e[seg] + offs]
+        a = self.anchors64[t_c, t_d]
+        zv = z64[t_u, t_d]
+        keep = ((zv != 0) | (a != 0)) & ((a - zv).abs() < NEAR)
+        return t_d[keep], t_u[keep], t_c[keep]
+
+
+# --------------------------------------------------------------------------------------------
+# results
+
+
+@dataclass(frozen=True)
+class ChunkThresholds:
+    """Per-(sample, anchor) results of :func:`linear_thresholds` for one block of samples.
+
+    Attributes
+    ----------
+    y_hat : torch.Tensor of int64, shape (n,)
+        Pseudo-labels.
+    critical_eps : torch.Tensor of float64, shape (n, n_classes)
+        Smallest ε that flips each pair; ``inf`` when no ε up to the last level does (or
+        ``‖g‖ = 0``).
+    first_level : torch.Tensor of int64, shape (n, n_classes)
+        Index of the first level of the schedule at which the pair flips, ``n_levels`` if none.
+        Decided by the literal definition wherever the threshold is within 1e-3 of a level.
+    step_unit : torch.Tensor of float64, shape (n, n_classes)
+        ``‖α ⊙ Δ‖ / ε``: multiply by a level to get the length of the step taken there.
+    grad : torch.Tensor, shape (n, dim)
+        Loss gradients in the dtype of the embeddings.
+    flip_to : torch.Tensor of int64 or None, shape (n, n_classes)
+        Label after the flip at ``flip_level`` (``-1`` where the pair does not flip there).
+    """
+
+    y_hat: torch.Tensor
+    critical_eps: torch.Tensor
+    first_level: torch.Tensor
+    step_unit: torch.Tensor
+    grad: torch.Tensor
+    flip_to: torch.Tensor | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# small helpers
+
+
+def _thresholds(gap: torch.Tensor, rate: torch.Tensor, y_hat: torch.Tensor) -> torch.Tensor:
+    """Smallest s ≥ 0 with ``gap_k − s·rate_k < 0`` for some k ≠ ŷ (inf if none).
+
+    The competing class is chosen in float32; its threshold is then computed in float64.
+
+    Parameters
+    ----------
+    gap : torch.Tensor of float64, shape (n, n_classes)
+        ``logit_ŷ − logit_k`` at s = 0 (≥ 0 up to rounding).
+    rate : torch.Tensor of float64, shape (n, n_classes)
+        ``d(logit_k − logit_ŷ)/ds``.
+    y_hat : torch.Tensor of int64, shape (n,)
+
+    Returns
+    -------
+    torch.Tensor of float64, shape (n,)
+    """
+    t = gap.float().clamp_min_(0).div_(rate.float())
+    t.masked_fill_(rate <= 0, math.inf)
+    t.scatter_(-1, y_hat.unsqueeze(-1), math.inf)
+    best = t.amin(dim=-1)
+    k = t.argmin(dim=-1, keepdim=True)
+    exact = (gap.gather(1, k).clamp_min(0) / rate.gather(1, k)).squeeze(1)
+    return torch.where(torch.isfinite(best), exact, torch.full_like(exact, math.inf))
+
+
+def _expand(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Segment index and offset within the segment for ``counts[i]`` items per segment.
+
+    ``_expand(tensor([2, 0, 3]))`` gives ``([0, 0, 2, 2, 2], [0, 1, 0, 1, 2])``.
+    """
+    seg = torch.repeat_interleave(torch.arange(counts.numel(), device=counts.device), counts)
+    offs = torch.arange(seg.numel(), device=counts.device) - torch.repeat_interleave(
+        torch.cumsum(counts, 0) - counts, counts
+    )
+    return seg, offs
+
+
+class _PairCorr:
+    """Sparse corrections ``δ_{p,k} = Σ_d coef_{p,d} W_{k,d}`` of the (sample, anchor) pairs.
+
+    ``coef_{p,d}`` is the part of the step removed in coordinate d (where |Δ| is tiny); pairs
+    have one to a few such coordinates, so δ is evaluated only for the (pair, class) entries
+    that are needed, never as a dense (pairs × classes) matrix.
+    """
+
+    def __init__(
+        self,
+        inv: torch.Tensor,
+        dims: torch.Tensor,
+        coef: torch.Tensor,
+        n_pairs: int,
+        w64: torch.Tensor,
+    ) -> None:
+        order = torch.argsort(inv, stable=True)
+        self.dims = dims[order]
+        self.coef = coef[order]
+        self.cnt = torch.bincount(inv, minlength=n_pairs)
+        self.start = torch.cumsum(self.cnt, 0) - self.cnt
+        self.w64 = w64
+
+    @classmethod
+    def empty(cls, w64: torch.Tensor) -> _PairCorr:
+        e = torch.empty(0, dtype=torch.long, device=w64.device)
+        return cls(e, e, torch.empty(0, dtype=torch.float64, device=w64.device), 0, w64)
+
+    def at(self, p: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """δ for entries (pair ``p[i]``, class ``k[i]``), shape (n_entries,), float64."""
+        m = self.cnt[p]
+        e, offs = _expand(m)
+        t = self.start[p][e] + offs
+        vals = self.coef[t] * self.w64[k[e], self.dims[t]]
+        out = torch.zeros(p.numel(), dtype=torch.float64, device=p.device)
+        return out.index_add_(0, e, vals)
+
+
+def _reachable(
+    w64: torch.Tensor,
+    gap: torch.Tensor,
+    y_hat: torch.Tensor,
+    vsq: torch.Tensor,
+    dnorm: torch.Tensor,
+    s_per_dnorm: float,
+) -> torch.Tensor:
+    """Classes that can overtake the pseudo-label of a sample at any anchor and level.
+
+    Along ``z + s·v`` the gap to class k shrinks at rate ``(W_k − W_ŷ)·v``, which is at most
+    ``‖W_k − W_ŷ‖·‖v‖`` (Cauchy-Schwarz). Up to the last level ``s ≤ s_per_dnorm·‖Δ‖``, so a
+    class whose gap exceeds ``s_max·‖W_k − W_ŷ‖·max_c‖v_c‖`` (with a safety factor) never
+    competes, and it can be left out of every per-pair evaluation exactly.
+
+    Returns
+    -------
+    torch.Tensor of bool, shape (n, n_classes)
+        ``True`` for classes that might flip the sample (never the pseudo-label itself).
+    """
+    wn = torch.cdist(w64, w64)  # (K, K): ‖W_k − W_j‖
+    reach_w = wn[y_hat]  # (n, K)
+    vmax = vsq.clamp_min(0).amax(dim=1).sqrt()  # (n,)
+    smax = s_per_dnorm * dnorm.amax(dim=1)  # (n,)
+    bound = (smax * vmax)[:, None] * reach_w
+    reach = gap <= bound * (1 + 1e-6) + 1e-9
+    reach.scatter_(1, y_hat[:, None], False)
+    return reach
+
+
+def _pair_thresholds(
+    gap: torch.Tensor,
+    base: torch.Tensor,
+    y_hat: torch.Tensor,
+    pu: torch.Tensor,
+    pc: torch.Tensor,
+    reach: torch.Tensor,
+    corr: _Corrections,
+) -> torch.Tensor:
+    """Thresholds of the (sample, anchor) pairs whose step has masked coordinates.
+
+    Only reachable classes (:func:`_reachable`) are examined, which is exact and keeps the
+    work proportional to the few classes that can flip a pair instead of all of them.
+
+    Returns
+    -------
+    torch.Tensor of float64, shape (n_pairs,)
+    """
+    n = reach.shape[0]
+    rk_u, rk_k = torch.nonzero(reach, as_tuple=True)  # sorted by sample
+    out = torch.full((pu.numel(),), math.inf, dtype=torch.float64, device=gap.device)
+    if not rk_u.numel():
+        return out
+    cnt = torch.bincount(rk_u, minlength=n)
+    start = torch.cumsum(cnt, 0) - cnt
+    m = cnt[pu]
+    e_p, offs = _expand(m)
+    e_k = rk_k[start[pu][e_p] + offs]
+    e_u = pu[e_p]
+    e_c = pc[e_p]
+    own = base[pu, y_hat[pu]] - corr.at(pu, pc, y_hat[pu])  # slope of the pseudo-label
+    rate = (base[e_u, e_k] - corr.at(e_u, e_c, e_k)) - own[e_p]
+    t = torch.where(rate > 0, gap[e_u, e_k].clamp_min(0) / rate, math.inf)
+    return out.scatter_reduce_(0, e_p, t, reduce="amin", include_self=True)
+
+
+class _Corrections:
+    """``δ_{u,c,k} = (W (ĝ_u ⊙ (1 − r_{u,c})))_k``: how masked coordinates change the slopes.
+
+    Two exact parts: coordinates where the sample and the anchor are both exactly zero (ReLU),
+    computed densely for the (sample, class) entries that can matter, and the rare remaining
+    near-equal coordinates, kept sparse (:class:`_PairCorr`).
+    """
+
+    def __init__(
+        self,
+        reach: torch.Tensor,
+        y_hat: torch.Tensor,
+        g_zero: torch.Tensor,
+        index: AnchorIndex,
+        w64: torch.Tensor,
+        sparse: _PairCorr,
+        sparse_slot: torch.Tensor,
+        n_cls: int,
+    ) -> None:
+        n, k_cls = reach.shape
+        need = reach.clone()
+        need.scatter_(1, y_hat[:, None], True)
+        uk_u, uk_k = torch.nonzero(need, as_tuple=True)
+        self.pos = torch.full((n, k_cls), -1, dtype=torch.long, device=reach.device)
+        self.pos[uk_u, uk_k] = torch.arange(uk_u.numel(), device=reach.device)
+        wz = w64[:, index.zero_dims]  # (K, n_zero_dims)
+        ha = torch.empty(uk_u.numel(), n_cls, dtype=torch.float64, device=reach.device)
+        step = 4096
+        for s in range(0, uk_u.numel(), step):
+            h = g_zero[uk_u[s : s + step]] * wz[uk_k[s : s + step]]
+            ha[s : s + step] = h @ index.zero_mask.T
+        self.ha = ha
+        self.sparse = sparse
+        self.sparse_slot = sparse_slot
+        self.n_cls = n_cls
+
+    def at(self, u: torch.Tensor, c: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """δ for entries (sample ``u[i]``, anchor ``c[i]``, class ``k[i]``); float64.
+
+        Every ``k[i]`` must be reachable for ``u[i]`` or its pseudo-label.
+        """
+        val = self.ha[self.pos[u, k], c]
+        slot = self.sparse_slot[u * self.n_cls + c]
+        has = slot >= 0
+        if bool(has.any()):
+            val = val.clone()
+            val[has] += self.sparse.at(slot[has], k[has])
+        return val
+
+
+# --------------------------------------------------------------------------------------------
+# the steps of linear_thresholds
+
+
+@dataclass(frozen=True)
+class _HeadTerms:
+    """The head in float64: ``w64`` (n_outputs, dim) and ``b64`` (n_outputs,)."""
+
+    w64: torch.Tensor
+    b64: torch.Tensor
+
+
+@dataclass(frozen=True)
+class _Gradients:
+    """Step 1. ``y_hat`` (n,), ``grad`` (n, dim) in the input dtype, ``g_hat`` (n, dim)
+    float64 unit directions, ``flippable`` (n,) bool (``‖g‖ > 0``)."""
+
+    y_hat: torch.Tensor
+    grad: torch.Tensor
+    g_hat: torch.Tensor
+    flippable: torch.Tensor
+
+
+@dataclass(frozen=True)
+class _LogitGaps:
+    """Step 2. ``logits`` (n, K) float64, ``gap = l_ŷ − l_k`` (n, K), ``tie_rows`` (n,) bool:
+    rows whose runner-up logit is within 1e-6 (relative) of the pseudo-label's."""
+
+    logits: torch.Tensor
+    gap: torch.Tensor
+    tie_rows: torch.Tensor
+
+
+@dataclass(frozen=True)
+class _CommonSlopes:
+    """Step 3. ``base`` (n, K): ``W v0`` with the common-dimension mask; ``v0_sq`` (n,):
+    ``‖v0‖²``."""
+
+    base: torch.Tensor
+    v0_sq: torch.Tensor
+
+
+@dataclass(frozen=True)
+class _NearPairs:
+    """Step 4. The (sample, anchor) pairs with sparse masked coordinates.
+
+    ``pair_key`` (n_pairs,) = ``u · C + c``; ``corr`` their slope corrections; ``sq`` (n_pairs,)
+    the change of ``‖v‖²``; ``bad_rows`` (n,) samples where ``Δ = −1e-8`` exactly (the
+    definition is singular there; the literal definition decides them).
+    """
+
+    pair_key: torch.Tensor
+    corr: _PairCorr
+    sq: torch.Tensor
+    bad_rows: torch.Tensor
+
+
+@dataclass(frozen=True)
+class _SharedZeros:
+    """Step 5. ``g_zero`` (n, n_zero_dims): ĝ where the sample is exactly zero; ``vsq`` (n, C):
+    ``‖ĝ ⊙ r‖²`` per pair; ``corrected`` (n, C): pairs with any masked coordinate;
+    ``sparse_slot`` (n·C,): index into the sparse pairs, ``-1`` if none."""
+
+    g_zero: torch.Tensor
+    vsq: torch.Tensor
+    corrected: torch.Tensor
+    sparse_slot: torch.Tensor
+
+
+@dataclass(frozen=True)
+class _RawThresholds:
+    """Step 6. ``crit`` (n, C) critical ε from the thresholds, ``first`` (n, C) first level,
+    ``step_unit`` (n, C), ``dnorm`` (n, C) ``‖Δ‖``, ``reach`` (n, K), and the corrections."""
+
+    crit: torch.Tensor
+    first: torch.Tensor
+    step_unit: torch.Tensor
+    dnorm: torch.Tensor
+    reach: torch.Tensor
+    corr: _Corrections
+
+
+@dataclass(frozen=True)
+class _Decided:
+    """Step 7. Final ``crit`` and ``first`` (n, C), and the literal decisions taken: triples
+    ``(rows, classes, level_idx)`` with their ``labels`` and ``flipped`` flags."""
+
+    crit: torch.Tensor
+    first: torch.Tensor
+    rows: torch.Tensor
+    classes: torch.Tensor
+    level_idx: torch.Tensor
+    labels: torch.Tensor
+    flipped: torch.Tensor
+
+
+def _head_terms(head: nn.Linear, device: torch.device) -> _HeadTerms:
+    w64 = head.weight.detach().double()
+    b64 = (
+        head.bias.detach().double()
+        if head.bias is not None
+        else torch.zeros(w64.shape[0], dtype=torch.float64, device=device)
+    )
+    return _HeadTerms(w64, b64)
+
+
+def _gradients(head: nn.Linear, z: torch.Tensor) -> _Gradients:
+    """Pseudo-labels and gradients in the input dtype, as the definition computes them."""
+    y_hat = head(z).argmax(dim=1)
+    grad = loss_gradients(head, z, y_hat)
+    g_hat, ok = unit_gradient(grad)  # (fix) ‖g‖ = 0: never flippable
+    return _Gradients(y_hat, grad, g_hat, ok)
+
+
+def _logit_gaps(z64: torch.Tensor, ht: _HeadTerms, y_hat: torch.Tensor) -> _LogitGaps:
+    logits = z64 @ ht.w64.T + ht.b64
+    gap = logits.gather(1, y_hat[:, None]) - logits
+    # near-ties of the logits are decided by the literal definition at every level
+    scale = logits.abs().amax(dim=1).clamp_min(1.0)
+    gap_off = gap.scatter(1, y_hat[:, None], math.inf)
+    return _LogitGaps(logits, gap, gap_off.amin(dim=1) <= 1e-6 * scale)
+
+
+def _common_slopes(
+    index: AnchorIndex, z64: torch.Tensor, g_hat: torch.Tensor, w64: torch.Tensor
+) -> _CommonSlopes:
+    """Coordinates where every anchor agrees: there the mask r depends on the sample only."""
+    v0 = g_hat
+    dc = torch.nonzero(index.common).flatten()
+    if dc.numel():
+        v0 = g_hat.clone()
+        delta_c = index.common_value[dc][None, :] - z64[:, dc]
+        m_c = torch.where(
+            delta_c.abs() < NEAR, step_mask_complement(delta_c), torch.zeros_like(delta_c)
+        )
+        v0[:, dc] = g_hat[:, dc] * (1 - m_c)
+    return _CommonSlopes(v0 @ w64.T, (v0 * v0).sum(dim=1))
+
+
+def _near_triples(
+    index: AnchorIndex,
+    z: torch.Tensor,
+    z64: torch.Tensor,
+    g_hat: torch.Tensor,
+    w64: torch.Tensor,
+) -> _NearPairs:
+    """The sparse triples (u, c, d) with ``|Δ| < NEAR`` outside the common dimensions."""
+    n = z.shape[0]
+    n_cls = index.n_classes
+    dev = z.device
+    bad_rows = torch.zeros(n, dtype=torch.bool, device=dev)
+    t_d, t_u, t_c = index.near_triples(z, z64)
+    if not t_d.numel():
+        e = torch.empty(0, dtype=torch.long, device=dev)
+        return _NearPairs(e, _PairCorr.empty(w64), e.double(), bad_rows)
+    m_t = step_mask_complement(index.anchors64[t_c, t_d] - z64[t_u, t_d])
+    finite = torch.isfinite(m_t)
+    if not bool(finite.all()):  # Δ = -1e-8 exactly: the definition itself is singular
+        bad_rows[t_u[~finite]] = True
+        m_t = torch.where(finite, m_t, torch.zeros_like(m_t))
+    # number the affected (sample, anchor) pairs without sorting
+    key = t_u * n_cls + t_c
+    flag = torch.zeros(n * n_cls, dtype=torch.bool, device=dev)
+    flag[key] = True
+    pair_key = torch.nonzero(flag).flatten()
+    slot = torch.full((n * n_cls,), -1, dtype=torch.long, device=dev)
+    slot[pair_key] = torch.arange(pair_key.numel(), device=dev)
+    inv = slot[key]
+    gh = g_hat[t_u, t_d]
+    coef = gh * m_t  # the part of the step removed in coordinate d
+    # corrections to d logits / ds, kept sparse: evaluated only where a class can matter
+    corr = _PairCorr(inv, t_d, coef, pair_key.numel(), w64)
+    sq = torch.bincount(inv, weights=gh * gh * ((1 - m_t) ** 2 - 1), minlength=pair_key.numel())
+    return _NearPairs(pair_key, corr, sq, bad_rows)
+
+
+def _shared_zeros(
+    index: AnchorIndex,
+    z: torch.Tensor,
+    g_hat: torch.Tensor,
+    v0_sq: torch.Tensor,
+    near: _NearPairs,
+) -> _SharedZeros:
+    """Exact zeros shared by the sample and an anchor (ReLU features): dense and exact."""
+    n = z.shape[0]
+    n_cls = index.n_classes
+    dev = z.device
+    zdims = index.zero_dims
+    z_is0 = z[:, zdims] == 0
+    g_zero = g_hat[:, zdims] * z_is0  # (n, n_zero_dims)
+    corrected = (z_is0.float() @ index.zero_mask.T.float()) > 0  # (n, C); exact counts
+    vsq = v0_sq[:, None] - (g_zero * g_zero) @ index.zero_mask.T  # ‖ĝ ⊙ r‖² per pair
+    sparse_slot = torch.full((n * n_cls,), -1, dtype=torch.long, device=dev)
+    if near.pair_key.numel():
+        pu, pc = near.pair_key // n_cls, near.pair_key % n_cls
+        vsq[pu, pc] = vsq[pu, pc] + near.sq
+        corrected[pu, pc] = True
+        sparse_slot[near.pair_key] = torch.arange(near.pair_key.numel(), device=dev)
+    return _SharedZeros(g_zero, vsq, corrected, sparse_slot)
+
+
+def _delta_norms(z64: torch.Tensor, a64: torch.Tensor) -> torch.Tensor:
+    """``‖Δ_{u,c}‖`` for every pair, shape (n, C), float64."""
+    dn2 = (z64 * z64).sum(1)[:, None] + (a64 * a64).sum(1)[None, :] - 2 * z64 @ a64.T
+    return dn2.clamp_min(0).sqrt()
+
+
+def _raw_thresholds(
+    index: AnchorIndex,
+    ht: _HeadTerms,
+    gr: _Gradients,
+    lg: _LogitGaps,
+    cs: _CommonSlopes,
+    near: _NearPairs,
+    zs: _SharedZeros,
+    dnorm: torch.Tensor,
+    lv: torch.Tensor,
+) -> _RawThresholds:
+    """Thresholds along the masked ray, turned into critical ε, first levels and step units."""
+    n, n_cls = dnorm.shape
+    d = index.dim
+    scale = eps_scale(dnorm, d)  # s per unit of ε, for every pair
+    # classes that can matter at all, and the corrections for exactly those
+    reach = _reachable(ht.w64, lg.gap, gr.y_hat, zs.vsq, dnorm, float(lv[-1]) / math.sqrt(d))
+    corr = _Corrections(reach, gr.y_hat, zs.g_zero, index, ht.w64, near.corr, zs.sparse_slot, n_cls)
+    # per-sample thresholds (valid for every anchor without a correction)
+    rate = cs.base - cs.base.gather(1, gr.y_hat[:, None])
+    t_pair = _thresholds(lg.gap, rate, gr.y_hat)[:, None].expand(n, n_cls).clone()
+    pu, pc = torch.nonzero(zs.corrected, as_tuple=True)
+    if pu.numel():
+        t_pair[pu, pc] = _pair_thresholds(lg.gap, cs.base, gr.y_hat, pu, pc, reach, corr)
+    inf = torch.full_like(dnorm, math.inf)
+    crit = torch.where(scale > 0, t_pair / scale, inf)
+    crit = torch.where(gr.flippable[:, None], crit, inf)
+    step_unit = scale * zs.vsq.clamp_min(0).sqrt()
+    step_unit = torch.where(gr.flippable[:, None], step_unit, torch.zeros_like(step_unit))
+    first = torch.searchsorted(lv, crit.contiguous(), side="left")  # crit ≤ lv[first]
+    return _RawThresholds(crit, first, step_unit, dnorm, reach, corr)
+
+
+def _decide_borderline(
+    head: nn.Linear,
+    z: torch.Tensor,
+    anchors: torch.Tensor,
+    gr: _Gradients,
+    lg: _LogitGaps,
+    near: _NearPairs,
+    raw: _RawThresholds,
+    lv: torch.Tensor,
+) -> _Decided:
+    """Re-decide with the literal definition the pairs whose threshold is near a level."""
+    n_lv = lv.shape[0]
+    dev = z.device
+    crit, first = raw.crit, raw.first
+    rel = (crit[..., None] - lv).abs() <= BAND * lv
+    rel[(lg.tie_rows | near.bad_rows) & gr.flippable] = True
+    rel &= gr.flippable[:, None, None]
+    ru, rc, rl = torch.nonzero(rel, as_tuple=True)
+    if not ru.numel():
+        e = torch.empty(0, dtype=torch.long, device=dev)
+        crit = torch.where(crit <= lv[-1], crit, torch.full_like(crit, math.inf))
+        return _Decided(crit, first, e, e, e, e, e.bool())
+    labs = plain_flip_labels(head, z, gr.grad, anchors, ru, rc, lv[rl])
+    flipped = (labs != gr.y_hat[ru]) & (labs >= 0)
+    # a pair flips at level j iff the definition says so there; thresholds decide the rest
+    flip_grid = lv[None, None, :] >= crit[..., None]
+    flip_grid[ru, rc, rl] = flipped
+    decided = flip_grid.any(dim=2)
+    first = torch.where(
+        decided, flip_grid.to(torch.uint8).argmax(dim=2), torch.full_like(first, n_lv)
+    )
+    # keep the critical ε consistent with the decided first level
+    lo_lv = torch.where(first > 0, lv[(first - 1).clamp_min(0)], torch.zeros_like(crit))
+    hi_lv = lv[first.clamp_max(n_lv - 1)]
+    inside = first < n_lv
+    crit = torch.where(
+        inside, torch.minimum(torch.maximum(crit, torch.nextafter(lo_lv, hi_lv)), hi_lv), crit
+    )
+    above = torch.nextafter(lv[-1], torch.tensor(math.inf, dtype=torch.float64, device=dev))
+    crit = torch.where(~inside & (crit <= lv[-1]), above.expand_as(crit), crit)
+    crit = torch.where(crit <= lv[-1], crit, torch.full_like(crit, math.inf))
+    return _Decided(crit, first, ru, rc, rl, labs, flipped)
+
+
+def _flip_labels_at(
+    head: nn.Linear,
+    z: torch.Tensor,
+    anchors: torch.Tensor,
+    gr: _Gradients,
+    lg: _LogitGaps,
+    cs: _CommonSlopes,
+    zs: _SharedZeros,
+    raw: _RawThresholds,
+    dec: _Decided,
+    lv: torch.Tensor,
+    j: int,
+) -> torch.Tensor:
+    """Step 8. Label after the flip at level ``lv[j]``, ``-1`` where the pair does not flip.
+
+    Only the reachable classes (see :func:`_reachable`) and the pseudo-label compete, which
+    is exact; the literal decisions of step 7 override, and rounding that leaves the affine
+    argmax on the pseudo-label for a decided flip is settled by the literal definition.
+    Returns int64, shape (n, C).
+    """
+    first = dec.first
+    n, n_cls = first.shape
+    dev = z.device
+    y_hat = gr.y_hat
+    out = torch.full((n, n_cls), -1, dtype=torch.long, device=dev)
+    fu, fc = torch.nonzero(first <= j, as_tuple=True)
+    if fu.numel():
+        need = raw.reach.clone()
+        need.scatter_(1, y_hat[:, None], True)
+        rk_u, rk_k = torch.nonzero(need, as_tuple=True)
+        cnt = torch.bincount(rk_u, minlength=n)
+        start = torch.cumsum(cnt, 0) - cnt
+        e_p, offs = _expand(cnt[fu])
+        e_u = fu[e_p]
+        e_c = fc[e_p]
+        e_k = rk_k[start[e_u] + offs]
+        slope = cs.base[e_u, e_k]
+        has = zs.corrected[e_u, e_c]
+        if bool(has.any()):
+            slope = slope.clone()
+            slope[has] -= raw.corr.at(e_u[has], e_c[has], e_k[has])
+        s = float(lv[j]) * eps_scale(raw.dnorm[fu, fc], anchors.shape[1])
+        val = lg.logits[e_u, e_k] + s[e_p] * slope
+        best = torch.full((fu.numel(),), -math.inf, dtype=val.dtype, device=dev)
+        best.scatter_reduce_(0, e_p, val, reduce="amax", include_self=True)
+        win = val == best[e_p]
+        k_win = torch.full((fu.numel(),), lg.logits.shape[1], dtype=torch.long, device=dev)
+        k_win.scatter_reduce_(0, e_p[win], e_k[win], reduce="amin", include_self=True)
+        out[fu, fc] = k_win
+    if dec.rows.numel():  # the literal definition decided these: take its labels
+        at_j = dec.level_idx == j
+        out[dec.rows[at_j], dec.classes[at_j]] = torch.where(
+            dec.flipped[at_j], dec.labels[at_j], torch.full_like(dec.labels[at_j], -1)
+        )
+    bad = (out == y_hat[:, None]) | ((out < 0) & (first <= j))
+    if bool(bad.any()):
+        bu, bc = torch.nonzero(bad, as_tuple=True)
+        eps_b = torch.full((bu.numel(),), float(lv[j]), dtype=torch.float64, device=dev)
+        lab_b = plain_flip_labels(head, z, gr.grad, anchors, bu, bc, eps_b)
+        out[bu, bc] = torch.where(lab_b != y_hat[bu], lab_b, -1)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# the fast path
+
+
+@torch.no_grad()
+def linear_thresholds(
+    head: nn.Linear,
+    z: torch.Tensor,
+    anchors: torch.Tensor,
+    levels: Sequence[float],
+    *,
+    flip_level: int | None = None,
+    index: AnchorIndex | None = None,
+) -> ChunkThresholds:
+    """Exact closed-form flip thresholds for an ``nn.Linear`` head (docs/algorithm.md).
+
+    For each pair (u, c) the mixed point at level ε is ``z_u + ε'‖Δ_{u,c}‖ · v_{u,c}`` with
+    ``v = ĝ_u ⊙ r_{u,c}``. Logits are affine along it, so the critical ε is
+    ``t* · sqrt(D) / ‖Δ_{u,c}‖`` where ``t* = min_k (l_ŷ − l_k) / ((W v)_k − (W v)_ŷ)`` over
+    classes whose logit rises faster than the pseudo-label's. Work is O(n·D·C) plus a sparse
+    correction for the few coordinates where ``|Δ| < 1e-4`` (exact zeros from ReLU included).
+
+    Parameters
+    ----------
+    head : nn.Linear
+        ``n_classes`` outputs.
+    z : torch.Tensor, shape (n, dim)
+        A block of unlabelled embeddings.
+    anchors : torch.Tensor, shape (n_classes, dim)
+    levels : sequence of float
+        The ε schedule (:func:`~alfaviz.alfamix.mixing.level_schedule`).
+    flip_level : int, optional
+        Also compute the label each pair flips to at ``levels[flip_level]``.
+    index : AnchorIndex, optional
+        The anchors' index, reused across blocks (built here when omitted).
+
+    Returns
+    -------
+    ChunkThresholds
+    """
+    dev = z.device
+    if index is None:
+        index = AnchorIndex(anchors)
+    lv = torch.tensor(list(levels), dtype=torch.float64, device=dev)
+    z64 = z.double()
+    ht = _head_terms(head, dev)
+    gr = _gradients(head, z)
+    lg = _logit_gaps(z64, ht, gr.y_hat)
+    cs = _common_slopes(index, z64, gr.g_hat, ht.w64)
+    near = _near_triples(index, z, z64, gr.g_hat, ht.w64)
+    zs = _shared_zeros(index, z, gr.g_hat, cs.v0_sq, near)
+    dnorm = _delta_norms(z64, index.anchors64)
+    raw = _raw_thresholds(index, ht, gr, lg, cs, near, zs, dnorm, lv)
+    dec = _decide_borderline(head, z, anchors, gr, lg, near, raw, lv)
+    flip_to = None
+    if flip_level is not None:
+        flip_to = _flip_labels_at(head, z, anchors, gr, lg, cs, zs, raw, dec, lv, int(flip_level))
+    return ChunkThresholds(gr.y_hat, dec.crit, dec.first, raw.step_unit, gr.grad, flip_to)
