@@ -23,6 +23,7 @@ import copy
 import inspect
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
@@ -161,6 +162,17 @@ class Strategy:
             names.append(param.name)
         return names
 
+    @classmethod
+    def _check_param_names(cls, params: Mapping[str, Any]) -> None:
+        """Raise an :class:`AlfavizInputError` listing the valid names for any unknown key."""
+        valid = cls._get_param_names()
+        unknown = [key for key in params if key not in valid]
+        if unknown:
+            raise AlfavizInputError(
+                f"{cls.__name__} has no parameter {', '.join(map(repr, unknown))}; "
+                f"valid parameters: {', '.join(valid) or '(none)'}."
+            )
+
     def get_params(self, deep: bool = False) -> dict[str, Any]:
         """The constructor parameters, read from the ``__init__`` signature.
 
@@ -197,13 +209,7 @@ class Strategy:
         AlfavizInputError
             For an unknown parameter (the message lists the valid ones) or a bad value.
         """
-        valid = self._get_param_names()
-        unknown = [key for key in params if key not in valid]
-        if unknown:
-            raise AlfavizInputError(
-                f"{type(self).__name__} has no parameter {', '.join(map(repr, unknown))}; "
-                f"valid parameters: {', '.join(valid) or '(none)'}."
-            )
+        self._check_param_names(params)
         old = {key: getattr(self, key) for key in params}
         for key, value in params.items():
             setattr(self, key, value)

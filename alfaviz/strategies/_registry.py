@@ -45,7 +45,8 @@ def get_strategy(name: str | Strategy, **params: Any) -> Strategy:
     Raises
     ------
     AlfavizInputError
-        For an unknown name; the message lists the known ones.
+        For an unknown name (the message lists the known ones), an unknown parameter (the
+        message lists the valid ones) or a bad parameter value (checked by the constructor).
     """
     if isinstance(name, Strategy):
         if params:
@@ -54,6 +55,7 @@ def get_strategy(name: str | Strategy, **params: Any) -> Strategy:
     key = str(name).lower().replace("-", "").replace("_", "")
     for reg, cls in STRATEGIES.items():
         if reg.replace("-", "").replace("_", "") == key:
+            cls._check_param_names(params)
             return cls(**params)
     raise AlfavizInputError(
         f"unknown strategy {name!r}; choose one of: {', '.join(sorted(STRATEGIES))}."

@@ -216,10 +216,13 @@ def test_bald_chunking_gives_valid_scores() -> None:
         ({"n_draws": 2.5}, r"n_draws must be a positive integer"),
     ],
 )
-def test_bald_rejects_bad_parameters(params: dict, match: str) -> None:
-    z, z_l, y_l, head = _bald_problem()
+def test_bald_rejects_bad_parameters_when_built(params: dict, match: str) -> None:
     with pytest.raises(AlfavizInputError, match=match):
-        BALD(**params).query(z, z_l, y_l, head, 3)
+        BALD(**params)  # at construction, before any query
+    bald = BALD()
+    with pytest.raises(AlfavizInputError, match=match):
+        bald.set_params(**params)
+    assert bald.get_params() == BALD().get_params()  # a failed set_params changes nothing
 
 
 # ------------------------------------------------------------------------------------------
