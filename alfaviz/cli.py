@@ -152,7 +152,10 @@ def _strategy_kwargs(args: argparse.Namespace, name: str) -> dict[str, Any]:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from alfaviz.analysis.report import describe_round
+    from alfaviz.session.config import check_int
     from alfaviz.session.experiment import Callback, Experiment
+
+    check_int(args.rounds, "--rounds", minimum=0)  # before a run folder is written
 
     class Printer(Callback):
         def on_round_end(self, exp: Experiment, round: int, row: Mapping[str, Any]) -> None:
