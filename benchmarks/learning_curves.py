@@ -1,4 +1,4 @@
-"""Learning curves of ALFA-Mix against Random, Entropy and BADGE (the protocol of alfamix.md §7).
+"""Learning curves of ALFA-Mix against Random, Entropy and BADGE (docs/algorithm.md protocol).
 
 Usage::
 

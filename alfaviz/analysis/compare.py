@@ -260,7 +260,7 @@ def pairwise_tests(curves: pd.DataFrame, *, critical: float | None = None) -> pd
 
 
 def pairwise_wins(curves: pd.DataFrame, *, critical: float | None = None) -> pd.DataFrame:
-    """The BADGE-style pairwise win matrix (alfamix.md §7).
+    """The BADGE-style pairwise win matrix (docs/algorithm.md, "Protocol").
 
     Entry ``[i, j]`` is the number of rounds in which strategy ``i`` beats strategy ``j``
     (paired t-test over seeds, see :func:`pairwise_tests`) divided by the number of rounds

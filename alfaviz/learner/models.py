@@ -1,4 +1,4 @@
-"""Models with the ALFA-Mix split ``f = head ∘ embed`` (alfamix.md §1).
+"""Models with the ALFA-Mix split ``f = head ∘ embed`` (docs/algorithm.md, "Model split").
 
 Every model alfaviz trains exposes
 

@@ -1,4 +1,4 @@
-"""Training, embedding and evaluation, following the release's protocol (alfamix.md §7).
+"""Training, embedding and evaluation with the protocol of docs/algorithm.md ("Protocol").
 
 Every round retrains from the same initial weights with Adam (lr 1e-3, batch 64) and stops
 when the training accuracy reaches 0.99 or at the epoch cap. All of these are parameters of
