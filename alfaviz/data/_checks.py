@@ -20,7 +20,6 @@ from alfaviz.errors import AlfavizInputError
 __all__ = [
     "MAX_SEED",
     "check_bool",
-    "check_finite",
     "check_name",
     "check_names",
     "check_path",
@@ -28,6 +27,7 @@ __all__ = [
     "check_str_list",
     "check_test_size",
     "encode_labels",
+    "first_container",
     "stratified_split",
 ]
 
@@ -137,8 +137,10 @@ def stratified_split(y: np.ndarray, test_size: float, seed: int) -> tuple[np.nda
     return np.flatnonzero(mask).astype(np.int64), test_pos.astype(np.int64)
 
 
-def _holds_containers(values: np.ndarray) -> int | None:
+def first_container(values: np.ndarray) -> int | None:
     """Position of the first list/tuple/array/dict/set in an object array, or None."""
+    if values.dtype != object:
+        return None
     for i, v in enumerate(values):
         if isinstance(v, (list, tuple, np.ndarray, dict, set, torch.Tensor)):
             return i
@@ -219,7 +221,7 @@ def encode_labels(
         return codes.astype(np.int64), tuple(str(v) for v in values)
     # strings, objects, bools
     if arr.dtype.kind == "O":
-        bad = _holds_containers(arr)
+        bad = first_container(arr)
         if bad is not None:
             raise AlfavizInputError(
                 f"{what} holds {type(arr[bad]).__name__} values (first at row {bad}); each label "
@@ -239,10 +241,6 @@ def encode_labels(
 
 def check_names(names: Sequence[Any], codes: np.ndarray, what: str) -> tuple[str, ...]:
     """Class names as distinct strings, one per class id in ``codes``."""
-    if isinstance(names, (str, bytes)):
-        raise AlfavizInputError(
-            f"class_names must be a list of names (e.g. ['cat', 'dog']); got the string {names!r}."
-        )
     names = tuple(str(n) for n in names)
     if len(set(names)) != len(names):
         raise AlfavizInputError(f"class_names must be distinct; got {list(names)}.")
@@ -252,16 +250,3 @@ def check_names(names: Sequence[Any], codes: np.ndarray, what: str) -> tuple[str
             f"{len(names)} entries; ids must lie in 0..{len(names) - 1}."
         )
     return names
-
-
-def check_finite(x: torch.Tensor, what: str) -> None:
-    """Refuse NaN or inf in a float tensor of shape (n, ...); names the first bad rows."""
-    if not torch.is_floating_point(x) or x.numel() == 0:
-        return
-    bad = ~torch.isfinite(x.reshape(x.shape[0], -1)).all(dim=1)
-    if bool(bad.any()):
-        rows = torch.nonzero(bad).flatten()[:5].tolist()
-        raise AlfavizInputError(
-            f"{what} contains NaN or inf in {int(bad.sum())} row(s) (first rows: {rows}). "
-            "Impute or drop them before loading."
-        )

@@ -173,7 +173,7 @@ def load_dataset(
 
 # ---- configs ---------------------------------------------------------------------------------
 
-_Check = Callable[[str, Any], None]
+_Check = Callable[[str, str, Any], None]
 
 
 def _fail(kind: str, key: str, value: Any, want: str) -> AlfavizInputError:

@@ -31,6 +31,7 @@ from alfaviz.data._checks import (
     check_str_list,
     check_test_size,
     encode_labels,
+    first_container,
     stratified_split,
 )
 from alfaviz.data._source import DataSource, Kind, TensorSplit, make_source, to_display
@@ -42,8 +43,6 @@ logger = logging.getLogger(__name__)
 
 #: File names :func:`from_csv` (and :func:`~alfaviz.data.load_dataset`) read as tables.
 TABLE_SUFFIXES: tuple[str, ...] = (".csv", ".tsv", ".txt", ".gz", ".parquet")
-
-_CONTAINERS = (list, tuple, np.ndarray, dict, set, torch.Tensor)
 
 
 def _as_array(X: Any) -> np.ndarray:
@@ -239,16 +238,6 @@ def _has_column(df: pd.DataFrame, column: Any) -> bool:
         return False
 
 
-def _container_column(col: pd.Series) -> tuple[int, str] | None:
-    """(row, type name) of the first list/array/dict value in an object column, or None."""
-    if col.dtype != object:
-        return None
-    for i, v in enumerate(col.to_numpy()):
-        if isinstance(v, _CONTAINERS):
-            return i, type(v).__name__
-    return None
-
-
 def from_dataframe(
     df: pd.DataFrame,
     target: str | None = None,
@@ -323,9 +312,10 @@ def from_dataframe(
     if len(df) == 0:
         raise AlfavizInputError("df has no rows; nothing to learn from.")
     for c in [*feats, target]:
-        found = _container_column(df[c])
-        if found is not None:
-            row, kind = found
+        values = df[c].to_numpy()
+        row = first_container(values)
+        if row is not None:
+            kind = type(values[row]).__name__
             role = "target" if c == target else "feature"
             raise AlfavizInputError(
                 f"{role} column {c!r} holds {kind} values (first at row {row}); each cell must be "

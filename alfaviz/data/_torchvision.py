@@ -204,7 +204,7 @@ def _verify(name: str, files: Sequence[tuple[Path, str]]) -> None:
 def _array_globals() -> dict[tuple[str, str], Any]:
     try:  # NumPy >= 2
         from numpy._core.multiarray import _reconstruct
-        from numpy._core.numeric import _frombuffer
+        from numpy._core.numeric import _frombuffer  # type: ignore[attr-defined]
     except ImportError:  # pragma: no cover - NumPy 1.x
         from numpy.core.multiarray import _reconstruct  # type: ignore[no-redef]
         from numpy.core.numeric import _frombuffer  # type: ignore[no-redef]
