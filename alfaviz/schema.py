@@ -48,10 +48,13 @@ __all__ = [
     "ACTION_ID",
     "ANCHOR_CLASS",
     "AUC",
+    "AUC_FRAME",
+    "AUC_SUMMARY",
     "BUDGET",
     "CANDIDATE",
     "CLUSTER",
     "COORDS",
+    "CRITICAL",
     "CRITICAL_EPS",
     "CURVES",
     "ENTROPY",
@@ -69,11 +72,16 @@ __all__ = [
     "LABELLED_ROUND",
     "LABELS",
     "LEVEL",
+    "MEAN",
+    "MEAN_DIFF",
     "N_CANDIDATES",
     "N_FILL",
     "N_KMEANS",
     "N_LABELLED",
+    "N_PAIRS",
+    "N_SEEDS",
     "ORDER",
+    "OTHER",
     "PATHS",
     "PATH_PRED",
     "PATH_PROB",
@@ -95,13 +103,18 @@ __all__ = [
     "SELECTED",
     "SESSION",
     "SOURCE",
+    "STD",
+    "STD_DIFF",
     "STEP_NORM",
     "STRATEGY",
+    "TESTS",
     "TIME_PREFIX",
     "TRAIN_ACCURACY",
     "TRUE_LABEL",
     "TS",
+    "T_STAT",
     "UNDOES",
+    "WIN",
     "Column",
     "Frame",
     "X",
@@ -171,6 +184,16 @@ SESSION = "session"
 # strategy comparisons
 SEED = "seed"
 AUC = "auc"
+MEAN = "mean"
+STD = "std"
+N_SEEDS = "n_seeds"
+OTHER = "other"
+N_PAIRS = "n"
+MEAN_DIFF = "mean_diff"
+STD_DIFF = "std_diff"
+T_STAT = "t"
+CRITICAL = "critical"
+WIN = "win"
 
 
 def time_column(phase: str) -> str:
@@ -415,6 +438,43 @@ CURVES = Frame(
         Column(ACCURACY, "float64", _NAN, "test accuracy"),
     ),
     doc="Learning curves: one row per (strategy, seed, round).",
+)
+
+AUC_FRAME = Frame(
+    "auc",
+    (
+        _req(STRATEGY, "str", "strategy name"),
+        _req(SEED, "int64", "seed of the run"),
+        Column(AUC, "float64", _NAN, "normalised area under the learning curve"),
+    ),
+    doc="Area under the learning curve per (strategy, seed).",
+)
+
+AUC_SUMMARY = Frame(
+    "auc_summary",
+    (
+        _req(STRATEGY, "str", "strategy name"),
+        Column(MEAN, "float64", _NAN, "mean AUC over seeds"),
+        Column(STD, "float64", _NAN, "standard deviation of the AUC over seeds (ddof 1)"),
+        Column(N_SEEDS, "int32", 0, "seeds"),
+    ),
+    doc="The AUC summarised over seeds, per strategy.",
+)
+
+TESTS = Frame(
+    "tests",
+    (
+        _req(STRATEGY, "str", "the strategy tested"),
+        _req(OTHER, "str", "the strategy it is compared with"),
+        _req(ROUND, "int32", "round"),
+        Column(N_PAIRS, "int32", 0, "seeds with both runs"),
+        Column(MEAN_DIFF, "float64", _NAN, "mean accuracy difference"),
+        Column(STD_DIFF, "float64", _NAN, "population standard deviation of the difference"),
+        Column(T_STAT, "float64", _NAN, "paired t statistic"),
+        Column(CRITICAL, "float64", _NAN, "the threshold a win must exceed"),
+        Column(WIN, "bool", False, "t > critical"),
+    ),
+    doc="Every paired t-test behind the win matrix: one row per ordered pair and round.",
 )
 
 FRAMES: dict[str, Frame] = {

@@ -150,12 +150,12 @@ def summarise_auc(auc: pd.DataFrame) -> pd.DataFrame:
         rows.append(
             {
                 schema.STRATEGY: strategy,
-                "mean": float(v.mean()) if v.size else math.nan,
-                "std": float(v.std(ddof=1)) if v.size > 1 else math.nan,
-                "n_seeds": int(v.size),
+                schema.MEAN: float(v.mean()) if v.size else math.nan,
+                schema.STD: float(v.std(ddof=1)) if v.size > 1 else math.nan,
+                schema.N_SEEDS: int(v.size),
             }
         )
-    return pd.DataFrame(rows, columns=[schema.STRATEGY, "mean", "std", "n_seeds"])
+    return pd.DataFrame(rows, columns=list(schema.AUC_SUMMARY.names))
 
 
 def critical_value(n: int, confidence: float = 0.95) -> float:
@@ -245,18 +245,17 @@ def pairwise_tests(curves: pd.DataFrame, *, critical: float | None = None) -> pd
                 rows.append(
                     {
                         schema.STRATEGY: a,
-                        "other": b,
+                        schema.OTHER: b,
                         schema.ROUND: int(rnd),
-                        "n": n,
-                        "mean_diff": mean,
-                        "std_diff": std,
-                        "t": t,
-                        "critical": crit,
-                        "win": bool(t > crit),  # NaN > crit is False
+                        schema.N_PAIRS: n,
+                        schema.MEAN_DIFF: mean,
+                        schema.STD_DIFF: std,
+                        schema.T_STAT: t,
+                        schema.CRITICAL: crit,
+                        schema.WIN: bool(t > crit),  # NaN > crit is False
                     }
                 )
-    out_cols = [schema.STRATEGY, "other", schema.ROUND, "n", "mean_diff", "std_diff", "t"]
-    return pd.DataFrame(rows, columns=[*out_cols, "critical", "win"])
+    return pd.DataFrame(rows, columns=list(schema.TESTS.names))
 
 
 def pairwise_wins(curves: pd.DataFrame, *, critical: float | None = None) -> pd.DataFrame:
@@ -290,9 +289,11 @@ def pairwise_wins(curves: pd.DataFrame, *, critical: float | None = None) -> pd.
     tests = pairwise_tests(curves, critical=critical)
     names = _strategy_order(_check_curves(curves, (schema.STRATEGY,)))
     mat = pd.DataFrame(np.nan, index=pd.Index(names, name=schema.STRATEGY), columns=names)
-    mat.columns.name = "other"
+    mat.columns.name = schema.OTHER
     if len(tests):
-        agg = tests.groupby([schema.STRATEGY, "other"], sort=False)["win"].agg(["sum", "count"])
+        agg = tests.groupby([schema.STRATEGY, schema.OTHER], sort=False)[schema.WIN].agg(
+            ["sum", "count"]
+        )
         for (a, b), r in agg.iterrows():
             mat.loc[a, b] = float(r["sum"]) / float(r["count"])
     return mat
