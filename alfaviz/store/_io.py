@@ -297,8 +297,16 @@ def remove_tree(path: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def check_int(value: Any, name: str, *, minimum: int | None = 0) -> int:
-    """``value`` as an ``int``; booleans, floats and strings are refused."""
+_INT64_MAX = 2**63 - 1
+
+
+def check_int(
+    value: Any, name: str, *, minimum: int | None = 0, maximum: int | None = _INT64_MAX
+) -> int:
+    """``value`` as an ``int`` in ``[minimum, maximum]``; booleans, floats, strings refused.
+
+    The default ``maximum`` is what SQLite and int64 columns hold; ``None`` means unbounded.
+    """
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         bound = "" if minimum is None else f" >= {minimum}"
         raise AlfavizInputError(
@@ -309,6 +317,10 @@ def check_int(value: Any, name: str, *, minimum: int | None = 0) -> int:
     if minimum is not None and value < minimum:
         raise AlfavizInputError(
             f"{name} must be an integer >= {minimum}; got {value}. Pass a value >= {minimum}."
+        )
+    if maximum is not None and value > maximum:
+        raise AlfavizInputError(
+            f"{name} must be an integer <= {maximum} (64 bits); got {value}. Pass a smaller value."
         )
     return value
 

@@ -308,6 +308,7 @@ class RunStore:
             config or fingerprint, or if it is a non-empty directory that is not a run.
         """
         path = check_path(path)
+        check_str(session, "session", allow_none=True)
         if not isinstance(config, Mapping):
             raise AlfavizInputError(
                 f"config must be a dict; got {type(config).__name__}. Pass e.g. {{'seed': 0}}."
@@ -320,7 +321,7 @@ class RunStore:
                 f"seed={seed!r} disagrees with config['seed']={config['seed']!r}; pass one."
             )
         if seed is not None:
-            seed = check_int(seed, "seed", minimum=None)
+            seed = check_int(seed, "seed", minimum=None, maximum=None)
         config_doc = json.loads(dumps(config, "config"))
         fp = None
         if fingerprint is not None:
@@ -518,6 +519,9 @@ class RunStore:
             replaced; or if ``expected_fingerprint`` differs from the recorded one.
         """
         path = check_path(path)
+        check_str(session, "session", allow_none=True)
+        if expected_fingerprint is not None:
+            _jsonable_mapping(expected_fingerprint, "expected_fingerprint", "{'n_samples': 100}")
         if not path.exists():
             raise RunStoreError(f"{path} is not a run directory: it does not exist.")
         if not path.is_dir():

@@ -82,7 +82,7 @@ def _ops() -> list[tuple[str, Callable[[Path, RunStore | None], RunStore]]]:
         (
             "round 0 + labels",
             op(lambda s: s.write_round(0, **_round_kwargs(0), labels=[(10, 1), (11, 2), (12, 0)])),
-        ),  # noqa: E501
+        ),
         ("human label", op(lambda s: s.add_label(5, 1, round=1))),
         ("skip", op(lambda s: s.add_skip(6, round=1))),
         ("undo", op(lambda s: s.undo())),
@@ -91,7 +91,7 @@ def _ops() -> list[tuple[str, Callable[[Path, RunStore | None], RunStore]]]:
         (
             "round 1 + labels",
             op(lambda s: s.write_round(1, **_round_kwargs(1), labels=[(11, 1), (12, 0)])),
-        ),  # noqa: E501
+        ),
         (
             "round 1 overwrite",
             op(
@@ -99,7 +99,7 @@ def _ops() -> list[tuple[str, Callable[[Path, RunStore | None], RunStore]]]:
                     1, **_round_kwargs(1, version=2), overwrite=True, labels=[(13, 2)]
                 )
             ),
-        ),  # noqa: E501
+        ),
         ("round 2, no labels", op(lambda s: s.write_round(2, **_round_kwargs(2)))),
     ]
 
