@@ -573,3 +573,39 @@ def test_load_dataset_dispatch_and_errors(tmp_path: Path) -> None:
         load_dataset("imagenet")
     with pytest.raises(AlfavizInputError, match="does not exist"):
         load_dataset(str(tmp_path / "missing.csv"))
+
+
+def test_cifar_batches_pickled_by_python2_numpy_1_load(tmp_path: Path) -> None:
+    """The official batches are protocol-2 pickles naming ``numpy.core.multiarray``; the
+    restricted unpickler resolves that name without importing anything."""
+    written = write_cifar(tmp_path)
+    d = tmp_path / "cifar-10-batches-py"
+    for f in d.iterdir():
+        obj = pickle.loads(f.read_bytes())
+        data = pickle.dumps(obj, protocol=2).replace(
+            b"numpy._core.multiarray\n", b"numpy.core.multiarray\n"
+        )
+        assert b"numpy.core.multiarray\n_reconstruct" in data or f.name == "batches.meta"
+        f.write_bytes(data)
+    src = load_torchvision("cifar10", tmp_path, verify=False)
+    np.testing.assert_array_equal(src.y_test, written["y_test"])
+    np.testing.assert_array_equal(src.images([0])[0], written["x_train"][0].transpose(1, 2, 0))
+
+
+def test_image_folder_keeps_imagefolder_order_and_finds_nested_files(tmp_path: Path) -> None:
+    """Ids stay those of torchvision's ImageFolder: same classes, same files, same order."""
+    from torchvision.datasets import ImageFolder
+
+    from alfaviz.data._images import _scan_folder
+
+    for cls in ("b", "a", "C"):
+        for sub in ("", "z", "y/x"):
+            write_folder(tmp_path / "t" / cls / sub, {"": 0})
+            for i, suffix in ((3, ".png"), (1, ".png"), (2, ".PNG")):
+                Image.new("RGB", (5, 4)).save(tmp_path / "t" / cls / sub / f"{i}{suffix}")
+            (tmp_path / "t" / cls / sub / "notes.txt").write_text("not an image")
+    folder = ImageFolder(str(tmp_path / "t"))
+    src = from_image_folder(tmp_path / "t", test_size=0.3, seed=2)
+    assert src.class_names == tuple(folder.classes)
+    assert _scan_folder(tmp_path / "t", "root") == (folder.classes, folder.samples)
+    assert src.n_samples == len(folder.samples) == 27
