@@ -455,10 +455,12 @@ class RunStore:
             fsync_dir(tmp)
             try:
                 os.rename(tmp, path)  # atomic; fails if ``path`` is a non-empty directory
-            except OSError:
+            except OSError as exc:
                 if (path / CONFIG_FILE).exists():
                     return False
-                raise
+                raise RunStoreError(
+                    f"cannot create a run at {path}: {exc}. Choose a new or empty directory."
+                ) from exc
             write_point("move run into place")
         finally:
             if tmp.exists():

@@ -420,3 +420,44 @@ def test_open_with_check_false_still_rejects_bad_paths(tmp_path: Path) -> None:
         RunStore.open(tmp_path / "nope", check=False)
     with pytest.raises(AlfavizInputError, match="path"):
         RunStore.open("", check=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# runs written by an older alfaviz (format 1: no rounds index, no config checksum)
+# ---------------------------------------------------------------------------------------------
+
+
+def _downgrade_to_format_1(run: Path) -> None:
+    meta = json.loads((run / CONFIG_FILE).read_text())
+    for key in ("checksum", "fingerprint", "files"):
+        meta.pop(key)
+    meta["format_version"] = 1
+    (run / CONFIG_FILE).write_text(json.dumps(meta))
+    con = sqlite3.connect(run / LABELS_FILE)
+    con.execute("DROP TABLE rounds")
+    con.execute("DROP TABLE run_meta")
+    con.execute("PRAGMA user_version = 1")
+    con.commit()
+    con.close()
+
+
+def test_format_1_run_opens_read_only_from_its_folders(run: Path) -> None:
+    before = RunStore.open(run).read_samples()
+    _downgrade_to_format_1(run)
+    store = RunStore.open(run, read_only=True)
+    assert store.rounds_written() == [0, 1]
+    pd.testing.assert_frame_equal(store.read_samples(), before)
+    assert store.verify() == []
+
+
+def test_format_1_run_gets_its_rounds_index_on_a_writable_open(run: Path) -> None:
+    _downgrade_to_format_1(run)
+    store = RunStore.open(run)
+    assert store.rounds_written() == [0, 1]
+    con = sqlite3.connect(run / LABELS_FILE)
+    assert [r[0] for r in con.execute("SELECT round FROM rounds ORDER BY round")] == [0, 1]
+    con.close()
+    _round(store, 2)
+    shutil.rmtree(run / ROUNDS_DIR / "round_0000")
+    with pytest.raises(RunStoreError, match="round_0000 is missing"):  # now detected
+        RunStore.open(run)
