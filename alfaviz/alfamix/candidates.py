@@ -2,10 +2,19 @@
 
 :func:`find_candidates` says which unlabelled samples flip toward which anchors, up to the
 stopping level. It works per sample once the anchors and the head are fixed:
-:func:`score_pool` scores any shard of the pool independently, :func:`stopping_level` combines
-the shards' per-sample first flip levels into the global stopping level, and
-:func:`finalize_candidates` finishes a shard at that level. :func:`find_candidates` is exactly
-these three steps, mapped over shards by an engine (one shard in-process by default).
+
+1. :func:`score_pool` scores any shard of the pool independently, at every level of the
+   schedule;
+2. :func:`stopping_level` combines the shards' per-sample first flip levels into the global
+   stopping level;
+3. :func:`finalize_candidates` finishes a shard at that level.
+
+:func:`find_candidates` is exactly these three steps, the first and the last mapped over row
+shards by an :class:`~alfaviz.engine.Engine` (one shard, in-process, by default). The work is
+done in blocks of rows, and every computation depends only on the rows of its block; shard
+boundaries are multiples of the block size, so a sharded search computes exactly the blocks of
+the whole-pool search and its results are bit-identical. None of these functions mutates its
+inputs: the head's train/eval modes and its parameters' ``requires_grad`` flags are restored.
 """
 
 from __future__ import annotations
@@ -13,7 +22,9 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
@@ -21,9 +32,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from alfaviz._tensor import eval_mode, frozen_parameters
 from alfaviz._validation import check_query_inputs
 from alfaviz.alfamix._linear import AnchorIndex, linear_thresholds
-from alfaviz.alfamix.mixing import compute_anchors, level_schedule, loss_gradients
+from alfaviz.alfamix.mixing import (
+    alpha_per_eps,
+    compute_anchors,
+    level_schedule,
+    loss_gradients,
+    mix,
+    unit_gradient,
+)
+from alfaviz.engine import Engine, LocalEngine, row_shards
 from alfaviz.errors import AlfavizInputError
 
 __all__ = [
@@ -38,6 +58,12 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 AlphaMode = Literal["closed_form", "learned"]
+
+LEARNED_ALPHA_MIN = 1e-8
+"""Lower clamp of learned α (the release's ``clamp(alpha, min=1e-8, max=ε)``)."""
+
+LEARNED_L2_COEF = 0.01
+"""Weight of ``‖α‖₂`` in the learned-α objective ``−CE(h(z̃), ŷ) + 0.01·‖α‖₂``."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -106,33 +132,35 @@ class CandidateResult:
         return self.flips.sum(axis=1).astype(np.int64)
 
 
-@dataclass
+@dataclass(frozen=True)
 class PoolScores:
-    """Per-sample scores of one shard of the pool (see :func:`score_pool`).
+    """Per-sample scores of one shard of the pool at every level (see :func:`score_pool`).
 
     Attributes
     ----------
-    first_level : numpy.ndarray of int8/int16, shape (n, n_classes)
+    first_level : numpy.ndarray of int8 or int16, shape (n, n_classes)
         First level index at which each pair flips; ``len(levels)`` if never.
     critical_eps : numpy.ndarray of float64, shape (n, n_classes)
+        Closed form, linear head: the smallest ε that flips the pair. Other heads: a bisection
+        estimate. Learned α: the first level at which a flip was seen. ``inf`` if none.
     step_unit : numpy.ndarray of float32, shape (n, n_classes)
-        Step length per unit of ε (closed form); for learned α the step at the first flip.
+        ``‖α ⊙ Δ‖ / ε``. For the closed form this holds at every ε; for learned α it is the
+        step at the first flip divided by that level (0 where the pair never flips).
     pseudo_labels : numpy.ndarray of int64, shape (n,)
-    flip_to : numpy.ndarray of int64 or None, shape (n, n_classes)
-        Only for the level-by-level paths, at the last level evaluated.
-    flip_to_levels : numpy.ndarray of int16 or None, shape (n, n_classes, n_levels)
-        Only for the exact threshold path: the label after the flip at every level.
-    levels_done : int
-        Levels evaluated (the level-by-level paths stop early).
+    flip_to_levels : numpy.ndarray of int8/int16/int32 or None, shape (n, n_classes, n_levels)
+        The level-by-level paths only (any other head, learned α): the label after the flip
+        at every level, ``-1`` where the pair does not flip there. The exact path recomputes
+        the labels at the stopping level instead (:func:`finalize_candidates`).
+    block_rows : int
+        Rows per block of the computation (:func:`finalize_candidates` uses the same).
     """
 
     first_level: np.ndarray
     critical_eps: np.ndarray
     step_unit: np.ndarray
     pseudo_labels: np.ndarray
-    flip_to: np.ndarray | None = None
-    levels_done: int = 0
     flip_to_levels: np.ndarray | None = None
+    block_rows: int = 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -162,26 +190,39 @@ def _chunk_rows(
     return int(max(8, min(n, max_bytes // max(1, per_row))))
 
 
+def _is_affine(head: nn.Module) -> bool:
+    return isinstance(head, nn.Linear)
+
+
+def _block_rows(
+    z: torch.Tensor,
+    n_classes: int,
+    n_levels: int,
+    head: nn.Module,
+    alpha: str,
+    max_bytes: int | None,
+) -> int:
+    """The block size of the computation for a pool ``z`` (its whole row count decides)."""
+    exact = alpha == "closed_form" and _is_affine(head)
+    n, d = z.shape
+    return _chunk_rows(n, d, n_classes, n_levels, z.element_size(), not exact, max_bytes)
+
+
 def _level_dtype(n_levels: int) -> type[np.integer]:
     """Smallest integer type that holds level indices ``0..n_levels``."""
     return np.int8 if n_levels < 127 else np.int16
 
 
-def _is_affine(head: nn.Module) -> bool:
-    return isinstance(head, nn.Linear)
+def _label_dtype(n_classes: int) -> torch.dtype:
+    """Smallest signed integer type that holds labels ``-1..n_classes-1``."""
+    if n_classes <= 127:
+        return torch.int8
+    return torch.int16 if n_classes <= 32767 else torch.int32
 
 
-class _EvalMode:
-    def __init__(self, module: nn.Module) -> None:
-        self.module = module
-        self.was = module.training
-
-    def __enter__(self) -> nn.Module:
-        self.module.eval()
-        return self.module
-
-    def __exit__(self, *exc: object) -> None:
-        self.module.train(self.was)
+def _label_np_dtype(n_classes: int) -> type[np.integer]:
+    """:func:`_label_dtype` as a numpy type."""
+    return {torch.int8: np.int8, torch.int16: np.int16}.get(_label_dtype(n_classes), np.int32)
 
 
 def _progress(iterable: Any, total: int, desc: str, enabled: bool) -> Any:
@@ -190,6 +231,61 @@ def _progress(iterable: Any, total: int, desc: str, enabled: bool) -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(iterable, total=total, desc=desc, leave=False)
+
+
+def _check_alpha(alpha: object) -> None:
+    if alpha not in ("closed_form", "learned"):
+        raise AlfavizInputError(f"alpha must be 'closed_form' or 'learned'; got {alpha!r}.")
+
+
+# --------------------------------------------------------------------------------------------
+# the level loop of the level-by-level paths (written once)
+
+
+@dataclass(frozen=True)
+class _LevelFlips:
+    """What one block of rows does at every level.
+
+    ``first`` (m, C) int64: first flipping level (``n_levels`` if none); ``labels``
+    (m, C, n_levels): the label after the flip at each level, ``-1`` where none; ``at_first``
+    (m, C) float: the value reported with the first flip (0 where none), or ``None``.
+    """
+
+    first: torch.Tensor
+    labels: torch.Tensor
+    at_first: torch.Tensor | None
+
+
+FlipsAt = Callable[[int, float], tuple[torch.Tensor, torch.Tensor, "torch.Tensor | None"]]
+
+
+def _level_loop(levels: Sequence[float], flips_at: FlipsAt, shape: tuple[int, int]) -> _LevelFlips:
+    """Evaluate one block at every level; ``flips_at(j, eps)`` gives (flipped, labels, value).
+
+    ``flipped`` is a bool (m, C) tensor, ``labels`` the head's argmax at the mixed points
+    (m, C), ``value`` an optional (m, C) float tensor recorded at each pair's first flip.
+    """
+    n_lv = len(levels)
+    first: torch.Tensor | None = None
+    labels: torch.Tensor | None = None
+    at_first: torch.Tensor | None = None
+    for j, eps in enumerate(levels):
+        flipped, lab, value = flips_at(j, float(eps))
+        if first is None:
+            first = torch.full(shape, n_lv, dtype=torch.long, device=flipped.device)
+            labels = torch.full(
+                (*shape, n_lv), -1, dtype=_label_dtype(shape[1]), device=flipped.device
+            )
+        assert labels is not None
+        new = flipped & (first == n_lv)
+        first = torch.where(new, j, first)
+        labels[:, :, j] = torch.where(flipped, lab, -1).to(labels.dtype)
+        if value is not None:
+            at_first = torch.zeros_like(value) if at_first is None else at_first
+            at_first = torch.where(new, value, at_first)
+    assert first is not None
+    assert labels is not None
+    return _LevelFlips(first, labels, at_first)
 
 
 # --------------------------------------------------------------------------------------------
@@ -203,13 +299,16 @@ def score_pool(
     levels: list[float],
     *,
     alpha: AlphaMode = "closed_form",
-    budget: int | None = None,
     learn_steps: int = 5,
     learn_lr: float = 0.1,
     max_chunk_bytes: int | None = None,
+    block_rows: int | None = None,
     progress: bool = False,
 ) -> PoolScores:
     """Per-sample flip scores of a pool (or a shard of it) at every level of the schedule.
+
+    Every level is evaluated: the stopping rule needs the whole pool's counts, so a shard
+    cannot stop early on its own (:func:`stopping_level` decides after all shards).
 
     Parameters
     ----------
@@ -218,16 +317,15 @@ def score_pool(
         From :func:`~alfaviz.alfamix.mixing.compute_anchors` on the labelled set.
     head : nn.Module
         An ``nn.Linear`` takes the exact threshold path; any other differentiable head the
-        batched level-by-level path.
+        batched level-by-level path. Evaluated in eval mode; its modes are restored.
     levels : list of float
     alpha : {"closed_form", "learned"}
-    budget : int, optional
-        Lets the level-by-level paths stop at the first level whose candidate count exceeds
-        it (only valid when the whole pool is scored at once).
     learn_steps, learn_lr : int, float
         Optimiser settings for learned α (docs/algorithm.md).
     max_chunk_bytes : int, optional
         Working-memory bound for a block of samples.
+    block_rows : int, optional
+        Rows per block; by default derived from ``max_chunk_bytes`` and this shard's size.
     progress : bool
         Show a ``tqdm.auto`` bar.
 
@@ -235,53 +333,45 @@ def score_pool(
     -------
     PoolScores
     """
-    n, d = z_unlabelled.shape
+    _check_alpha(alpha)
     n_cls = anchors.shape[0]
-    if alpha == "closed_form" and _is_affine(head):
-        rows = _chunk_rows(
-            n, d, n_cls, len(levels), z_unlabelled.element_size(), False, max_chunk_bytes
-        )
-        sa = AnchorIndex(anchors)
-        first = np.empty((n, n_cls), dtype=_level_dtype(len(levels)))
-        crit = np.empty((n, n_cls), dtype=np.float64)
-        unit = np.empty((n, n_cls), dtype=np.float32)
-        yh = np.empty(n, dtype=np.int64)
-        starts = range(0, n, rows)
-        for s in _progress(starts, len(starts), "ALFA-Mix thresholds", progress):
-            ch = linear_thresholds(head, z_unlabelled[s : s + rows], anchors, levels, index=sa)
-            first[s : s + rows] = ch.first_level.cpu().numpy()
-            crit[s : s + rows] = ch.critical_eps.cpu().numpy()
-            unit[s : s + rows] = ch.step_unit.cpu().numpy()
-            yh[s : s + rows] = ch.y_hat.cpu().numpy()
-        return PoolScores(first, crit, unit, yh, None, len(levels))
-    if alpha == "closed_form":
-        return _score_generic(
-            z_unlabelled, anchors, head, levels, budget, max_chunk_bytes, progress
-        )
-    if alpha == "learned":
+    if block_rows is None:
+        block_rows = _block_rows(z_unlabelled, n_cls, len(levels), head, alpha, max_chunk_bytes)
+    rows = max(1, int(block_rows))
+    with eval_mode(head):
+        if alpha == "closed_form" and _is_affine(head):
+            return _score_linear(z_unlabelled, anchors, head, levels, rows, progress)
+        if alpha == "closed_form":
+            return _score_generic(z_unlabelled, anchors, head, levels, rows, progress)
         return _score_learned(
-            z_unlabelled,
-            anchors,
-            head,
-            levels,
-            budget,
-            learn_steps,
-            learn_lr,
-            max_chunk_bytes,
-            progress,
+            z_unlabelled, anchors, head, levels, learn_steps, learn_lr, rows, progress
         )
-    raise AlfavizInputError(f"alpha must be 'closed_form' or 'learned'; got {alpha!r}.")
 
 
-def _closed_form_mixed(
-    z: torch.Tensor, g: torch.Tensor, anchors: torch.Tensor, eps: float
-) -> torch.Tensor:
-    """Mixed points for every (row, anchor) at level ``eps``: shape (n, C, D)."""
-    d = z.shape[1]
-    delta = anchors[None, :, :] - z[:, None, :]
-    scale = (eps / math.sqrt(d)) * delta.norm(dim=2, keepdim=True) / g.norm(dim=1)[:, None, None]
-    alpha = scale * g[:, None, :] / (delta + 1e-8)
-    return (1 - alpha) * z[:, None, :] + alpha * anchors[None, :, :]
+def _score_linear(
+    z: torch.Tensor,
+    anchors: torch.Tensor,
+    head: nn.Linear,
+    levels: list[float],
+    rows: int,
+    progress: bool,
+) -> PoolScores:
+    """The exact threshold path (:func:`~alfaviz.alfamix._linear.linear_thresholds`)."""
+    n = z.shape[0]
+    n_cls = anchors.shape[0]
+    index = AnchorIndex(anchors)
+    first = np.empty((n, n_cls), dtype=_level_dtype(len(levels)))
+    crit = np.empty((n, n_cls), dtype=np.float64)
+    unit = np.empty((n, n_cls), dtype=np.float32)
+    yh = np.empty(n, dtype=np.int64)
+    starts = range(0, n, rows)
+    for s in _progress(starts, len(starts), "ALFA-Mix thresholds", progress):
+        ch = linear_thresholds(head, z[s : s + rows], anchors, levels, index=index)
+        first[s : s + rows] = ch.first_level.cpu().numpy()
+        crit[s : s + rows] = ch.critical_eps.cpu().numpy()
+        unit[s : s + rows] = ch.step_unit.cpu().numpy()
+        yh[s : s + rows] = ch.y_hat.cpu().numpy()
+    return PoolScores(first, crit, unit, yh, None, rows)
 
 
 @torch.no_grad()
@@ -290,45 +380,40 @@ def _score_generic(
     anchors: torch.Tensor,
     head: nn.Module,
     levels: list[float],
-    budget: int | None,
-    max_chunk_bytes: int | None,
+    rows: int,
     progress: bool,
 ) -> PoolScores:
-    """Closed-form α for any differentiable head: all anchors at once, in bounded blocks."""
+    """Closed-form α for any differentiable head: all anchors and levels at once per block."""
     n, d = z.shape
     n_cls = anchors.shape[0]
     n_lv = len(levels)
-    rows = _chunk_rows(n, d, n_cls, n_lv, z.element_size(), True, max_chunk_bytes)
-    first = np.full((n, n_cls), n_lv, dtype=_level_dtype(n_lv))
-    flip_to = np.full((n, n_cls), -1, dtype=np.int64)
+    anchors = anchors.to(z.dtype)
+    first = np.empty((n, n_cls), dtype=_level_dtype(n_lv))
+    crit = np.empty((n, n_cls), dtype=np.float64)
+    unit_np = np.empty((n, n_cls), dtype=np.float32)
+    labels = np.empty((n, n_cls, n_lv), dtype=_label_np_dtype(n_cls))
     yh = np.empty(n, dtype=np.int64)
-    gnorm_zero = np.zeros(n, dtype=bool)
-    done = 0
-    for j, eps in enumerate(levels):
-        for s in _progress(
-            range(0, n, rows), math.ceil(n / rows), f"ALFA-Mix ε={eps:.3g}", progress
-        ):
-            zc = z[s : s + rows]
-            y_hat = head(zc).argmax(dim=1)
-            g = loss_gradients(head, zc, y_hat)
-            ok = g.norm(dim=1) > 0
-            zt = _closed_form_mixed(zc, g, anchors, eps)
+    starts = range(0, n, rows)
+    for s in _progress(starts, len(starts), "ALFA-Mix levels", progress):
+        zc = z[s : s + rows]
+        y_hat = head(zc).argmax(dim=1)
+        g_hat, ok = unit_gradient(loss_gradients(head, zc, y_hat))
+        delta = anchors[None, :, :] - zc[:, None, :]  # (m, C, D)
+        unit = alpha_per_eps(delta, g_hat[:, None, :])  # α per unit of ε, (m, C, D)
+
+        def flips_at(j: int, eps: float, zc=zc, unit=unit, y_hat=y_hat, ok=ok) -> tuple:
+            zt = mix(zc[:, None, :], anchors[None, :, :], eps * unit)
             lab = head(zt.reshape(-1, d)).argmax(dim=1).reshape(-1, n_cls)
             fin = torch.isfinite(zt).all(dim=2)
-            flipped = (lab != y_hat[:, None]) & ok[:, None] & fin
-            lab = torch.where(flipped, lab, torch.full_like(lab, -1))
-            fl = flipped.cpu().numpy()
-            blk = first[s : s + rows]
-            blk[fl & (blk == n_lv)] = j
-            flip_to[s : s + rows] = lab.cpu().numpy()
-            if j == 0:
-                yh[s : s + rows] = y_hat.cpu().numpy()
-                gnorm_zero[s : s + rows] = ~ok.cpu().numpy()
-        done = j + 1
-        if budget is not None and int((first.min(axis=1) <= j).sum()) > budget:
-            break
-    crit = _bisect_critical(z, anchors, head, levels, first, yh, rows)
-    return PoolScores(first, crit, _step_units(z, anchors, head, yh, rows), yh, flip_to, done)
+            return (lab != y_hat[:, None]) & ok[:, None] & fin, lab, None
+
+        lf = _level_loop(levels, flips_at, (zc.shape[0], n_cls))
+        first[s : s + rows] = lf.first.cpu().numpy()
+        labels[s : s + rows] = lf.labels.cpu().numpy()
+        crit[s : s + rows] = _bisect_critical(zc, anchors, head, levels, lf.first, y_hat, unit)
+        unit_np[s : s + rows] = (unit * delta).norm(dim=2).cpu().numpy()
+        yh[s : s + rows] = y_hat.cpu().numpy()
+    return PoolScores(first, crit, unit_np, yh, labels, rows)
 
 
 @torch.no_grad()
@@ -337,61 +422,43 @@ def _bisect_critical(
     anchors: torch.Tensor,
     head: nn.Module,
     levels: list[float],
-    first: np.ndarray,
-    y_hat: np.ndarray,
-    rows: int,
+    first: torch.Tensor,
+    y_hat: torch.Tensor,
+    unit: torch.Tensor,
     iters: int = 14,
 ) -> np.ndarray:
-    """Bisection estimate of the critical ε between the level before the first flip and it."""
+    """Bisection estimate of the critical ε between the level before the first flip and it.
+
+    Parameters
+    ----------
+    z : torch.Tensor, shape (m, dim)
+        One block of rows.
+    first : torch.Tensor of int64, shape (m, C)
+    y_hat : torch.Tensor of int64, shape (m,)
+    unit : torch.Tensor, shape (m, C, dim)
+        α per unit of ε (:func:`~alfaviz.alfamix.mixing.alpha_per_eps`).
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (m, C)
+        ``inf`` where the pair never flips.
+    """
     n_lv = len(levels)
-    crit = np.full(first.shape, np.inf)
-    fu, fc = np.nonzero(first < n_lv)
-    if not fu.size:
-        return crit
-    lv = np.asarray(levels)
-    hi = lv[first[fu, fc]]
-    lo = np.where(first[fu, fc] > 0, lv[np.maximum(first[fu, fc] - 1, 0)], 0.0)
-    d = z.shape[1]
-    dev = z.device
-    step = max(1, rows)
-    for s in range(0, fu.size, step):
-        u = torch.as_tensor(fu[s : s + step], device=dev)
-        c = torch.as_tensor(fc[s : s + step], device=dev)
-        zu = z[u]
-        yu = torch.as_tensor(y_hat[fu[s : s + step]], device=dev)
-        g = loss_gradients(head, zu, yu)
-        a = anchors[c]
-        delta = a - zu
-        base = delta.norm(dim=1, keepdim=True) / g.norm(dim=1, keepdim=True) * g / (delta + 1e-8)
-        lo_t = torch.as_tensor(lo[s : s + step], dtype=z.dtype, device=dev)
-        hi_t = torch.as_tensor(hi[s : s + step], dtype=z.dtype, device=dev)
+    crit = torch.full(first.shape, math.inf, dtype=torch.float64, device=z.device)
+    fu, fc = torch.nonzero(first < n_lv, as_tuple=True)
+    if fu.numel():
+        lv = torch.tensor(levels, dtype=z.dtype, device=z.device)
+        f = first[fu, fc]
+        hi = lv[f]
+        lo = torch.where(f > 0, lv[(f - 1).clamp_min(0)], torch.zeros_like(hi))
+        zu, a, u, yu = z[fu], anchors[fc], unit[fu, fc], y_hat[fu]
         for _ in range(iters):
-            mid = (lo_t + hi_t) / 2
-            alpha = (mid / math.sqrt(d))[:, None] * base
-            zt = (1 - alpha) * zu + alpha * a
-            fl = head(zt).argmax(dim=1) != yu
-            hi_t = torch.where(fl, mid, hi_t)
-            lo_t = torch.where(fl, lo_t, mid)
-        crit[fu[s : s + step], fc[s : s + step]] = hi_t.double().cpu().numpy()
-    return crit
-
-
-@torch.no_grad()
-def _step_units(
-    z: torch.Tensor, anchors: torch.Tensor, head: nn.Module, y_hat: np.ndarray, rows: int
-) -> np.ndarray:
-    """``‖α ⊙ Δ‖ / ε`` for the closed form, for every pair, shape (n, C)."""
-    n, d = z.shape
-    out = np.empty((n, anchors.shape[0]), dtype=np.float32)
-    for s in range(0, n, rows):
-        zc = z[s : s + rows]
-        g = loss_gradients(head, zc, torch.as_tensor(y_hat[s : s + rows], device=z.device))
-        delta = anchors[None] - zc[:, None]
-        r = delta / (delta + 1e-8)
-        gh = g / g.norm(dim=1, keepdim=True).clamp_min(1e-30)
-        v = (gh[:, None, :] * r).norm(dim=2)
-        out[s : s + rows] = (delta.norm(dim=2) * v / math.sqrt(d)).cpu().numpy()
-    return out
+            mid = (lo + hi) / 2
+            fl = head(mix(zu, a, mid[:, None] * u)).argmax(dim=1) != yu
+            hi = torch.where(fl, mid, hi)
+            lo = torch.where(fl, lo, mid)
+        crit[fu, fc] = hi.double()
+    return crit.cpu().numpy()
 
 
 def _score_learned(
@@ -399,82 +466,98 @@ def _score_learned(
     anchors: torch.Tensor,
     head: nn.Module,
     levels: list[float],
-    budget: int | None,
     steps: int,
     lr: float,
-    max_chunk_bytes: int | None,
+    rows: int,
     progress: bool,
 ) -> PoolScores:
-    """Learned α (docs/algorithm.md): Adam on −CE + 0.01‖α‖₂, α clamped to [1e-8, ε']."""
-    n, d = z.shape
+    """Learned α (docs/algorithm.md): Adam on −CE + 0.01‖α‖₂, α clamped to [1e-8, ε].
+
+    As in the authors' release, each of the ``steps`` iterations first evaluates the head at
+    the current α (a flip seen at any of them counts) and then takes one optimiser step, at
+    learning rate ``lr`` for the first two thirds of the iterations and ``lr / 10`` after; α
+    starts at ε/2 in every coordinate and is clamped to ``[1e-8, ε]`` (the √D scaling belongs
+    to the closed form only). **(fix)** One Adam optimiser is kept for all iterations; the
+    release re-creates it at every step.
+    """
+    n = z.shape[0]
     n_cls = anchors.shape[0]
     n_lv = len(levels)
-    rows = _chunk_rows(n, d, n_cls, n_lv, z.element_size(), True, max_chunk_bytes)
-    first = np.full((n, n_cls), n_lv, dtype=_level_dtype(n_lv))
-    flip_to = np.full((n, n_cls), -1, dtype=np.int64)
-    unit = np.zeros((n, n_cls), dtype=np.float32)
+    anchors = anchors.to(z.dtype).detach()
+    first = np.empty((n, n_cls), dtype=_level_dtype(n_lv))
+    unit_np = np.empty((n, n_cls), dtype=np.float32)
+    labels = np.empty((n, n_cls, n_lv), dtype=_label_np_dtype(n_cls))
     yh = np.empty(n, dtype=np.int64)
-    with torch.no_grad():
-        for s in range(0, n, rows):
-            yh[s : s + rows] = head(z[s : s + rows]).argmax(dim=1).cpu().numpy()
-    for p in head.parameters():
-        p.requires_grad_(False)
-    try:
-        done = 0
-        for j, eps in enumerate(levels):
-            cap = eps / math.sqrt(d)
-            for s in _progress(
-                range(0, n, rows), math.ceil(n / rows), f"learned α ε={eps:.3g}", progress
-            ):
-                zc = z[s : s + rows].detach()
-                y = torch.as_tensor(yh[s : s + rows], device=z.device)
-                m = zc.shape[0]
-                delta = anchors[None] - zc[:, None]
-                a = torch.full(
-                    (m, n_cls, d), cap / 2, dtype=zc.dtype, device=zc.device, requires_grad=True
-                )
-                opt = torch.optim.Adam([a], lr=lr)  # (fix) one optimiser for all steps
-                seen = torch.zeros(m, n_cls, dtype=torch.bool, device=zc.device)
-                lab_seen = torch.full((m, n_cls), -1, dtype=torch.long, device=zc.device)
-                norm_seen = torch.zeros(m, n_cls, dtype=zc.dtype, device=zc.device)
-                yy = y[:, None].expand(m, n_cls).reshape(-1)
-                for step in range(steps + 1):
-                    with torch.enable_grad():
-                        zt = (1 - a) * zc[:, None] + a * anchors[None]
-                        out = head(zt.reshape(-1, d))
-                    lab = out.argmax(dim=1).reshape(m, n_cls)
-                    new = (lab != y[:, None]) & ~seen
-                    with torch.no_grad():
-                        lab_seen = torch.where(new, lab, lab_seen)
-                        norm_seen = torch.where(new, (a * delta).norm(dim=2), norm_seen)
-                    seen |= new
-                    if step == steps:
-                        break
-                    with torch.enable_grad():
-                        loss = -F.cross_entropy(out, yy, reduction="none") + 0.01 * a.reshape(
-                            -1, d
-                        ).norm(dim=1)
-                        opt.zero_grad()
-                        loss.sum().backward()
-                    opt.step()
-                    with torch.no_grad():
-                        a.clamp_(1e-8, cap)
-                fl = seen.cpu().numpy()
-                blk = first[s : s + rows]
-                newly = fl & (blk == n_lv)
-                blk[newly] = j
-                unit_blk = unit[s : s + rows]
-                unit_blk[newly] = (norm_seen.detach().cpu().numpy() / eps)[newly]
-                flip_to[s : s + rows] = lab_seen.cpu().numpy()
-            done = j + 1
-            if budget is not None and int((first.min(axis=1) <= j).sum()) > budget:
-                break
-    finally:
-        for p in head.parameters():
-            p.requires_grad_(True)
-    lv = np.asarray(levels)
+    lv = np.asarray(levels, dtype=np.float64)
+    starts = range(0, n, rows)
+    with frozen_parameters(head), torch.enable_grad():
+        for s in _progress(starts, len(starts), "learned α", progress):
+            zc = z[s : s + rows].detach()
+            with torch.no_grad():
+                y = head(zc).argmax(dim=1)
+            flips_at = partial(_learned_level, head=head, zc=zc, anchors=anchors, y=y,
+                               steps=int(steps), lr=float(lr))  # fmt: skip
+            lf = _level_loop(levels, flips_at, (zc.shape[0], n_cls))
+            f = lf.first.cpu().numpy()
+            first[s : s + rows] = f
+            labels[s : s + rows] = lf.labels.cpu().numpy()
+            norm = (
+                lf.at_first.detach().double().cpu().numpy()
+                if lf.at_first is not None
+                else np.zeros(f.shape)
+            )
+            unit_np[s : s + rows] = np.where(f < n_lv, norm / lv[np.minimum(f, n_lv - 1)], 0.0)
+            yh[s : s + rows] = y.cpu().numpy()
     crit = np.where(first < n_lv, lv[np.minimum(first, n_lv - 1)], np.inf)
-    return PoolScores(first, crit, unit, yh, flip_to, done)
+    return PoolScores(first, crit, unit_np, yh, labels, rows)
+
+
+def _learned_level(
+    j: int,
+    eps: float,
+    *,
+    head: nn.Module,
+    zc: torch.Tensor,
+    anchors: torch.Tensor,
+    y: torch.Tensor,
+    steps: int,
+    lr: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One level of learned α for a block: (flipped, label at the first flip, ‖α ⊙ Δ‖ there)."""
+    m, d = zc.shape
+    n_cls = anchors.shape[0]
+    delta = anchors[None] - zc[:, None]
+    a = torch.full((m, n_cls, d), eps / 2, dtype=zc.dtype, device=zc.device, requires_grad=True)
+    opt = torch.optim.Adam([a], lr=lr)  # (fix) one optimiser for all iterations
+    seen = torch.zeros(m, n_cls, dtype=torch.bool, device=zc.device)
+    lab_seen = torch.full((m, n_cls), -1, dtype=torch.long, device=zc.device)
+    norm_seen = torch.zeros(m, n_cls, dtype=zc.dtype, device=zc.device)
+    yy = y[:, None].expand(m, n_cls).reshape(-1)
+    for i in range(steps):
+        out = head(mix(zc[:, None], anchors[None], a).reshape(-1, d))
+        with torch.no_grad():
+            lab = out.argmax(dim=1).reshape(m, n_cls)
+            new = (lab != y[:, None]) & ~seen
+            lab_seen = torch.where(new, lab, lab_seen)
+            norm_seen = torch.where(new, (a * delta).norm(dim=2), norm_seen)
+            seen |= new
+        if i == steps - 1:  # the release never evaluates the result of its last step
+            break
+        loss = -F.cross_entropy(out, yy, reduction="none") + LEARNED_L2_COEF * a.reshape(
+            -1, d
+        ).norm(dim=1)
+        opt.zero_grad()
+        loss.sum().backward()
+        for group in opt.param_groups:  # the release's schedule: lr/10 in the last third
+            group["lr"] = lr if i < steps * 2 / 3 else lr / 10
+        opt.step()
+        with torch.no_grad():
+            a.clamp_(LEARNED_ALPHA_MIN, eps)
+    return seen, lab_seen, norm_seen.detach()
+
+
+# --------------------------------------------------------------------------------------------
+# the stopping rule and the finish
 
 
 def stopping_level(
@@ -494,9 +577,10 @@ def stopping_level(
     level_index : int
         First level at which the candidate count strictly exceeds ``budget``, else the last.
     counts : list of int
-        Candidate count after each evaluated level.
+        Candidate count after each level up to ``level_index``.
     """
-    hist = np.bincount(np.minimum(first_level_per_sample, n_levels), minlength=n_levels + 1)
+    lvl = np.minimum(np.asarray(first_level_per_sample).astype(np.int64), n_levels)
+    hist = np.bincount(lvl, minlength=n_levels + 1)
     counts = np.cumsum(hist[:n_levels]).tolist()
     for j, c in enumerate(counts):
         if c > budget:
@@ -517,67 +601,132 @@ def finalize_candidates(
 ) -> CandidateResult:
     """Turn one shard's :class:`PoolScores` into a :class:`CandidateResult` at a level.
 
-    For the exact path this computes the flip labels at the stopping level for the candidates
-    (a second pass over candidate rows only). ``scores`` is consumed: its ``step_unit`` array
-    becomes the result's ``step_norm`` in place, which saves an (n, C) copy.
+    The level-by-level paths read the flips at the stopping level from
+    ``scores.flip_to_levels``. The exact path computes the flip labels at the stopping level
+    in a second pass over the candidate rows only, block by block (the blocks of
+    :func:`score_pool`). Nothing passed in is modified.
+
+    Parameters
+    ----------
+    z_unlabelled : torch.Tensor, shape (n, dim)
+        The shard that ``scores`` scored.
+    anchors, head, levels
+        As for :func:`score_pool`.
+    scores : PoolScores
+    level_index : int
+        The stopping level (:func:`stopping_level`).
+    alpha : {"closed_form", "learned"}
+    max_chunk_bytes : int, optional
+        Only used when ``scores.block_rows`` is unset.
+
+    Returns
+    -------
+    CandidateResult
+        ``n_candidates_per_level`` and ``timings`` are left empty (see :func:`find_candidates`).
     """
+    _check_alpha(alpha)
     n_lv = len(levels)
+    j = int(level_index)
     first = scores.first_level
-    mask = (first <= level_index).any(axis=1)
-    # level-by-level paths record flips *at* the stopping level; thresholds are monotone in ε
-    flips = scores.flip_to >= 0 if scores.flip_to is not None else first <= level_index
-    lv = np.asarray(levels)
-    fmin = first.min(axis=1) if first.size else np.zeros(0, dtype=np.int16)
+    mask = (first <= j).any(axis=1)
+    lv = np.asarray(levels, dtype=np.float64)
+    fmin = first.min(axis=1) if first.size else np.full(first.shape[0], n_lv)
     first_eps = np.where(fmin < n_lv, lv[np.minimum(fmin, n_lv - 1)], np.inf)
-    eps = float(levels[level_index])
-    if scores.flip_to is not None:
-        flip_to = np.where(flips, scores.flip_to, -1)
-    else:  # exact path: a second, cheap pass over the candidate rows only
-        flip_to = np.full(first.shape, -1, dtype=np.int32)
-        rows_idx = np.nonzero(mask)[0]
-        if rows_idx.size:
-            d = z_unlabelled.shape[1]
-            n_cls = anchors.shape[0]
-            rows = _chunk_rows(
-                z_unlabelled.shape[0], d, n_cls, n_lv, z_unlabelled.element_size(), False,
-                max_chunk_bytes,
-            )  # fmt: skip
-            sa = AnchorIndex(anchors)
-            idx_t = torch.as_tensor(rows_idx, device=z_unlabelled.device)
-            for s in range(0, rows_idx.size, rows):
-                ch = linear_thresholds(
-                    head, z_unlabelled[idx_t[s : s + rows]], anchors, levels,
-                    flip_level=level_index, index=sa,
-                )  # fmt: skip
-                assert ch.flip_to is not None
-                blk = rows_idx[s : s + rows]
-                flip_to[blk] = np.where(flips[blk], ch.flip_to.cpu().numpy(), -1)
-    if alpha == "learned":
+    eps = float(levels[j])
+    if scores.flip_to_levels is not None:  # level-by-level paths: flips *at* the level
+        flip_to = scores.flip_to_levels[:, :, j].astype(np.int32)
+        flips = flip_to >= 0
+    else:  # exact path: thresholds are monotone in ε; labels by a second, cheap pass
+        flips = first <= j
+        flip_to = _exact_flip_labels(z_unlabelled, anchors, head, levels, scores, mask, j,
+                                     max_chunk_bytes)  # fmt: skip
+        flip_to = np.where(flips, flip_to, -1).astype(np.int32)
+    if alpha == "learned":  # the step taken at the first flip
         step_norm = np.where(
             flips, scores.step_unit.astype(np.float64) * lv[np.minimum(first, n_lv - 1)], 0.0
-        )
-    else:
-        step_norm = scores.step_unit  # reused in place: the step taken at the stopping level
-        step_norm *= np.float32(eps)
+        ).astype(np.float32)
+    else:  # the step taken at the stopping level
+        step_norm = scores.step_unit * np.float32(eps)
     return CandidateResult(
         mask=mask,
         flips=flips,
-        flip_to=flip_to.astype(np.int32, copy=False),
-        critical_eps=scores.critical_eps,
+        flip_to=flip_to,
+        critical_eps=scores.critical_eps.copy(),
         step_norm=step_norm,
         first_flip_eps=first_eps,
-        pseudo_labels=scores.pseudo_labels,
+        pseudo_labels=scores.pseudo_labels.copy(),
         level=eps,
-        level_index=int(level_index),
+        level_index=j,
         levels=tuple(levels),
         n_candidates_per_level=(),
-        anchors=anchors.detach().cpu().numpy(),
+        anchors=anchors.detach().cpu().numpy().copy(),
         alpha=alpha,
+    )
+
+
+def _exact_flip_labels(
+    z: torch.Tensor,
+    anchors: torch.Tensor,
+    head: nn.Module,
+    levels: list[float],
+    scores: PoolScores,
+    mask: np.ndarray,
+    j: int,
+    max_chunk_bytes: int | None,
+) -> np.ndarray:
+    """Flip labels at level ``j`` for the candidate rows, one block of rows at a time."""
+    n = z.shape[0]
+    n_cls = anchors.shape[0]
+    out = np.full((n, n_cls), -1, dtype=np.int64)
+    if not mask.any():
+        return out
+    rows = scores.block_rows or _block_rows(z, n_cls, len(levels), head, "closed_form",
+                                            max_chunk_bytes)  # fmt: skip
+    index = AnchorIndex(anchors)
+    with eval_mode(head):
+        for s in range(0, n, rows):
+            blk = s + np.nonzero(mask[s : s + rows])[0]
+            if not blk.size:
+                continue
+            idx = torch.as_tensor(blk, device=z.device)
+            ch = linear_thresholds(head, z[idx], anchors, levels, flip_level=j, index=index)
+            assert ch.flip_to is not None
+            out[blk] = ch.flip_to.cpu().numpy()
+    return out
+
+
+def _concat_results(parts: Sequence[CandidateResult]) -> CandidateResult:
+    """Concatenate per-shard results (same level, levels and anchors) along the rows."""
+    if len(parts) == 1:
+        return parts[0]
+    p0 = parts[0]
+
+    def cat(name: str) -> np.ndarray:
+        return np.concatenate([getattr(p, name) for p in parts], axis=0)
+
+    return replace(
+        p0,
+        mask=cat("mask"),
+        flips=cat("flips"),
+        flip_to=cat("flip_to"),
+        critical_eps=cat("critical_eps"),
+        step_norm=cat("step_norm"),
+        first_flip_eps=cat("first_flip_eps"),
+        pseudo_labels=cat("pseudo_labels"),
     )
 
 
 # --------------------------------------------------------------------------------------------
 # public pure functions
+
+
+def _score_shard(z: torch.Tensor, **kwargs: Any) -> PoolScores:
+    return score_pool(z, **kwargs)
+
+
+def _finalize_shard(shard: tuple[torch.Tensor, PoolScores], **kwargs: Any) -> CandidateResult:
+    z, scores = shard
+    return finalize_candidates(z, scores=scores, **kwargs)
 
 
 def find_candidates(
@@ -594,6 +743,8 @@ def find_candidates(
     learn_lr: float = 0.1,
     max_chunk_bytes: int | None = None,
     progress: bool = False,
+    engine: Engine | None = None,
+    shard_size: int | None = None,
 ) -> CandidateResult:
     """The ALFA-Mix candidate set (docs/algorithm.md).
 
@@ -612,13 +763,19 @@ def find_candidates(
     n_classes : int, optional
         Inferred from the head.
     alpha : {"closed_form", "learned"}
-        How α is found (§3a or §3b).
+        How α is found (closed form or learned).
     learn_steps, learn_lr : int, float
-        Adam steps and learning rate for learned α.
+        Adam iterations and learning rate for learned α.
     max_chunk_bytes : int, optional
         Bound on working memory per block of samples.
     progress : bool
         Show progress with ``tqdm.auto``.
+    engine : Engine, optional
+        Maps the scoring and the finish over row shards (:class:`~alfaviz.engine.LocalEngine`
+        by default).
+    shard_size : int, optional
+        Rows per shard (one shard by default). Rounded up to a multiple of the block size, so
+        that sharded results are bit-identical to the whole pool's.
 
     Returns
     -------
@@ -628,35 +785,35 @@ def find_candidates(
     ------
     AlfavizInputError
         On shape mismatches, non-finite embeddings, a bad budget, labels out of range, an empty
-        labelled set or pool.
+        labelled set or pool, a bad ``alpha``, ``shard_size`` or ``engine``.
     """
-    if alpha not in ("closed_form", "learned"):
-        raise AlfavizInputError(f"alpha must be 'closed_form' or 'learned'; got {alpha!r}.")
+    _check_alpha(alpha)
     zu, zl, yl, n_cls, budget = check_query_inputs(
         z_unlabelled, z_labelled, y_labelled, head, budget, n_classes
     )
+    if engine is None:
+        engine = LocalEngine()
+    elif not callable(getattr(engine, "map", None)):
+        raise AlfavizInputError(
+            f"engine must have a map(fn, shards) method (an alfaviz.engine.Engine); got "
+            f"{type(engine).__name__}."
+        )
     levels = level_schedule(alpha_cap)
     t0 = time.perf_counter()
-    with _EvalMode(head):
+    with eval_mode(head):
         anchors = compute_anchors(zl, yl, n_cls)
-        scores = score_pool(
-            zu,
-            anchors,
-            head,
-            levels,
-            alpha=alpha,
-            budget=budget,
-            learn_steps=learn_steps,
-            learn_lr=learn_lr,
-            max_chunk_bytes=max_chunk_bytes,
-            progress=progress,
-        )
+        rows = _block_rows(zu, n_cls, len(levels), head, alpha, max_chunk_bytes)
+        shards = [zu[s:e] for s, e in row_shards(zu.shape[0], shard_size, align=rows)]
+        common: dict[str, Any] = {"anchors": anchors, "head": head, "levels": levels}
+        score = partial(_score_shard, **common, alpha=alpha, learn_steps=learn_steps,
+                        learn_lr=learn_lr, block_rows=rows, progress=progress)  # fmt: skip
+        scores = list(engine.map(score, shards))
         t1 = time.perf_counter()
-        fmin = scores.first_level.min(axis=1)
-        j, counts = stopping_level(fmin, budget, scores.levels_done or len(levels))
-        res = finalize_candidates(
-            zu, anchors, head, levels, scores, j, alpha=alpha, max_chunk_bytes=max_chunk_bytes
-        )
+        fmin = np.concatenate([sc.first_level.min(axis=1) for sc in scores])
+        j, counts = stopping_level(fmin, budget, len(levels))
+        finish = partial(_finalize_shard, **common, level_index=j, alpha=alpha)
+        parts = list(engine.map(finish, list(zip(shards, scores, strict=True))))
+    res = _concat_results(parts)
     t2 = time.perf_counter()
     log.debug("ALFA-Mix stopped at level %.3g with %d candidates", res.level, res.n_candidates)
     return replace(
