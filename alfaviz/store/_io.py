@@ -41,7 +41,6 @@ from alfaviz.errors import AlfavizInputError, RunStoreError
 
 __all__ = [
     "TempName",
-    "atomic_write_bytes",
     "canonical",
     "check_int",
     "check_path",
@@ -158,32 +157,6 @@ def write_file(path: Path, data: bytes) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     write_point(f"write {path.name}")
-
-
-def atomic_write_bytes(path: Path, data: bytes, *, exclusive: bool = False) -> None:
-    """Write ``data`` to a temporary file next to ``path`` and move it into place.
-
-    With ``exclusive=True`` the move fails with :class:`FileExistsError` if ``path`` exists
-    (``os.link`` is atomic and never replaces).
-    """
-    tmp = path.with_name(temp_name(path.name, "tmp"))
-    try:
-        write_file(tmp, data)
-        if exclusive:
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                raise
-            except OSError:  # pragma: no cover - filesystems without hard links
-                if path.exists():
-                    raise FileExistsError(str(path)) from None
-                os.replace(tmp, path)
-        else:
-            os.replace(tmp, path)
-        write_point(f"move {path.name}")
-    finally:
-        tmp.unlink(missing_ok=True)
-    fsync_dir(path.parent)
 
 
 def read_json_file(path: Path) -> Any:
