@@ -33,7 +33,13 @@ from torch import nn
 
 from alfaviz import schema
 from alfaviz.analysis.report import describe_round
-from alfaviz.data import DataSource, load_dataset
+from alfaviz.data import (
+    DataSource,
+    check_fingerprint,
+    data_config,
+    load_dataset,
+    load_dataset_from_config,
+)
 from alfaviz.errors import AlfavizInputError, RunStoreError
 from alfaviz.learner import Learner, TrainConfig, build_model
 from alfaviz.session.config import RunConfig, check_int, check_seed, seed_for
@@ -93,20 +99,6 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, (str, int, float, bool)) or obj is None:
         return obj
     return repr(obj)
-
-
-_NEVER_RECORDED = ("download",)
-"""Data options honoured when given in Python but never written into a run's config."""
-
-
-def _recorded_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """The data spec as a run records it: JSON-ready, without one-off options (downloads)."""
-    if not isinstance(spec, Mapping) or not isinstance(spec.get("spec"), str):
-        raise AlfavizInputError(
-            f"data_spec must be a dict like {{'spec': 'digits', 'kwargs': {{}}}}; got {spec!r}."
-        )
-    kwargs = {k: v for k, v in dict(spec.get("kwargs") or {}).items() if k not in _NEVER_RECORDED}
-    return {"spec": spec["spec"], "kwargs": _jsonable(kwargs)}
 
 
 def _fresh_seed() -> int:
@@ -226,13 +218,20 @@ class Experiment:
         if isinstance(data, DataSource):
             self.data = data
             if data_spec is not None:
-                self._data_spec = _recorded_spec(data_spec)
+                if not isinstance(data_spec, Mapping) or "spec" not in data_spec:
+                    raise AlfavizInputError(
+                        "data_spec must be a dict like {'spec': 'digits', 'kwargs': {}}; "
+                        f"got {data_spec!r}."
+                    )
+                self._data_spec = data_config(
+                    data_spec["spec"], data_spec.get("kwargs"), source=self.data
+                )
         elif data_spec is not None:
             raise AlfavizInputError("data_spec goes with a DataSource; got a spec as data too.")
         else:
             kw = dict(data_kwargs or {})
             self.data = load_dataset(data, **kw)
-            self._data_spec = _recorded_spec({"spec": str(data), "kwargs": kw})
+            self._data_spec = data_config(data, kw, source=self.data)
         if self._draft.initial_size >= self.data.n_train:
             raise AlfavizInputError(
                 f"initial_size {self._draft.initial_size} leaves nothing to query in a pool "
@@ -272,7 +271,12 @@ class Experiment:
     def run_config(self) -> RunConfig:
         """The settings :meth:`open` rebuilds the run from, as a :class:`RunConfig`."""
         return RunConfig(
-            data=self._data_spec or {"spec": None, "summary": self.data.summary()},
+            data=self._data_spec
+            or {
+                "spec": None,
+                "summary": self.data.summary(),
+                "fingerprint": self.data.fingerprint(),
+            },
             model=self._model_spec or {"name": None, "class": type(self.model).__name__},
             strategy={
                 "name": self.strategy.name,
@@ -684,7 +688,9 @@ class Experiment:
                 raise AlfavizInputError(
                     f"run {path} was made from in-memory data; pass data=<the DataSource>."
                 )
-            data = _load_data_from_config(dspec)
+            data = load_dataset_from_config(dspec, what=str(path))
+        elif dspec.get("fingerprint") is not None:
+            check_fingerprint(data, dspec["fingerprint"], what=f"the data passed to open {path}")
         mspec = dict(cfg.model)
         model_arg: str | nn.Module
         if model is None:
@@ -705,19 +711,6 @@ class Experiment:
         exp._data_spec = dspec if dspec.get("spec") else None
         exp._resume()
         return exp
-
-
-def _load_data_from_config(dspec: Mapping[str, Any]) -> DataSource:
-    """Load a run's data from its config entry, honouring only safe options."""
-    from alfaviz import data as data_mod
-
-    safe = getattr(data_mod, "load_dataset_from_config", None)
-    if safe is not None:
-        return safe(dspec)
-    kwargs = dict(dspec.get("kwargs") or {})
-    if kwargs.get("download"):
-        raise AlfavizInputError("a run config may not ask for a download; download by hand.")
-    return load_dataset(dspec["spec"], **kwargs)
 
 
 def open_run(path: str | Path, **kwargs: Any) -> Experiment:
