@@ -293,15 +293,15 @@ def _reachable(
     gap: torch.Tensor,
     y_hat: torch.Tensor,
     vsq: torch.Tensor,
-    dnorm: torch.Tensor,
-    s_per_dnorm: float,
+    s_max: torch.Tensor,
 ) -> torch.Tensor:
     """Classes that can overtake the pseudo-label of a sample at any anchor and level.
 
     Along ``z + s·v`` the gap to class k shrinks at rate ``(W_k − W_ŷ)·v``, which is at most
-    ``‖W_k − W_ŷ‖·‖v‖`` (Cauchy-Schwarz). Up to the last level ``s ≤ s_per_dnorm·‖Δ‖``, so a
-    class whose gap exceeds ``s_max·‖W_k − W_ŷ‖·max_c‖v_c‖`` (with a safety factor) never
-    competes, and it can be left out of every per-pair evaluation exactly.
+    ``‖W_k − W_ŷ‖·‖v‖`` (Cauchy-Schwarz). Up to the last level ``s ≤ s_max`` (the largest
+    step over the anchors, shape (n,)), so a class whose gap exceeds
+    ``s_max·‖W_k − W_ŷ‖·max_c‖v_c‖`` (with a safety factor) never competes, and it can be
+    left out of every per-pair evaluation exactly.
 
     Returns
     -------
@@ -311,8 +311,7 @@ def _reachable(
     wn = torch.cdist(w64, w64)  # (K, K): ‖W_k − W_j‖
     reach_w = wn[y_hat]  # (n, K)
     vmax = vsq.clamp_min(0).amax(dim=1).sqrt()  # (n,)
-    smax = s_per_dnorm * dnorm.amax(dim=1)  # (n,)
-    bound = (smax * vmax)[:, None] * reach_w
+    bound = (s_max * vmax)[:, None] * reach_w
     reach = gap <= bound * (1 + 1e-6) + 1e-9
     reach.scatter_(1, y_hat[:, None], False)
     return reach
@@ -627,7 +626,8 @@ def _raw_thresholds(
     d = index.dim
     scale = eps_scale(dnorm, d)  # s per unit of ε, for every pair
     # classes that can matter at all, and the corrections for exactly those
-    reach = _reachable(ht.w64, lg.gap, gr.y_hat, zs.vsq, dnorm, float(lv[-1]) / math.sqrt(d))
+    s_max = float(lv[-1]) * scale.amax(dim=1)
+    reach = _reachable(ht.w64, lg.gap, gr.y_hat, zs.vsq, s_max)
     corr = _Corrections(reach, gr.y_hat, zs.g_zero, index, ht.w64, near.corr, zs.sparse_slot, n_cls)
     # per-sample thresholds (valid for every anchor without a correction)
     rate = cs.base - cs.base.gather(1, gr.y_hat[:, None])

@@ -1,4 +1,5 @@
-"""ALFA-Mix against a literal implementation of ../shared/alfamix.md §3a/§4, and its fixes."""
+"""ALFA-Mix against a literal implementation of docs/algorithm.md (closed form, schedule), and its
+fixes."""
 
 from __future__ import annotations
 
@@ -15,10 +16,13 @@ from alfaviz import schema
 from alfaviz.alfamix import alfamix_query, find_candidates
 from alfaviz.alfamix.candidates import finalize_candidates, score_pool, stopping_level
 from alfaviz.alfamix.mixing import (
+    alpha_per_eps,
     closed_form_alpha,
     compute_anchors,
     level_schedule,
     mix,
+    plain_flip_labels,
+    unit_gradient,
 )
 from alfaviz.errors import AlfavizInputError
 from alfaviz.strategies import ALFAMix
@@ -371,7 +375,7 @@ def test_strategy_records_and_frames():
     assert r.paths is not None
     assert set(r.paths[schema.SAMPLE_ID]) == set(r.selected_ids)
     # the path starts at the sample itself: its prediction there is the pseudo-label
-    start = r.paths[r.paths["t"] == 0].groupby(schema.SAMPLE_ID)["pred"].first()
+    start = r.paths[r.paths[schema.PATH_T] == 0].groupby(schema.SAMPLE_ID)[schema.PATH_PRED].first()
     pl = s.set_index(schema.SAMPLE_ID)[schema.PSEUDO_LABEL]
     np.testing.assert_array_equal(start.to_numpy(), pl.loc[start.index].to_numpy())
 
@@ -389,3 +393,76 @@ def test_cuda_matches_cpu():
     gpu = alfamix_query(zu.cuda(), zl.cuda(), yl.cuda(), head.cuda(), 300)
     np.testing.assert_array_equal(cpu.candidates.mask, gpu.candidates.mask)
     assert len(np.unique(gpu.selected)) == 300
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_gradient_zero_test_is_one_function_in_every_dtype(dtype):
+    """(fix) ‖g‖ = 0 is "every entry is 0": a float32 norm of tiny gradients underflows to 0,
+    which used to make the literal path call such samples unflippable and the fast path not."""
+    g = torch.zeros(5, 8, dtype=dtype)
+    g[1] = 1e-30  # float32: the squares underflow, the norm is 0
+    g[2, 3] = 1e-44 if dtype == torch.float32 else 1e-300  # subnormal / tiny
+    g[3] = torch.linspace(-1, 1, 8, dtype=dtype)
+    g[4, 0] = -2.5
+    assert float(torch.full((8,), 1e-30).norm()) == 0.0  # the trap, in float32
+    g_hat, ok = unit_gradient(g)
+    assert ok.tolist() == [False, True, True, True, True]
+    assert g_hat.dtype == torch.float64
+    np.testing.assert_allclose(g_hat[1:].norm(dim=1).numpy(), 1.0, rtol=1e-12)
+    assert float(g_hat[0].abs().sum()) == 0.0
+    # the same answer from the other dtype
+    other = torch.float64 if dtype == torch.float32 else torch.float32
+    if dtype == torch.float32:
+        assert unit_gradient(g.to(other))[1].tolist() == ok.tolist()
+    # the literal path agrees: tiny nonzero gradients are flippable (a label), zero is not (-1)
+    torch.manual_seed(0)
+    head = nn.Linear(8, 3).to(dtype)
+    z = torch.randn(5, 8, dtype=dtype)
+    anchors = torch.randn(3, 8, dtype=dtype)
+    rows = torch.arange(5).repeat_interleave(3)
+    cls = torch.arange(3).repeat(5)
+    labs = plain_flip_labels(head, z, g, anchors, rows, cls, torch.full((15,), 0.6))
+    assert (labs[rows == 0] == -1).all()
+    assert (labs[rows != 0] >= 0).all()
+    # the fast path uses the same test: a nearly saturated softmax (gap 80: g ~ 1e-35, whose
+    # float32 norm underflows) is flippable on both paths, an exactly saturated one on neither
+    from alfaviz.alfamix._linear import _gradients
+
+    lin = nn.Linear(2, 3, bias=False).to(dtype)
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]))
+    zs = torch.tensor([[80.0, 0.0], [800.0, 0.0]], dtype=dtype)  # e^-800 is 0 in both
+    gr = _gradients(lin, zs)
+    if dtype == torch.float32:
+        assert float(gr.grad[0].norm()) == 0.0 < float(gr.grad[0].abs().max())
+    assert gr.flippable.tolist() == [True, False]
+    lab = plain_flip_labels(
+        lin, zs, gr.grad, torch.zeros(1, 2, dtype=dtype), torch.tensor([0, 1]),
+        torch.tensor([0, 0]), torch.tensor([0.2, 0.2]),
+    )  # fmt: skip
+    assert lab.tolist()[1] == -1
+    assert lab.tolist()[0] >= 0
+
+
+def test_closed_form_alpha_is_the_definition():
+    """``closed_form_alpha`` equals the formula as written in the paper and the release."""
+    g = torch.Generator().manual_seed(1)
+    z = torch.randn(6, 10, generator=g, dtype=torch.float64)
+    a = torch.randn(6, 10, generator=g, dtype=torch.float64)
+    a[:, 2] = z[:, 2]  # Δ = 0 in one coordinate: that coordinate does not move
+    grad = torch.randn(6, 10, generator=g, dtype=torch.float64)
+    eps = 0.4
+    delta = a - z
+    literal = (
+        (eps / math.sqrt(10) * delta.norm(dim=1) / grad.norm(dim=1))[:, None]
+        * grad
+        / (delta + 1e-8)
+    )
+    np.testing.assert_allclose(
+        closed_form_alpha(eps, z, a, grad).numpy(), literal.numpy(), rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        (eps * alpha_per_eps(delta, unit_gradient(grad)[0])).numpy(), literal.numpy(), rtol=1e-12
+    )
+    step = (closed_form_alpha(eps, z, a, grad) * delta)[:, 2]
+    assert float(step.abs().max()) == 0.0
