@@ -5,6 +5,7 @@ See docs/algorithm.md, "Selection".
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -17,6 +18,7 @@ from alfaviz import schema
 from alfaviz.alfamix.candidates import AlphaMode, CandidateResult, find_candidates
 from alfaviz.alfamix.kmeans import kmeans, nearest_to_centroids
 from alfaviz.alfamix.mixing import mixing_path
+from alfaviz.engine import Engine
 
 __all__ = ["QueryOutcome", "alfamix_query", "paths_frame"]
 
@@ -37,6 +39,8 @@ class QueryOutcome:
     n_kmeans : int
     n_fill : int
     timings : dict
+    kmeans_inertia : float
+        Inertia of the k-means clustering of the candidates (``nan`` when there were none).
     """
 
     selected: np.ndarray
@@ -46,6 +50,7 @@ class QueryOutcome:
     n_kmeans: int
     n_fill: int
     timings: dict[str, float] = field(default_factory=dict)
+    kmeans_inertia: float = math.nan
 
 
 def alfamix_query(
@@ -66,6 +71,8 @@ def alfamix_query(
     learn_lr: float = 0.1,
     max_chunk_bytes: int | None = None,
     progress: bool = False,
+    engine: Engine | None = None,
+    shard_size: int | None = None,
 ) -> QueryOutcome:
     """The whole ALFA-Mix query: candidates, diverse pick by k-means, random fill (§5).
 
@@ -76,7 +83,9 @@ def alfamix_query(
     random_state : int
         Seeds k-means and the fill.
     kmeans_n_init, kmeans_max_iter, kmeans_tol
-        Explicit k-means settings (k-means++ seeding).
+        Explicit k-means settings (greedy k-means++ seeding, ``2 + ln k`` local trials).
+    learn_steps, learn_lr, max_chunk_bytes, progress, engine, shard_size
+        As for :func:`find_candidates`.
 
     Returns
     -------
@@ -97,6 +106,8 @@ def alfamix_query(
         learn_lr=learn_lr,
         max_chunk_bytes=max_chunk_bytes,
         progress=progress,
+        engine=engine,
+        shard_size=shard_size,
     )
     t1 = time.perf_counter()
     zu = (
@@ -105,7 +116,7 @@ def alfamix_query(
         else torch.as_tensor(np.asarray(z_unlabelled))
     )
     n = zu.shape[0]
-    picked, clusters = _kmeans_pick(
+    picked, clusters, inertia = _kmeans_pick(
         zu, cand.mask, budget, random_state, kmeans_n_init, kmeans_max_iter, kmeans_tol
     )
     t2 = time.perf_counter()
@@ -117,7 +128,9 @@ def alfamix_query(
     t3 = time.perf_counter()
     timings = dict(cand.timings)
     timings.update({"candidates": t1 - t0, "kmeans": t2 - t1, "fill": t3 - t2, "total": t3 - t0})
-    return QueryOutcome(selected, cand, from_fill, clusters, n_kmeans, int(fill.size), timings)
+    return QueryOutcome(
+        selected, cand, from_fill, clusters, n_kmeans, int(fill.size), timings, inertia
+    )
 
 
 def _kmeans_pick(
@@ -128,18 +141,23 @@ def _kmeans_pick(
     n_init: int,
     max_iter: int,
     tol: float,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """k-means on the L2-normalised candidates; the member nearest each centroid.
+
+    Returns the picked positions, the cluster of every sample (``-1`` for non-candidates)
+    and the inertia.
+    """
     clusters = np.full(z.shape[0], -1, dtype=np.int64)
     cand_idx = np.nonzero(mask)[0]
     if cand_idx.size == 0:  # (fix) zero candidates: everything comes from the fill
-        return np.zeros(0, dtype=np.int64), clusters
+        return np.zeros(0, dtype=np.int64), clusters, math.nan
     x = z[torch.as_tensor(cand_idx, device=z.device)].float()
     x = x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
     k = min(budget, cand_idx.size)
     km = kmeans(x, k, n_init=n_init, max_iter=max_iter, tol=tol, random_state=seed)
     nearest = nearest_to_centroids(x, km.labels, km.centers).cpu().numpy()
     clusters[cand_idx] = km.labels.cpu().numpy()
-    return cand_idx[nearest], clusters
+    return cand_idx[nearest], clusters, km.inertia
 
 
 def _random_fill(n: int, picked: np.ndarray, k: int, seed: int, device: torch.device) -> np.ndarray:
@@ -171,9 +189,9 @@ def paths_frame(
                 {
                     schema.SAMPLE_ID: np.repeat(r, n_cls * n_t),
                     schema.ANCHOR_CLASS: np.tile(np.repeat(np.arange(n_cls), n_t), m),
-                    "t": np.tile(t, m * n_cls),
-                    "pred": pred.reshape(-1).cpu().numpy(),
-                    "prob": pmax.reshape(-1).double().cpu().numpy(),
+                    schema.PATH_T: np.tile(t, m * n_cls).astype(np.float32),
+                    schema.PATH_PRED: pred.reshape(-1).cpu().numpy().astype(np.int32),
+                    schema.PATH_PROB: pmax.reshape(-1).float().cpu().numpy(),
                 }
             )
         )
