@@ -194,11 +194,11 @@ class ALFAMix(Strategy):
                 int(self.path_steps),
             )
         info = {
-            "level": c.level,
-            "n_candidates": c.n_candidates,
-            "n_kmeans": out.n_kmeans,
-            "n_fill": out.n_fill,
+            schema.LEVEL: c.level,
+            schema.N_CANDIDATES: c.n_candidates,
+            schema.N_KMEANS: out.n_kmeans,
+            schema.N_FILL: out.n_fill,
             "candidates_per_level": list(c.n_candidates_per_level),
         }
-        info.update({f"time_alfamix_{k}": v for k, v in out.timings.items()})
+        info.update({schema.time_column(f"alfamix_{k}"): v for k, v in out.timings.items()})
         return Selection(out.selected, cols, flips, info, paths)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import math
 from typing import ClassVar
 
 import torch
@@ -11,6 +9,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from alfaviz import schema
+from alfaviz._tensor import d2_draw
 from alfaviz.errors import AlfavizInputError
 from alfaviz.strategies._base import QueryInputs, Selection, Strategy, head_probabilities
 from alfaviz.strategies._common import seeded_generator, to_numpy, work_dtype
@@ -21,8 +20,6 @@ __all__ = [
     "gradient_embedding_sq_dist",
     "kmeanspp_gradient",
 ]
-
-logger = logging.getLogger(__name__)
 
 
 def gradient_embedding_factors(p: torch.Tensor) -> torch.Tensor:
@@ -75,16 +72,6 @@ def gradient_embedding_sq_dist(
     return (sq_norms + sq_v - 2.0 * cross).clamp_min(0.0)
 
 
-def _sample_index(w: torch.Tensor, cdf: torch.Tensor, generator: torch.Generator) -> int:
-    """One draw with probability ``w_i / sum(w)`` by inverting the CDF (``torch.multinomial``
-    is about 100x slower on a long float64 vector). Zero weights are never drawn."""
-    r = torch.rand((), generator=generator, dtype=cdf.dtype, device=cdf.device) * cdf[-1]
-    i = int(torch.searchsorted(cdf, r[None], right=True))  # first index with cdf > r
-    if i >= w.shape[0] or not bool(w[i] > 0):  # r rounded up to the total
-        i = int(torch.nonzero(w > 0)[-1])
-    return i
-
-
 @torch.no_grad()
 def kmeanspp_gradient(
     a: torch.Tensor, z: torch.Tensor, budget: int, generator: torch.Generator
@@ -93,8 +80,8 @@ def kmeanspp_gradient(
 
     The first centre is the sample with the largest gradient norm (ties: lowest position); each
     later one is sampled with probability proportional to its squared distance to the nearest
-    chosen centre, by inverting the cumulative distribution with one ``torch.rand`` draw from
-    ``generator``. Chosen samples get weight zero, so none is picked twice;
+    chosen centre (:func:`alfaviz._tensor.d2_draw`, one ``torch.rand`` draw from
+    ``generator``). Chosen samples get weight zero, so none is picked twice;
     when every remaining weight is zero (duplicates) the pick is uniform over the samples not yet
     chosen. Never forms the ``(n_samples, n_classes * dim)`` matrix.
 
@@ -127,14 +114,9 @@ def kmeanspp_gradient(
     chosen[first] = True
     min_d2 = gradient_embedding_sq_dist(a, z, a[first], z[first], sq_norms)
     for _ in range(1, budget):
-        w = min_d2.masked_fill(chosen, 0.0).to(torch.float64)
-        cdf = torch.cumsum(w, dim=0)
-        total = float(cdf[-1])
-        if not (total > 0.0 and math.isfinite(total)):
-            logger.debug("BADGE: all remaining D^2 are zero; picking uniformly among the rest")
-            w = (~chosen).to(torch.float64)
-            cdf = torch.cumsum(w, dim=0)
-        i = _sample_index(w, cdf, generator)
+        w = min_d2.masked_fill(chosen, 0.0)
+        # uniform over the samples not yet chosen when every remaining D² is zero (duplicates)
+        i = int(d2_draw(w, 1, generator, fallback=~chosen)[0])
         picked.append(i)
         chosen[i] = True
         min_d2 = torch.minimum(min_d2, gradient_embedding_sq_dist(a, z, a[i], z[i], sq_norms))

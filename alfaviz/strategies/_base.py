@@ -52,7 +52,7 @@ __all__ = [
     "head_probabilities",
 ]
 
-RANDOM_STATE_KEY = "random_state"
+RANDOM_STATE_KEY = schema.RANDOM_STATE
 """The key of :attr:`QueryResult.info` that holds the seed a query actually used (an int)."""
 
 _S = TypeVar("_S", bound="Strategy")
@@ -317,14 +317,13 @@ class Strategy:
         if paths is not None and len(paths):
             paths = paths.assign(**{schema.SAMPLE_ID: ids[paths[schema.SAMPLE_ID].to_numpy()]})
         info = {
-            "level": math.nan,
-            "n_candidates": 0,
-            "n_kmeans": 0,
-            "n_fill": 0,
-            "time_query": elapsed,
+            schema.LEVEL: math.nan,
+            schema.N_CANDIDATES: 0,
+            schema.N_KMEANS: 0,
+            schema.N_FILL: 0,
         }
         info.update(sel.info or {})
-        info["time_query"] = elapsed
+        info[schema.time_column("query")] = elapsed
         info[RANDOM_STATE_KEY] = seed
         return QueryResult(
             strategy=self.name,

@@ -1,20 +1,21 @@
-"""Helpers shared by the strategy modules: ranking, chunking, work dtype, eval mode, seeds.
+"""Helpers shared by the strategy modules: ranking, chunking, work dtype, seeds, checks.
 
 Nothing here knows about a particular strategy; each strategy module imports what it needs.
+The tensor helpers shared with :mod:`alfaviz.alfamix` (eval mode, entropy, nearest-centre
+distances, the D² draw) are written once in :mod:`alfaviz._tensor`; :func:`eval_mode` is
+re-exported from there.
 """
 
 from __future__ import annotations
 
-import contextlib
 import numbers
 import secrets
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
+from alfaviz._tensor import entropy, eval_mode
 from alfaviz.errors import AlfavizInputError
 
 __all__ = [
@@ -77,7 +78,9 @@ def top_k_positions(scores: np.ndarray, k: int) -> np.ndarray:
 
 
 def entropy_scores(p: torch.Tensor) -> torch.Tensor:
-    """Predictive entropy ``-sum_c p_c log p_c`` (nats); ``0 log 0`` counts as 0.
+    """Predictive entropy ``-sum_c p_c log p_c`` (nats) of each row; ``0 log 0`` counts as 0.
+
+    The strategies' name for :func:`alfaviz._tensor.entropy` over the class dimension.
 
     Parameters
     ----------
@@ -88,25 +91,7 @@ def entropy_scores(p: torch.Tensor) -> torch.Tensor:
     -------
     torch.Tensor, shape (n_samples,)
     """
-    return -(p * torch.log(p.clamp_min(1e-12))).sum(dim=1)
-
-
-@contextlib.contextmanager
-def eval_mode(module: nn.Module | None) -> Iterator[None]:
-    """Put ``module`` in eval mode for the block and restore its train/eval mode afterwards.
-
-    Only the top-level flag is recorded, as ``module.train(was_training)`` restores it
-    recursively; ``None`` is allowed and does nothing.
-    """
-    if module is None:
-        yield
-        return
-    was_training = module.training
-    module.eval()
-    try:
-        yield
-    finally:
-        module.train(was_training)
+    return entropy(p, dim=1)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -10,8 +10,9 @@ import numpy as np
 import torch
 
 from alfaviz import schema
+from alfaviz._tensor import nearest_sq_dists, sq_dists
 from alfaviz.strategies._base import QueryInputs, Selection, Strategy, head_probabilities
-from alfaviz.strategies._common import chunk_rows, to_numpy, work_dtype
+from alfaviz.strategies._common import CHUNK_ELEMENTS, chunk_rows, to_numpy, work_dtype
 
 __all__ = ["CoreSet", "kcenter_greedy"]
 
@@ -27,38 +28,6 @@ def _exact_sq_dist(z: torch.Tensor, centres: torch.Tensor, nearest: torch.Tensor
             for i in range(0, z.shape[0], rows)
         ]
     )
-
-
-def _nearest_centre(z: torch.Tensor, centres: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Nearest centre of every row and the squared distance to it, without an (N, M) matrix.
-
-    The nearest centre is found chunk by chunk with the matrix-product form of the distance;
-    the distance to it is then recomputed exactly from the difference.
-
-    Parameters
-    ----------
-    z : torch.Tensor, shape (n_samples, dim)
-    centres : torch.Tensor, shape (n_centres, dim)
-        At least one centre, same dtype and device as ``z``.
-
-    Returns
-    -------
-    min_d2 : torch.Tensor, shape (n_samples,)
-    nearest : torch.Tensor of int64, shape (n_samples,)
-    """
-    c_sq = (centres * centres).sum(dim=1)
-    rows = chunk_rows(max(centres.shape[0], z.shape[1]))
-    nearest = torch.cat(
-        [
-            (
-                (z[i : i + rows] * z[i : i + rows]).sum(dim=1, keepdim=True)
-                + c_sq[None, :]
-                - 2.0 * (z[i : i + rows] @ centres.T)
-            ).argmin(dim=1)
-            for i in range(0, z.shape[0], rows)
-        ]
-    )
-    return _exact_sq_dist(z, centres, nearest), nearest
 
 
 @torch.no_grad()
@@ -100,12 +69,14 @@ def kcenter_greedy(
     zw = z.to(dtype)  # the same tensor for float32/float64 input; never written
     cw = centres.to(device=z.device, dtype=dtype)
     n, m = zw.shape[0], cw.shape[0]
+    z_sq = (zw * zw).sum(dim=1)
     if m:
-        min_d2, nearest = _nearest_centre(zw, cw)
+        # the nearest centre from the expansion, the distance to it exactly from the difference
+        _, nearest = nearest_sq_dists(zw, cw, x_sq=z_sq, chunk_elems=CHUNK_ELEMENTS)
+        min_d2 = _exact_sq_dist(zw, cw, nearest)
     else:
         min_d2 = torch.full((n,), math.inf, dtype=dtype, device=z.device)
         nearest = torch.full((n,), -1, dtype=torch.int64, device=z.device)
-    z_sq = (zw * zw).sum(dim=1)
     chosen = torch.zeros(n, dtype=torch.bool, device=z.device)
     picked: list[int] = []
     picked_d2: list[torch.Tensor] = []
@@ -119,7 +90,7 @@ def kcenter_greedy(
             picked_d2.append(((zw[i] - centre) ** 2).sum())
         picked.append(i)
         chosen[i] = True
-        d2 = (z_sq + z_sq[i] - 2.0 * (zw @ zw[i])).clamp_min(0.0)
+        d2 = sq_dists(zw, zw[i : i + 1], z_sq, z_sq[i : i + 1])[:, 0]
         d2[i] = 0.0
         closer = d2 < min_d2
         min_d2 = torch.where(closer, d2, min_d2)

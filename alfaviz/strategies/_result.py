@@ -72,4 +72,4 @@ class QueryResult:
     @property
     def n_fill(self) -> int:
         """How many picks came from the uniform random fill."""
-        return int(self.info.get("n_fill", 0))
+        return int(self.info.get(schema.N_FILL, 0))
