@@ -18,6 +18,7 @@ unlabelled), the pattern baal uses, and so does the ``round`` column of the labe
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import uuid
@@ -259,12 +260,18 @@ class Experiment:
         out_path = (
             Path(out) if out is not None else _default_out(self.data.name, self.strategy.name, seed)
         )
-        self.store = RunStore.create(out_path, self.config(), seed=seed, exist_ok=exist_ok)
-        if self.store.labels().empty and not self.store.rounds_written():
-            torch.save(self.learner.initial_state, self.store.path / INIT_STATE_FILE)
-            self._label_initial_set()
-        else:  # exist_ok on an existing run with the same config: resume it
-            self._resume()
+        ids = self._draw_initial()
+        initial = list(zip(ids.tolist(), self.data.labels(ids).tolist(), strict=True))
+        buf = io.BytesIO()
+        torch.save(self.learner.initial_state, buf)
+        # one step: the config, the fingerprint, the initial weights and the initial labels
+        # exist together or not at all; an existing run with the same config is resumed
+        self.store = RunStore.create(
+            out_path, self.config(), seed=seed, exist_ok=exist_ok,
+            fingerprint=self.data.fingerprint(), initial_labels=initial,
+            files={INIT_STATE_FILE: buf.getvalue()}, session=self._session,
+        )  # fmt: skip
+        self._resume()
 
     # configuration ------------------------------------------------------------------------
     @property
@@ -366,23 +373,10 @@ class Experiment:
             chosen_arr = np.concatenate([chosen_arr, extra])
         return np.sort(chosen_arr)
 
-    def _label_initial_set(self) -> None:
-        ids = self._draw_initial()
-        truth = self.data.labels(ids)
-        self._add_labels(ids, truth, round=0, source="initial")
-        self._refresh()
-
     def _add_labels(self, ids: np.ndarray, labels: np.ndarray, *, round: int, source: str) -> None:
-        """Commit many labels (the initial set, an oracle batch) in one go."""
-        add_many = getattr(self.store, "add_labels", None)
-        if add_many is not None:
-            add_many(
-                [(int(s), int(lab)) for s, lab in zip(ids.tolist(), labels.tolist(), strict=True)],
-                round=round, source=source,
-            )  # fmt: skip
-            return
-        for sid, lab in zip(ids.tolist(), labels.tolist(), strict=True):
-            self.store.add_label(int(sid), int(lab), round=round, source=source)
+        """Commit many labels in one transaction (one fsync)."""
+        pairs = [(int(s), int(lab)) for s, lab in zip(ids.tolist(), labels.tolist(), strict=True)]
+        self._store_call("add_labels", pairs, round=round, source=source)
 
     # pool state ---------------------------------------------------------------------------
     def _refresh(self) -> Pool:
@@ -493,7 +487,7 @@ class Experiment:
         Never undoes the initial set, an oracle label, or a label made by another session
         (another tab or process) on the same run.
         """
-        row = self._store_call("undo")
+        row = self._store_call("undo", source="human")
         self._refresh()
         if row is not None:
             self._emit(
@@ -504,14 +498,8 @@ class Experiment:
         return row
 
     def _store_call(self, name: str, *args: Any, **kwargs: Any) -> Any:
-        """Call a label-log method of the store as this session (when the store supports it)."""
-        fn = getattr(self.store, name)
-        try:
-            return fn(*args, session=self._session, **kwargs)
-        except TypeError as exc:
-            if "session" not in str(exc):
-                raise
-            return fn(*args, **kwargs)
+        """Call a label-log method of the store as this session."""
+        return getattr(self.store, name)(*args, session=self._session, **kwargs)
 
     # the loop -----------------------------------------------------------------------------
     def _round_strategy(self, r: int) -> Strategy:
@@ -566,7 +554,7 @@ class Experiment:
         return row
 
     def _commit_round(self, out: RoundOutcome) -> dict[str, Any]:
-        """Write the round and (with the oracle) the labels of its batch."""
+        """Write the round and (with the oracle) the labels of its batch, as one unit."""
         import time
 
         r = out.round
@@ -574,28 +562,30 @@ class Experiment:
         extra = {QUERIED_EXTRA: out.queried}
         if out.paths is not None:
             extra[PATHS_EXTRA] = out.paths
+        ids = out.selected_ids
+        truth = self.data.labels(ids) if self.labelling == "oracle" else None
+        labels = None
+        if truth is not None:
+            pairs = zip(ids.tolist(), truth.tolist(), strict=True)
+            labels = [(int(s), int(lab), "oracle") for s, lab in pairs]
         self.store.write_round(
             r, samples=out.samples, flips=out.flips, rounds_row=out.row,
             embeddings=out.embeddings, embedding_ids=np.arange(self.data.n_train, dtype=np.int64),
-            coords=out.coords, extra=extra,
+            coords=out.coords, extra=extra, labels=labels, label_round=r + 1,
+            session=self._session,
         )  # fmt: skip
         row = dict(out.row)
         row[schema.time_column("store")] = time.perf_counter() - t0
         if out.coords is not None:
             self._prev_coords = out.coords[[schema.X, schema.Y]].to_numpy(dtype=np.float64)
-        self._queried = out.selected_ids
+        self._queried = ids
         self._rounds_done = r + 1
-        if self.labelling == "oracle":
-            ids = out.selected_ids
-            truth = self.data.labels(ids)
-            self._add_labels(ids, truth, round=r + 1, source="oracle")
-            self._refresh()
+        self._refresh()
+        if truth is not None:
             for sid, lab in zip(ids.tolist(), truth.tolist(), strict=True):
                 for cb in self.callbacks:
                     cb.on_label(self, int(sid), int(lab), "oracle")
                 self._emit("label", r + 1, sample_id=int(sid), label=int(lab), source="oracle")
-        else:
-            self._refresh()
         return row
 
     def run(self, rounds: int, *, progress: bool = False) -> pd.DataFrame:
@@ -641,12 +631,13 @@ class Experiment:
     # reopening ----------------------------------------------------------------------------
     def _resume(self) -> None:
         """Load the initial weights, the rounds done and the pending batch from the store."""
-        init = self.store.path / INIT_STATE_FILE
-        if init.exists():
-            try:
-                state = torch.load(init, map_location="cpu", weights_only=True)
-            except Exception as exc:
-                raise RunStoreError(f"{init} is corrupt or truncated: {exc}") from None
+        if INIT_STATE_FILE in self.store.meta.get("files", {}):
+            state = _load_state(self.store.read_file(INIT_STATE_FILE), self.store.path)
+        elif (self.store.path / INIT_STATE_FILE).exists():  # runs written before files=
+            state = _load_state((self.store.path / INIT_STATE_FILE).read_bytes(), self.store.path)
+        else:
+            state = None
+        if state is not None:
             self.learner = Learner(
                 self.learner.model, self.learner.config, device=self.learner.device,
                 initial_state=state,
@@ -680,7 +671,8 @@ class Experiment:
         Opening executes nothing from the run directory: the config is checked field by
         field, and the initial weights are loaded as plain tensors.
         """
-        store = RunStore.open(path)
+        session = uuid.uuid4().hex
+        store = RunStore.open(path, session=session)
         cfg = RunConfig.from_dict(store.config)
         dspec = dict(cfg.data)
         if data is None:
@@ -691,6 +683,7 @@ class Experiment:
             data = load_dataset_from_config(dspec, what=str(path))
         elif dspec.get("fingerprint") is not None:
             check_fingerprint(data, dspec["fingerprint"], what=f"the data passed to open {path}")
+        store.check_fingerprint(data.fingerprint())
         mspec = dict(cfg.model)
         model_arg: str | nn.Module
         if model is None:
@@ -709,8 +702,20 @@ class Experiment:
             strategy_kwargs=sspec.get("params") if strategy is None else None, _store=store,
         )  # fmt: skip
         exp._data_spec = dspec if dspec.get("spec") else None
+        exp._session = session
         exp._resume()
         return exp
+
+
+def _load_state(data: bytes, run: Path) -> dict[str, torch.Tensor]:
+    """The initial weights, as plain tensors (``weights_only``: nothing in the file runs)."""
+    try:
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise RunStoreError(
+            f"{run / INIT_STATE_FILE} is corrupt or not a plain state dict "
+            f"({type(exc).__name__}); restore it from a copy of the run."
+        ) from None
 
 
 def open_run(path: str | Path, **kwargs: Any) -> Experiment:
