@@ -12,11 +12,10 @@ closed-form threshold. ``r`` differs from 1 only where ``|Δ|`` is tiny:
 * the remaining coordinates with ``|Δ| < 1e-4`` are found with a per-dimension binary search
   over the sorted anchors (:class:`AnchorIndex`) and corrected exactly (sparse).
 
-Every other coordinate is taken with ``r = 1``; there ``1 − r ≤ 1e-4`` and the thresholds are
-refined exactly in float64 afterwards (see :func:`linear_thresholds`, "Precision"). Pairs whose
+Every other coordinate is taken with ``r = 1`` (there ``0 < 1 − r < 1.0001e-4``). Pairs whose
 threshold lies within a relative 1e-3 of a level are re-decided by the literal definition
 (:func:`~alfaviz.alfamix.mixing.plain_flip_labels`), so the candidate set equals the
-definition.
+definition. What "exact" means is spelled out in :func:`linear_thresholds` ("Precision").
 
 :func:`linear_thresholds` runs the steps below in order; each returns a small frozen dataclass:
 
@@ -790,6 +789,25 @@ def linear_thresholds(
     Returns
     -------
     ChunkThresholds
+
+    Notes
+    -----
+    **Precision.** What is exact, and what is not:
+
+    * the flips at every level (hence the first flip levels, the candidate set and the stopping
+      level) and the flip labels are those of the literal definition evaluated in the dtype of
+      the inputs, exactly: every pair whose threshold lies within a relative 1e-3 of a level,
+      and every row with a near-tie of the logits, is decided by the literal definition;
+    * the critical ε is the exact float64 threshold of the closed-form ray with the mask ``r``
+      honoured wherever ``|Δ_d| < 1e-4`` (and where every anchor agrees, or the sample and the
+      anchor are both exactly 0) and ``r = 1`` elsewhere. Each slope ``(W v)_k − (W v)_ŷ``
+      is then off by ``Σ_d (W_kd − W_ŷd) ĝ_d · 1e-8 / (Δ_d + 1e-8)`` over those other
+      coordinates, at most ``Σ_d |W_kd − W_ŷd| |ĝ_d| · 1e-8 / (|Δ_d| − 1e-8)``, and the
+      critical ε by the same fraction of the slope. In practice the error comes from
+      coordinates with ``1e-4 ≤ |Δ| < 1e-2``: measured at most 1.3e-5 relative on the test
+      problems (D = 16 to 64) and 1e-6 on the 512-dimensional benchmark, below the 1e-3 band, so
+      the critical ε is always consistent with the decided first level. Honouring the mask up to
+      ``|Δ| < 1e-3`` would bring this to 2e-7 for 10 to 20 % more time.
     """
     dev = z.device
     if index is None:

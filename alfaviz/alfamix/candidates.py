@@ -83,8 +83,11 @@ class CandidateResult:
     flip_to : numpy.ndarray of int32, shape (n_unlabelled, n_classes)
         Label after the flip at the stopping level, ``-1`` where no flip.
     critical_eps : numpy.ndarray of float64, shape (n_unlabelled, n_classes)
-        The exact smallest ε that flips the pair (closed form, linear head); for other heads
-        a bisection estimate, and for learned α the first level at which a flip was seen.
+        The smallest ε that flips the pair (closed form, linear head: a float64 threshold
+        within about 1e-5 relative of the literal one, see
+        :func:`~alfaviz.alfamix._linear.linear_thresholds`); for other heads a bisection
+        estimate (14 halvings between levels), and for learned α the first level at which a
+        flip was seen.
         ``inf`` when nothing up to the last level (1.0 for the default schedule) flips it.
     step_norm : numpy.ndarray of float32, shape (n_unlabelled, n_classes)
         ``‖α ⊙ Δ‖``, the length of the step taken at the stopping level.

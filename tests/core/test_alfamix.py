@@ -466,3 +466,45 @@ def test_closed_form_alpha_is_the_definition():
     )
     step = (closed_form_alpha(eps, z, a, grad) * delta)[:, 2]
     assert float(step.abs().max()) == 0.0
+
+
+def _dense_float64_critical_eps(zu, zl, yl, head):
+    """The threshold of the definition in float64 with the mask r = Δ ⊘ (Δ + 1e-8) everywhere."""
+    n_cls = head.out_features
+    a = compute_anchors(zl, yl, n_cls).double()
+    z, w, b = zu.double(), head.weight.detach().double(), head.bias.detach().double()
+    with torch.no_grad():
+        y = head(zu).argmax(1)
+    zz = zu.clone().requires_grad_(True)
+    g = torch.autograd.grad(nn.functional.cross_entropy(head(zz), y, reduction="sum"), zz)[0]
+    g_hat = g.double() / g.double().norm(dim=1, keepdim=True)
+    logits = z @ w.T + b
+    gap = (logits.gather(1, y[:, None]) - logits).clamp_min(0)
+    out = np.full((z.shape[0], n_cls), np.inf)
+    for c in range(n_cls):
+        delta = a[c][None] - z
+        wv = (g_hat * delta / (delta + 1e-8)) @ w.T
+        rate = wv - wv.gather(1, y[:, None])
+        t = torch.where(rate > 0, gap / rate, torch.full_like(rate, math.inf))
+        t.scatter_(1, y[:, None], math.inf)
+        out[:, c] = (t.amin(1) * math.sqrt(z.shape[1]) / delta.norm(dim=1)).numpy()
+    return out
+
+
+@pytest.mark.parametrize("case", [CASES[0], CASES[2]], ids=["c10-relu", "c5-norelu"])
+def test_critical_eps_precision_is_as_documented(case):
+    """Away from the levels the critical ε is the float64 threshold to within 2e-5 relative
+    (linear_thresholds, "Precision"); near them it is consistent with the literal flips."""
+    n, m, d, c, relu, budget = case
+    zu, zl, yl, head = make_problem(0, n, m, d, c, relu=relu)
+    res = find_candidates(zu, zl, yl, head, budget)
+    ref = _dense_float64_critical_eps(zu, zl, yl, head)
+    lv = np.asarray(res.levels)
+    ref_in = np.where(ref <= lv[-1], ref, np.inf)
+    away = ~(np.abs(ref[..., None] - lv) <= 1.1e-3 * lv).any(-1)
+    np.testing.assert_array_equal(np.isfinite(res.critical_eps)[away], np.isfinite(ref_in)[away])
+    fin = away & np.isfinite(ref_in)
+    assert fin.sum() > 1000
+    rel = np.abs(res.critical_eps[fin] - ref[fin]) / ref[fin]
+    assert rel.max() < 2e-5
+    assert np.median(rel) < 1e-7
