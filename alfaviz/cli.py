@@ -222,14 +222,18 @@ def _cmd_info(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from alfaviz import schema
-    from alfaviz.store._store import RunStore
+    from alfaviz.store import RunStore
 
-    store = RunStore.open(args.run_dir)
+    # read-only and unchecked, so that a damaged run can still be inspected; verify() below
+    # names every damaged file
+    store = RunStore.open(args.run_dir, read_only=True, check=False)
+    problems = store.verify()
     cfg = store.config
     data = cfg.get("data", {})
     name = data.get("spec") or data.get("summary", {}).get("name", "?")
     strat = cfg.get("strategy", {})
-    print(f"run: {store.path}")
+    writable = _writable(store.path)
+    print(f"run: {store.path}" + ("" if writable else "   (read-only: labelling is disabled)"))
     model = cfg.get("model", {})
     model_name = model.get("name") or model.get("class")
     seed = cfg.get("seed")
@@ -245,7 +249,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
             c
             for c in (
                 schema.ROUND, schema.N_LABELLED, schema.ACCURACY, schema.LEVEL,
-                schema.N_CANDIDATES, schema.N_KMEANS, schema.N_FILL, "time_train", "time_query",
+                schema.N_CANDIDATES, schema.N_KMEANS, schema.N_FILL, schema.time_column("train"),
+                schema.time_column("query"),
             )
             if c in rounds
         ]  # fmt: skip
@@ -255,11 +260,26 @@ def _cmd_info(args: argparse.Namespace) -> int:
         print("no rounds yet")
     labels = store.labels()
     if len(labels):
-        by = labels.groupby("source").size().to_dict()
+        by = labels.groupby(schema.SOURCE).size().to_dict()
         print("labels: " + ", ".join(f"{k} {v}" for k, v in sorted(by.items())))
     else:
         print("labels: none")
+    if problems:
+        print(f"integrity: {len(problems)} problem(s)")
+        for line in problems:
+            print(f"  damaged: {line}")
+        return 1
+    print("integrity: every checksum matches")
     return 0
+
+
+def _writable(path: Path) -> bool:
+    """Whether this process may write the run (its folder and its label log)."""
+    import os
+
+    from alfaviz.store import LABELS_FILE
+
+    return os.access(path, os.W_OK) and os.access(path / LABELS_FILE, os.W_OK)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -282,8 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if args.debug:
             raise
-        from alfaviz.errors import AlfavizInputError
-        from alfaviz.store._store import RunStoreError
+        from alfaviz.errors import AlfavizInputError, RunStoreError
 
         if isinstance(exc, (AlfavizInputError, RunStoreError, FileNotFoundError)):
             msg = str(exc)

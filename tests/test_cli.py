@@ -90,3 +90,44 @@ def test_compare_writes_curves_and_matrix(tmp_path, capsys):
     for name in ("curves.csv", "auc.csv", "wins.csv", "learning_curves.png"):
         assert (out / name).exists(), name
     assert (out / "learning_curves.png").stat().st_size > 1000
+
+
+def test_info_verifies_checksums_and_names_the_damaged_file(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["run", "--rounds", "1", "--out", str(out), "--strategy", "random", *FAST]) == 0
+    capsys.readouterr()
+    assert main(["info", str(out)]) == 0
+    assert "every checksum matches" in capsys.readouterr().out
+    victim = next((out / "rounds").glob("round_*/samples.parquet"))
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    assert main(["info", str(out)]) == 1
+    text = capsys.readouterr().out
+    assert "damaged" in text
+    assert "samples.parquet" in text
+
+
+@pytest.mark.slow
+def test_compare_passes_settings_through_and_its_runs_reopen(tmp_path, capsys):
+    from alfaviz import open_run
+    from alfaviz.analysis.compare import load_comparison
+
+    out = tmp_path / "cmp"
+    argv = [
+        "compare", "--strategies", "alfamix", "random", "--seeds", "0", "1", "--rounds", "1",
+        "--initial-size", "12", "--initial", "per_class", "--budget", "5", "--epochs", "2",
+        "--alpha-cap", "0.1", "--alpha", "learned", "--device", "cpu", "--out", str(out),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    capsys.readouterr()
+    run = open_run(out / "alfamix-seed1")
+    cfg = run.run_config
+    assert cfg.strategy["params"]["alpha_cap"] == 0.1
+    assert cfg.strategy["params"]["alpha"] == "learned"
+    assert cfg.initial == "per_class"
+    assert cfg.initial_size == 12
+    assert cfg.device == "cpu"
+    assert cfg.data["spec"] == "digits"
+    assert open_run(out / "random-seed0").run_config.strategy["params"] == {"random_state": 0}
+    assert len(load_comparison(out).curves) == 4

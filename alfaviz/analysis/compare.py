@@ -729,7 +729,7 @@ def load_comparison(out: str | Path, *, critical: float | None = None) -> Compar
     Every sub-folder named ``<strategy>-seed<seed>`` holding a run is read (rounds written so
     far), so an interrupted comparison can still be summarised.
     """
-    from alfaviz.store._store import RunStore
+    from alfaviz.store import RunStore
 
     folder = Path(out)
     if not folder.is_dir():

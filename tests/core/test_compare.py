@@ -21,7 +21,7 @@ from alfaviz.analysis.compare import (
 )
 from alfaviz.errors import AlfavizInputError
 from alfaviz.learner.training import TrainConfig
-from alfaviz.store._store import RunStore
+from alfaviz.store import RunStore
 
 
 def _curves(acc: dict[str, np.ndarray], n_labelled: np.ndarray | None = None) -> pd.DataFrame:
