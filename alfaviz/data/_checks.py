@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from alfaviz._checks import MAX_SEED
 from alfaviz.errors import AlfavizInputError
 
 __all__ = [
@@ -30,9 +31,6 @@ __all__ = [
     "first_container",
     "stratified_split",
 ]
-
-#: The largest seed a loader accepts (seeds are 0 .. 2**63 - 1, as NumPy's and torch's are).
-MAX_SEED = 2**63 - 1
 
 
 def check_seed(seed: Any, what: str = "seed") -> int:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from alfaviz._checks import MAX_SEED
 from alfaviz.errors import AlfavizInputError
 
 __all__ = [
@@ -29,8 +30,6 @@ __all__ = [
 PROJECTION_CHOICES: tuple[str, ...] = ("auto", "umap", "pca", "none")
 INITIAL_CHOICES: tuple[str, ...] = ("uniform", "per_class")
 LABELLING_CHOICES: tuple[str, ...] = ("oracle", "human")
-MAX_SEED = 2**63 - 1
-"""Largest seed alfaviz accepts (seeds are 0..2**63-1, numpy's and torch's common range)."""
 
 
 def check_int(value: Any, name: str, *, minimum: int | None = None) -> int:

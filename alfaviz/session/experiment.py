@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime
@@ -33,6 +32,7 @@ import torch
 from torch import nn
 
 from alfaviz import schema
+from alfaviz._checks import fresh_seed
 from alfaviz.analysis.report import describe_round
 from alfaviz.data import (
     DataSource,
@@ -100,11 +100,6 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, (str, int, float, bool)) or obj is None:
         return obj
     return repr(obj)
-
-
-def _fresh_seed() -> int:
-    """A seed from fresh OS entropy, in 0..2**63-1."""
-    return int.from_bytes(os.urandom(8), "little") >> 1
 
 
 class Experiment:
@@ -507,7 +502,7 @@ class Experiment:
         strat = clone(self.strategy)
         if schema.RANDOM_STATE in strat.get_params():
             base = self.strategy.get_params()[schema.RANDOM_STATE]
-            seed = _fresh_seed() if base is None else seed_for(base, r)
+            seed = fresh_seed() if base is None else seed_for(base, r)
             strat.set_params(**{schema.RANDOM_STATE: seed})
         return strat
 

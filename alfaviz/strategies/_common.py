@@ -9,12 +9,12 @@ re-exported from there.
 from __future__ import annotations
 
 import numbers
-import secrets
 from typing import Any
 
 import numpy as np
 import torch
 
+from alfaviz._checks import MAX_SEED, fresh_seed
 from alfaviz._tensor import entropy, eval_mode
 from alfaviz.errors import AlfavizInputError
 
@@ -36,9 +36,6 @@ __all__ = [
 
 CHUNK_ELEMENTS = 1 << 22
 """Upper bound on the number of elements of one chunk's temporaries (16 MiB in float32)."""
-
-MAX_SEED = 2**63 - 1
-"""The largest accepted ``random_state`` (seeds are ``0..2**63-1``)."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -97,11 +94,6 @@ def entropy_scores(p: torch.Tensor) -> torch.Tensor:
 # ----------------------------------------------------------------------------------------------
 # seeds
 # ----------------------------------------------------------------------------------------------
-def fresh_seed() -> int:
-    """A seed in ``0..2**63-1`` from the operating system's entropy (``random_state=None``)."""
-    return secrets.randbits(63)
-
-
 def seeded_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
     """A ``torch.Generator`` on ``device`` seeded with ``seed`` (an int in ``0..2**63-1``)."""
     g = torch.Generator(device=device)
