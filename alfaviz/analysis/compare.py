@@ -14,8 +14,7 @@ Two summaries are computed from the learning curves (one row per strategy, seed 
   ``(i, j)`` and each round, a paired t-test over seeds of ``acc_i - acc_j``; entry ``[i, j]`` is
   the fraction of rounds in which ``i`` significantly beats ``j``.
 
-Nothing here imports :mod:`matplotlib.pyplot`; :meth:`ComparisonResult.figure` builds a figure
-with the object-oriented API and the Agg canvas, imported when it is called.
+The text report, the figure and the files are drawn by :mod:`alfaviz.analysis.report`.
 """
 
 from __future__ import annotations
@@ -399,122 +398,22 @@ class ComparisonResult:
         return df.reset_index(drop=True)
 
     def summary_text(self) -> str:
-        """A small plain-text report: AUC per strategy, final accuracy and the win matrix."""
-        mc = self.mean_curves()
-        names = self.strategies
-        width = max([len("strategy"), *(len(s) for s in names)])
-        lines = [
-            f"{len(names)} strategies x {len(self.seeds)} seeds "
-            f"(seeds {', '.join(map(str, self.seeds))})",
-            "",
-            f"{'strategy':<{width}}  {'AUC mean':>8}  {'± std':>7}  {'final acc':>9}",
-        ]
-        summ = self.auc_summary.set_index(schema.STRATEGY)
-        for s in sorted(names, key=lambda s: -float(summ.loc[s, "mean"])):
-            last = mc[mc[schema.STRATEGY] == s].iloc[-1]
-            std = float(summ.loc[s, "std"])
-            std_s = f"{std:7.4f}" if np.isfinite(std) else f"{'-':>7}"
-            lines.append(
-                f"{s:<{width}}  {float(summ.loc[s, 'mean']):8.4f}  {std_s}  "
-                f"{float(last['mean']):9.4f}"
-            )
-        lines += ["", "wins[row, column]: fraction of rounds where row significantly beats column"]
-        cw = max(6, *(len(s) for s in names))
-        lines.append(" " * width + "  " + "  ".join(f"{s:>{cw}}" for s in names))
-        for a in names:
-            cells = []
-            for b in names:
-                v = self.wins.loc[a, b]
-                cells.append(f"{'-':>{cw}}" if not np.isfinite(v) else f"{v:>{cw}.2f}")
-            lines.append(f"{a:<{width}}  " + "  ".join(cells))
-        return "\n".join(lines)
+        """A plain-text report; see :func:`alfaviz.analysis.report.comparison_summary`."""
+        from alfaviz.analysis.report import comparison_summary
+
+        return comparison_summary(self)
 
     def figure(self, *, title: str | None = None) -> Figure:
-        """Learning curves (mean ± std over seeds) and the win matrix as a heatmap.
+        """The comparison figure; see :func:`alfaviz.analysis.report.comparison_figure`."""
+        from alfaviz.analysis.report import comparison_figure
 
-        Uses :class:`matplotlib.figure.Figure` with the Agg canvas, so it never touches
-        :mod:`matplotlib.pyplot` or the global backend.
-        """
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-
-        names = self.strategies
-        fig = Figure(figsize=(12.0, 4.8), layout="constrained")
-        FigureCanvasAgg(fig)
-        ax_c, ax_w = fig.subplots(1, 2, width_ratios=(1.25, 1.0))
-        mc = self.mean_curves()
-        colours = [f"C{k % 10}" for k in range(len(names))]
-        for name, colour in zip(names, colours, strict=True):
-            part = mc[mc[schema.STRATEGY] == name]
-            x = part[schema.N_LABELLED].to_numpy(np.float64)
-            m = part["mean"].to_numpy(np.float64)
-            sd = np.nan_to_num(part["std"].to_numpy(np.float64))
-            auc = float(self.auc_summary.set_index(schema.STRATEGY).loc[name, "mean"])
-            ax_c.plot(x, m, marker="o", ms=3, color=colour, label=f"{name} (AUC {auc:.3f})")
-            ax_c.fill_between(x, m - sd, m + sd, color=colour, alpha=0.18, linewidth=0)
-        ax_c.set_xlabel("labelled samples")
-        ax_c.set_ylabel("test accuracy")
-        ax_c.set_title(f"learning curves, mean ± std over {len(self.seeds)} seeds")
-        ax_c.grid(alpha=0.3)
-        ax_c.legend(loc="lower right", fontsize="small")
-
-        w = self.wins.loc[names, names].to_numpy(np.float64)
-        im = ax_w.imshow(np.ma.masked_invalid(w), vmin=0.0, vmax=1.0, cmap="viridis")
-        ax_w.set_xticks(range(len(names)), names, rotation=30, ha="right")
-        ax_w.set_yticks(range(len(names)), names)
-        ax_w.set_xlabel("loses (column)")
-        ax_w.set_ylabel("wins (row)")
-        ax_w.set_title("pairwise wins / rounds compared")
-        for i in range(len(names)):
-            for j in range(len(names)):
-                v = w[i, j]
-                txt = "–" if not np.isfinite(v) else f"{v:.2f}"
-                colour = "black" if np.isfinite(v) and v > 0.6 else "white"
-                if not np.isfinite(v):
-                    colour = "grey"
-                ax_w.text(j, i, txt, ha="center", va="center", color=colour, fontsize=9)
-        fig.colorbar(im, ax=ax_w, fraction=0.046, pad=0.04)
-        if title:
-            fig.suptitle(title)
-        return fig
+        return comparison_figure(self, title=title)
 
     def write(self, out: str | Path | None = None) -> dict[str, Path]:
-        """Write the summaries as CSV and the figure as PNG.
+        """Write CSVs and the PNG; see :func:`alfaviz.analysis.report.write_comparison`."""
+        from alfaviz.analysis.report import write_comparison
 
-        Parameters
-        ----------
-        out : path, optional
-            Folder to write to (created if needed); defaults to :attr:`out`.
-
-        Returns
-        -------
-        dict of str to pathlib.Path
-            Keys ``curves``, ``auc``, ``auc_summary``, ``wins``, ``tests``, ``rounds`` (when
-            known) and ``plot``.
-        """
-        folder = Path(out) if out is not None else self.out
-        if folder is None:
-            raise AlfavizInputError("this comparison has no output folder; pass out=<folder>.")
-        folder.mkdir(parents=True, exist_ok=True)
-        paths = {
-            "curves": folder / "curves.csv",
-            "auc": folder / "auc.csv",
-            "auc_summary": folder / "auc_summary.csv",
-            "wins": folder / "wins.csv",
-            "tests": folder / "tests.csv",
-        }
-        self.curves.to_csv(paths["curves"], index=False)
-        self.auc.to_csv(paths["auc"], index=False)
-        self.auc_summary.to_csv(paths["auc_summary"], index=False)
-        self.wins.to_csv(paths["wins"])
-        self.tests().to_csv(paths["tests"], index=False)
-        if len(self.rounds):
-            paths["rounds"] = folder / "rounds.csv"
-            self.rounds.to_csv(paths["rounds"], index=False)
-        paths["plot"] = folder / "learning_curves.png"
-        self.figure().savefig(paths["plot"], dpi=120)
-        log.info("comparison written to %s", folder)
-        return paths
+        return write_comparison(self, out)
 
 
 # --------------------------------------------------------------------------------------------
