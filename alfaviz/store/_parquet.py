@@ -1,17 +1,15 @@
-"""Frames to Parquet bytes and back, with dtypes (categoricals included) preserved.
+"""Frames to Parquet bytes and back, with dtypes preserved.
 
-Frames are stored with pyarrow's pandas metadata, so ``int64``, ``float64`` (``inf`` and
-``NaN`` included), ``bool``, nullable ``Int64``/``boolean``, strings, datetimes and
-categoricals come back unchanged. Parquet cannot store dictionaries of numbers or dates, so
-the categories and order of every categorical column are kept in the file's ``alfaviz``
-metadata (an Arrow IPC blob) and restored on read. Column names must be unique strings.
+Frames are stored with pyarrow's pandas metadata, so ``int64``, ``int32``, ``float32``,
+``float64`` (``inf`` and ``NaN`` included), ``bool``, nullable ``Int64``/``boolean``, strings
+and datetimes come back unchanged. Column names must be unique strings. Categorical columns
+are refused: alfaviz's frames hold plain codes (see :mod:`alfaviz.schema`), and Parquet cannot
+keep the categories of numbers or dates.
 """
 
 from __future__ import annotations
 
-import base64
 import io
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -59,6 +57,12 @@ def check_frame(df: Any, what: str) -> pd.DataFrame:
     if df.columns.has_duplicates:
         dups = sorted(set(df.columns[df.columns.duplicated()]))
         raise AlfavizInputError(f"{what} has duplicate column names {dups}; make them unique.")
+    cats = [c for c in df.columns if isinstance(df[c].dtype, pd.CategoricalDtype)]
+    if cats:
+        raise AlfavizInputError(
+            f"{what} has categorical columns {cats}; store their codes or values instead "
+            "(df[col] = df[col].cat.codes or df[col].astype(str))."
+        )
     return df
 
 
@@ -96,23 +100,6 @@ def check_row(rounds_row: Any, round: int) -> dict[str, Any]:
     return row
 
 
-def _encode_index(index: pd.Index, what: str) -> str:
-    """An Index as a base64 Arrow IPC stream (exact dtype, any element type Arrow knows)."""
-    try:
-        table = pa.Table.from_pandas(pd.DataFrame({"c": index}), preserve_index=False)
-    except (pa.ArrowException, TypeError, ValueError) as exc:
-        raise AlfavizInputError(f"{what} cannot be stored as Parquet: {exc}") from exc
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return base64.b64encode(sink.getvalue().to_pybytes()).decode("ascii")
-
-
-def _decode_index(text: str) -> pd.Index:
-    table = pa.ipc.open_stream(base64.b64decode(text)).read_all()
-    return pd.Index(table.to_pandas()["c"]).rename(None)
-
-
 def frame_to_parquet(df: pd.DataFrame, what: str) -> bytes:
     """Serialise ``df`` (index and dtypes included) to Parquet bytes."""
     try:
@@ -122,18 +109,8 @@ def frame_to_parquet(df: pd.DataFrame, what: str) -> bytes:
             f"{what} cannot be stored as Parquet: {exc}. Give each column one type "
             "(numbers, bools or strings)."
         ) from exc
-    categoricals: dict[str, dict[str, Any]] = {}
-    for col in df.columns:
-        dtype = df[col].dtype
-        if isinstance(dtype, pd.CategoricalDtype):
-            categoricals[col] = {
-                "categories": _encode_index(dtype.categories, f"{what}[{col!r}] categories"),
-                "ordered": bool(dtype.ordered),
-            }
     metadata = dict(table.schema.metadata or {})
-    metadata[_META_KEY] = canonical(
-        {"format_version": PARQUET_FORMAT_VERSION, "categoricals": categoricals}
-    ).encode()
+    metadata[_META_KEY] = canonical({"format_version": PARQUET_FORMAT_VERSION}).encode()
     table = table.replace_schema_metadata(metadata)
     return table_to_parquet(table)
 
@@ -157,25 +134,11 @@ def parquet_to_table(data: bytes, path: Path) -> pa.Table:
 
 
 def table_to_frame(table: pa.Table, path: Path) -> pd.DataFrame:
-    """The DataFrame of ``table`` with categoricals restored from the alfaviz metadata."""
+    """The DataFrame of ``table``."""
     try:
-        df = table.to_pandas()
+        return table.to_pandas()
     except (pa.ArrowException, ValueError, TypeError) as exc:  # pragma: no cover - defensive
         raise RunStoreError(f"{path} is corrupt: cannot convert it to a DataFrame ({exc})") from exc
-    raw = (table.schema.metadata or {}).get(_META_KEY)
-    if raw:
-        try:
-            meta = json.loads(raw)
-            for col, spec in meta.get("categoricals", {}).items():
-                cats = _decode_index(spec["categories"])
-                values = df[col]
-                if cats.dtype.kind == "m" and values.dtype.kind in "iuf":
-                    # a dictionary of durations comes back as its int64 storage
-                    values = pd.to_timedelta(values, unit=np.datetime_data(cats.dtype)[0])
-                df[col] = values.astype(pd.CategoricalDtype(cats, ordered=spec["ordered"]))
-        except (pa.ArrowException, ValueError, KeyError, TypeError) as exc:
-            raise RunStoreError(f"{path} is corrupt: bad alfaviz metadata ({exc})") from exc
-    return df
 
 
 def embeddings_to_parquet(embeddings: Any, embedding_ids: Any) -> tuple[bytes, int]:
