@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -588,7 +588,7 @@ def run_comparison(
             bar.set_postfix_str(f"{label} seed {seed}")
         exp = Experiment(
             data,
-            make_model(seed) if make_model is not None else model,
+            make_model(seed) if make_model is not None else cast(str, model),
             strategy,
             initial_size=initial_size,
             budget=budget,

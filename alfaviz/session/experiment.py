@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -256,14 +256,14 @@ class Experiment:
             Path(out) if out is not None else _default_out(self.data.name, self.strategy.name, seed)
         )
         ids = self._draw_initial()
-        initial = list(zip(ids.tolist(), self.data.labels(ids).tolist(), strict=True))
+        initial_labels = list(zip(ids.tolist(), self.data.labels(ids).tolist(), strict=True))
         buf = io.BytesIO()
         torch.save(self.learner.initial_state, buf)
         # one step: the config, the fingerprint, the initial weights and the initial labels
         # exist together or not at all; an existing run with the same config is resumed
         self.store = RunStore.create(
             out_path, self.config(), seed=seed, exist_ok=exist_ok,
-            fingerprint=self.data.fingerprint(), initial_labels=initial,
+            fingerprint=self.data.fingerprint(), initial_labels=initial_labels,
             files={INIT_STATE_FILE: buf.getvalue()}, session=self._session,
         )  # fmt: skip
         self._resume()
@@ -692,7 +692,8 @@ class Experiment:
         exp = cls(
             data, model_arg, strat_arg, initial_size=cfg.initial_size, budget=cfg.budget,
             seed=cfg.seed, projection=cfg.projection, initial=cfg.initial,
-            labelling=cfg.labelling, train=cfg.train, device=device, callbacks=callbacks,
+            labelling=cast(Labelling, cfg.labelling), train=cfg.train, device=device,
+            callbacks=callbacks,
             model_kwargs=mspec.get("kwargs") if model is None else None,
             strategy_kwargs=sspec.get("params") if strategy is None else None, _store=store,
         )  # fmt: skip

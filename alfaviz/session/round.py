@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -168,7 +168,7 @@ def _round_row(
     return row
 
 
-def _used_seed(strategy: Strategy, info: dict[str, Any]) -> int:
+def _used_seed(strategy: Strategy, info: Mapping[str, Any]) -> int:
     seed = info.get(schema.RANDOM_STATE, getattr(strategy, "random_state", None))
     return -1 if seed is None else int(seed)
 
