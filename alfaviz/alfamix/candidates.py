@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -33,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from alfaviz._tensor import eval_mode, frozen_parameters
-from alfaviz._validation import check_query_inputs
+from alfaviz._validation import check_head, check_query_inputs
 from alfaviz.alfamix._linear import AnchorIndex, linear_thresholds
 from alfaviz.alfamix.mixing import (
     alpha_per_eps,
@@ -237,8 +238,27 @@ def _progress(iterable: Any, total: int, desc: str, enabled: bool) -> Any:
 
 
 def _check_alpha(alpha: object) -> None:
-    if alpha not in ("closed_form", "learned"):
+    if not isinstance(alpha, str) or alpha not in ("closed_form", "learned"):
         raise AlfavizInputError(f"alpha must be 'closed_form' or 'learned'; got {alpha!r}.")
+
+
+def _check_int(name: str, value: object, minimum: int, hint: str = "") -> int:
+    """``value`` as an int ``>= minimum`` (bools refused), or one clear error line."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise AlfavizInputError(
+            f"{name} must be an integer >= {minimum}; got {value!r}.{' ' + hint if hint else ''}"
+        )
+    return int(value)
+
+
+def _check_real(name: str, value: object, *, positive: bool) -> float:
+    """``value`` as a finite float, ``> 0`` or ``>= 0`` (bools refused)."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    v = float(value) if ok else math.nan  # type: ignore[arg-type]
+    if not (math.isfinite(v) and (v > 0 if positive else v >= 0)):
+        bound = "> 0" if positive else ">= 0"
+        raise AlfavizInputError(f"{name} must be a finite number {bound}; got {value!r}.")
+    return v
 
 
 # --------------------------------------------------------------------------------------------
@@ -791,9 +811,14 @@ def find_candidates(
         labelled set or pool, a bad ``alpha``, ``shard_size`` or ``engine``.
     """
     _check_alpha(alpha)
-    zu, zl, yl, n_cls, budget = check_query_inputs(
-        z_unlabelled, z_labelled, y_labelled, head, budget, n_classes
-    )
+    if head is None or not isinstance(head, nn.Module):
+        check_head(head, 0, torch.empty(0))  # raises its one clear line
+    with eval_mode(head):  # the checks run the head: batch-norm statistics stay untouched
+        zu, zl, yl, n_cls, budget = check_query_inputs(
+            z_unlabelled, z_labelled, y_labelled, head, budget, n_classes, differentiable=True
+        )
+    learn_steps = _check_int("learn_steps", learn_steps, 0, "Use 5 (the release's default).")
+    learn_lr = _check_real("learn_lr", learn_lr, positive=True)
     if engine is None:
         engine = LocalEngine()
     elif not callable(getattr(engine, "map", None)):

@@ -32,6 +32,7 @@ from torch import nn
 
 __all__ = [
     "DELTA_EPS",
+    "MAX_LEVELS",
     "alpha_per_eps",
     "closed_form_alpha",
     "compute_anchors",
@@ -45,6 +46,9 @@ __all__ = [
     "step_mask_complement",
     "unit_gradient",
 ]
+
+MAX_LEVELS = 1000
+"""Most levels a schedule may have (``alpha_cap >= 1e-3``)."""
 
 DELTA_EPS = 1e-8
 """The ``1e-8`` in ``α = ε'·(‖Δ‖/‖g‖)·g ⊘ (Δ + 1e-8)`` (docs/algorithm.md, closed-form α)."""
@@ -63,10 +67,16 @@ def level_schedule(alpha_cap: float) -> list[float]:
     list of float
         ``[0.2, 0.4, 0.6, 0.8, 1.0]`` for the default ``alpha_cap=0.2``.
     """
-    if not (isinstance(alpha_cap, (int, float)) and 0 < float(alpha_cap) <= 1.0):
-        from alfaviz.errors import AlfavizInputError
+    from alfaviz.errors import AlfavizInputError
 
+    ok = isinstance(alpha_cap, (int, float)) and not isinstance(alpha_cap, bool)
+    if not (ok and 0 < float(alpha_cap) <= 1.0):
         raise AlfavizInputError(f"alpha_cap must be a number in (0, 1]; got {alpha_cap!r}.")
+    if math.ceil(1.0 / float(alpha_cap) - 1e-9) > MAX_LEVELS:
+        raise AlfavizInputError(
+            f"alpha_cap={alpha_cap!r} gives more than {MAX_LEVELS} levels; use alpha_cap >= "
+            f"{1 / MAX_LEVELS:g} (0.2 for the closed form, 1/32 for learned α)."
+        )
     levels: list[float] = []
     k = 1
     while not levels or levels[-1] < 1.0 - 1e-12:

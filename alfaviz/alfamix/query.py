@@ -6,6 +6,7 @@ See docs/algorithm.md, "Selection".
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from dataclasses import dataclass, field
 
@@ -15,10 +16,17 @@ import torch
 from torch import nn
 
 from alfaviz import schema
-from alfaviz.alfamix.candidates import AlphaMode, CandidateResult, find_candidates
+from alfaviz.alfamix.candidates import (
+    AlphaMode,
+    CandidateResult,
+    _check_int,
+    _check_real,
+    find_candidates,
+)
 from alfaviz.alfamix.kmeans import kmeans, nearest_to_centroids
 from alfaviz.alfamix.mixing import mixing_path
 from alfaviz.engine import Engine
+from alfaviz.errors import AlfavizInputError
 
 __all__ = ["QueryOutcome", "alfamix_query", "paths_frame"]
 
@@ -92,6 +100,10 @@ def alfamix_query(
     QueryOutcome
         ``selected`` holds exactly ``budget`` unique positions into ``z_unlabelled``.
     """
+    kmeans_n_init = _check_int("kmeans_n_init", kmeans_n_init, 1, "Use 1 or more seedings.")
+    kmeans_max_iter = _check_int("kmeans_max_iter", kmeans_max_iter, 1)
+    kmeans_tol = _check_real("kmeans_tol", kmeans_tol, positive=False)
+    random_state = _check_seed(random_state)
     t0 = time.perf_counter()
     cand = find_candidates(
         z_unlabelled,
@@ -131,6 +143,18 @@ def alfamix_query(
     return QueryOutcome(
         selected, cand, from_fill, clusters, n_kmeans, int(fill.size), timings, inertia
     )
+
+
+def _check_seed(value: object) -> int:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Integral)
+        or not (0 <= value < 2**63)
+    ):
+        raise AlfavizInputError(
+            f"random_state must be an integer in 0..2**63-1; got {value!r}. Pass a seed such as 0."
+        )
+    return int(value)
 
 
 def _kmeans_pick(

@@ -21,7 +21,9 @@ def _heads(d: int, c: int) -> dict[str, nn.Module]:
     lin = nn.Linear(d, c)
     with torch.no_grad():
         lin.weight.mul_(3)
-    deep = nn.Sequential(nn.Linear(d, 32), nn.ReLU(), nn.Dropout(0.3), nn.Linear(32, c))
+    deep = nn.Sequential(
+        nn.Linear(d, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Dropout(0.3), nn.Linear(32, c)
+    )
     return {"linear": lin, "generic": deep, "learned": copy.deepcopy(lin)}
 
 
@@ -30,7 +32,8 @@ def _module_state(head: nn.Module) -> list[tuple[str, bool]]:
 
 
 def _param_state(head: nn.Module) -> list[tuple[str, bool, torch.Tensor]]:
-    return [(n, p.requires_grad, p.detach().clone()) for n, p in head.named_parameters()]
+    params = [(n, p.requires_grad, p.detach().clone()) for n, p in head.named_parameters()]
+    return params + [(n, False, b.clone()) for n, b in head.named_buffers()]
 
 
 def _snapshot_scores(sc) -> dict[str, np.ndarray | None]:
@@ -49,7 +52,7 @@ def test_nothing_is_mutated(path):
     # mixed modes and flags: the head in train mode with one part in eval, one frozen weight
     head.train()
     if isinstance(head, nn.Sequential):
-        head[2].eval()
+        head[3].eval()
     first_param = next(head.parameters())
     first_param.requires_grad_(False)
     modes, params = _module_state(head), _param_state(head)
