@@ -45,6 +45,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "ACCURACY",
     "ACTION",
+    "ACTIONS",
     "ACTION_ID",
     "ANCHOR_CLASS",
     "AUC",
@@ -59,6 +60,7 @@ __all__ = [
     "CURVES",
     "ENTROPY",
     "EPOCHS",
+    "EVENTS",
     "FILL",
     "FIRST_FLIP_EPS",
     "FLIPPED",
@@ -68,6 +70,7 @@ __all__ = [
     "FRAMES",
     "INCONSISTENCY",
     "INFO_KEYS",
+    "KIND",
     "LABEL",
     "LABELLED_ROUND",
     "LABELS",
@@ -86,6 +89,7 @@ __all__ = [
     "PATH_PRED",
     "PATH_PROB",
     "PATH_T",
+    "PAYLOAD",
     "PROB_MAX",
     "PSEUDO_LABEL",
     "QUERIED",
@@ -102,6 +106,7 @@ __all__ = [
     "SEED",
     "SELECTED",
     "SESSION",
+    "SKIPPED",
     "SOURCE",
     "STD",
     "STD_DIFF",
@@ -181,6 +186,10 @@ SOURCE = "source"
 UNDOES = "undoes"
 SESSION = "session"
 
+# the event log of a run
+KIND = "kind"
+PAYLOAD = "payload"
+
 # strategy comparisons
 SEED = "seed"
 AUC = "auc"
@@ -255,7 +264,8 @@ class Column:
     name : str
     dtype : str
         A numpy dtype name (``"int64"``, ``"int32"``, ``"int8"``, ``"float64"``,
-        ``"float32"``, ``"bool"``) or ``"str"`` for text.
+        ``"float32"``, ``"bool"``), ``"Int64"`` (pandas' nullable integer), ``"str"`` for
+        text or ``"object"`` for Python objects.
     default : object
         Value of the column when a producer leaves it out; :data:`None` in ``required``
         columns means there is no default and :func:`conform` refuses a frame without it.
@@ -428,6 +438,44 @@ LABELS = Frame(
     doc="The latest live label of each labelled sample.",
 )
 
+SKIPPED = Frame(
+    "skipped",
+    (
+        _req(SAMPLE_ID, "int64", "global id"),
+        Column(ROUND, "int32", 0, "round in which it was skipped"),
+        Column(SOURCE, "str", "", "who skipped it"),
+        Column(TS, "float64", _NAN, "seconds since the epoch"),
+    ),
+    doc="The samples with a live skip.",
+)
+
+ACTIONS = Frame(
+    "actions",
+    (
+        _req(ACTION_ID, "int64", "row of the label log"),
+        Column(TS, "float64", _NAN, "seconds since the epoch"),
+        Column(ROUND, "int32", 0, "round of the action"),
+        Column(SAMPLE_ID, "int64", -1, "global id"),
+        Column(ACTION, "str", "", "label, skip or undo"),
+        Column(LABEL, "Int64", None, "class id of a label (missing for skips and undos)"),
+        Column(SOURCE, "str", "", "initial, oracle or human"),
+        Column(UNDOES, "Int64", None, "the action an undo undid"),
+        Column(SESSION, "str", "", "the session (tab or process) that acted"),
+    ),
+    doc="Every labelling action (label, skip, undo) in order.",
+)
+
+EVENTS = Frame(
+    "events",
+    (
+        _req(ACTION_ID, "int64", "row of the event log"),
+        Column(TS, "float64", _NAN, "seconds since the epoch"),
+        Column(KIND, "str", "", "what happened"),
+        Column(PAYLOAD, "object", None, "details (a dict)"),
+    ),
+    doc="Events a run logged besides labels.",
+)
+
 CURVES = Frame(
     "curves",
     (
@@ -513,6 +561,10 @@ def _cast(series: pd.Series, dtype: str, frame: str) -> pd.Series:
 
     if dtype == "str":
         return series.astype(pd.Series(["x"]).dtype)
+    if dtype == "object":
+        return series.astype(object)
+    if dtype == "Int64":
+        return series.astype("Int64")
     if dtype == "bool":
         if series.dtype.kind == "b":
             return series
@@ -569,9 +621,10 @@ def conform(df: pd.DataFrame, frame: Frame | str, *, extra: str = "keep") -> pd.
             raise ValueError(
                 f"the {spec.name} frame needs a {col.name!r} column; got {list(df.columns)}."
             )
+        elif col.dtype in ("str", "object", "Int64"):
+            out[col.name] = _cast(pd.Series([col.default] * n, dtype=object), col.dtype, spec.name)
         else:
-            dtype = pd.Series(["x"]).dtype if col.dtype == "str" else np.dtype(col.dtype)
-            out[col.name] = pd.Series(np.full(n, col.default), dtype=dtype)
+            out[col.name] = pd.Series(np.full(n, col.default, dtype=np.dtype(col.dtype)))
     for name in df.columns:
         if name in out:
             continue

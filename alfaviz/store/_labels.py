@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from alfaviz import schema
 from alfaviz.errors import AlfavizInputError, RunStoreError
 from alfaviz.store._io import check_int, check_str, dumps, write_point
 
@@ -77,7 +78,7 @@ CREATE TABLE IF NOT EXISTS run_meta (
     value TEXT NOT NULL
 );
 """
-_ACTION_COLS = ("id", "ts", "round", "sample_id", "action", "label", "source", "undoes", "session")
+_ACTION_COLS = schema.ACTIONS.names
 _UNDONE = "SELECT undoes FROM actions WHERE undoes IS NOT NULL"
 _INSERT = (
     "INSERT INTO actions (ts, round, sample_id, action, label, source, undoes, session) "
@@ -599,15 +600,15 @@ class LabelLog:
                     "session) VALUES (?, ?, ?, 'undo', NULL, ?, ?, ?)",
                     (
                         time.time(),
-                        undone["round"],
-                        undone["sample_id"],
+                        undone[schema.ROUND],
+                        undone[schema.SAMPLE_ID],
                         source,
-                        undone["id"],
+                        undone[schema.ACTION_ID],
                         session,
                     ),
                 )
         if undone is not None:
-            logger.debug("%s: undid action %d", self._path, undone["id"])
+            logger.debug("%s: undid action %d", self._path, undone[schema.ACTION_ID])
         return undone
 
     def log_event(self, kind: str, payload: Mapping[str, Any] | None = None) -> int:
@@ -730,19 +731,20 @@ class LabelLog:
             .fetchall()
         )
         data = dict(zip(_ACTION_COLS, _transpose(rows, len(_ACTION_COLS)), strict=True))
-        return pd.DataFrame(
+        frame = pd.DataFrame(
             {
-                "id": _int_col(data["id"]),
-                "ts": np.asarray(data["ts"], dtype=np.float64),
-                "round": _int_col(data["round"]),
-                "sample_id": _int_col(data["sample_id"]),
-                "action": _str_col(data["action"]),
-                "label": _int_col(data["label"], nullable=True),
-                "source": _str_col(data["source"]),
-                "undoes": _int_col(data["undoes"], nullable=True),
-                "session": _str_col(data["session"]),
+                schema.ACTION_ID: _int_col(data[schema.ACTION_ID]),
+                schema.TS: np.asarray(data[schema.TS], dtype=np.float64),
+                schema.ROUND: _int_col(data[schema.ROUND]),
+                schema.SAMPLE_ID: _int_col(data[schema.SAMPLE_ID]),
+                schema.ACTION: _str_col(data[schema.ACTION]),
+                schema.LABEL: _int_col(data[schema.LABEL], nullable=True),
+                schema.SOURCE: _str_col(data[schema.SOURCE]),
+                schema.UNDOES: _int_col(data[schema.UNDOES], nullable=True),
+                schema.SESSION: _str_col(data[schema.SESSION]),
             }
         )
+        return schema.conform(frame, schema.ACTIONS)
 
     def _latest_live(self, action: str, columns: tuple[str, ...]) -> list[tuple[Any, ...]]:
         return (
@@ -769,32 +771,34 @@ class LabelLog:
             One row per labelled sample, sorted by ``sample_id``; columns ``sample_id, label,
             round`` (int64), ``source`` (string) and ``ts`` (float64, seconds since the epoch).
         """
-        cols = ("sample_id", "label", "round", "source", "ts")
+        cols = schema.LABELS.names
         rows = self._latest_live("label", cols)
         data = _transpose(rows, len(cols))
-        return pd.DataFrame(
+        frame = pd.DataFrame(
             {
-                "sample_id": _int_col(data[0]),
-                "label": _int_col(data[1]),
-                "round": _int_col(data[2]),
-                "source": _str_col(data[3]),
-                "ts": np.asarray(data[4], dtype=np.float64),
+                schema.SAMPLE_ID: _int_col(data[0]),
+                schema.LABEL: _int_col(data[1]),
+                schema.ROUND: _int_col(data[2]),
+                schema.SOURCE: _str_col(data[3]),
+                schema.TS: np.asarray(data[4], dtype=np.float64),
             }
         )
+        return schema.conform(frame, schema.LABELS)
 
     def skipped(self) -> pd.DataFrame:
         """Samples with a not-undone skip: columns ``sample_id, round, source, ts``."""
-        cols = ("sample_id", "round", "source", "ts")
+        cols = schema.SKIPPED.names
         rows = self._latest_live("skip", cols)
         data = _transpose(rows, len(cols))
-        return pd.DataFrame(
+        frame = pd.DataFrame(
             {
-                "sample_id": _int_col(data[0]),
-                "round": _int_col(data[1]),
-                "source": _str_col(data[2]),
-                "ts": np.asarray(data[3], dtype=np.float64),
+                schema.SAMPLE_ID: _int_col(data[0]),
+                schema.ROUND: _int_col(data[1]),
+                schema.SOURCE: _str_col(data[2]),
+                schema.TS: np.asarray(data[3], dtype=np.float64),
             }
         )
+        return schema.conform(frame, schema.SKIPPED)
 
     def events(self) -> pd.DataFrame:
         """All events ordered by id: ``id, ts, kind`` and ``payload`` (decoded dicts)."""
@@ -805,9 +809,9 @@ class LabelLog:
         payloads = pd.Series([json.loads(p) for p in data[3]], dtype=object)
         return pd.DataFrame(
             {
-                "id": _int_col(data[0]),
-                "ts": np.asarray(data[1], dtype=np.float64),
-                "kind": _str_col(data[2]),
-                "payload": payloads,
+                schema.ACTION_ID: _int_col(data[0]),
+                schema.TS: np.asarray(data[1], dtype=np.float64),
+                schema.KIND: _str_col(data[2]),
+                schema.PAYLOAD: payloads,
             }
         )

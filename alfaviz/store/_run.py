@@ -377,7 +377,7 @@ class RunStore:
             store.check_fingerprint(fp)
         if initial and not store.read_only:
             labels = store.labels()
-            if not (labels["source"] == "initial").any():
+            if not (labels[schema.SOURCE] == "initial").any():
                 store.add_labels(initial, round=0, source="initial")
                 logger.info("added the missing initial set to %s", path)
         logger.info("reopened existing run %s", path)

@@ -17,15 +17,8 @@ __all__ = ["QueryResult", "empty_flips_frame"]
 
 def empty_flips_frame() -> pd.DataFrame:
     """An empty ``flips`` frame with the schema's columns and dtypes."""
-    return pd.DataFrame(
-        {
-            schema.SAMPLE_ID: np.empty(0, np.int64),
-            schema.ANCHOR_CLASS: np.empty(0, np.int64),
-            schema.FLIPPED: np.empty(0, bool),
-            schema.FLIP_TO: np.empty(0, np.int64),
-            schema.CRITICAL_EPS: np.empty(0, np.float64),
-            schema.STEP_NORM: np.empty(0, np.float64),
-        }
+    return schema.conform(
+        pd.DataFrame({c: [] for c in schema.QUERY_FLIPS.names}), schema.QUERY_FLIPS
     )
 
 
@@ -40,15 +33,16 @@ class QueryResult:
     selected_ids : numpy.ndarray of int64, shape (budget,)
         Global sample ids to label next, unique, in pick order (k-means picks first, then fill).
     samples : pandas.DataFrame
-        One row per unlabelled sample, columns :data:`alfaviz.schema.SAMPLES_COLUMNS`.
+        One row per unlabelled sample, conformed to :data:`alfaviz.schema.QUERY_SAMPLES`.
     flips : pandas.DataFrame
-        One row per (unlabelled sample, anchor class) for ALFA-Mix, columns
-        :data:`alfaviz.schema.FLIPS_COLUMNS`; empty for strategies without anchors.
+        One row per (unlabelled sample, anchor class) for ALFA-Mix, conformed to
+        :data:`alfaviz.schema.QUERY_FLIPS`; empty for strategies without anchors.
     info : Mapping[str, Any]
         Round-level facts: ``level``, ``n_candidates``, ``n_kmeans``, ``n_fill`` and
         ``time_<phase>`` seconds.
     paths : pandas.DataFrame or None
-        For ALFA-Mix, the head's predictions along z_u -> z*_c for the selected samples.
+        For ALFA-Mix, the head's predictions along z_u -> z*_c for the selected samples,
+        conformed to :data:`alfaviz.schema.PATHS`.
     """
 
     strategy: str
@@ -63,6 +57,11 @@ class QueryResult:
         ids.setflags(write=False)
         object.__setattr__(self, "selected_ids", ids)
         object.__setattr__(self, "info", MappingProxyType(dict(self.info)))
+        # the one way a strategy's frames leave: every column with the schema's dtype
+        object.__setattr__(self, "samples", schema.conform(self.samples, schema.QUERY_SAMPLES))
+        object.__setattr__(self, "flips", schema.conform(self.flips, schema.QUERY_FLIPS))
+        if self.paths is not None:
+            object.__setattr__(self, "paths", schema.conform(self.paths, schema.PATHS))
 
     @property
     def budget(self) -> int:

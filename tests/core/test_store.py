@@ -270,7 +270,7 @@ def test_empty_store_reads_empty_frames(store: RunStore) -> None:
     assert list(store.read_rounds().columns) == ["round"]
     assert store.labels().empty
     assert list(store.labels().columns) == ["sample_id", "label", "round", "source", "ts"]
-    assert store.labels()["label"].dtype == np.int64
+    assert store.labels()["label"].dtype == np.int32  # schema.LABELS: class codes are int32
 
 
 @pytest.mark.parametrize(
@@ -481,8 +481,8 @@ def test_labels_are_one_row_per_action_and_latest_wins(store: RunStore) -> None:
     assert labels["source"].tolist() == ["oracle", "human"]
     assert dict(labels.dtypes.astype(str)) == {
         "sample_id": "int64",
-        "label": "int64",
-        "round": "int64",
+        "label": "int32",
+        "round": "int32",
         "source": str(pd.Series(["x"]).dtype),
         "ts": "float64",
     }
