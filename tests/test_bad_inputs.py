@@ -485,7 +485,7 @@ BAD: list[Bad] = [
         "config",
         "hand-edited config with a download",
         _open_hand_edited("data", {"spec": "digits", "kwargs": {"download": True}}),
-        r"download",
+        r"download|edited by hand",
     ),
     Bad(
         "config",
