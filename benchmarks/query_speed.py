@@ -14,6 +14,11 @@ recomputing each anchor and materialising N×D temporaries per class, then sciki
 ``KMeans(n_clusters=B)`` with its defaults on the normalised candidates. Both see the same
 float32 problem, and the table says whether their candidate sets are identical.
 
+The k-means columns compare alfaviz's clustering of the candidates with scikit-learn's
+``KMeans`` run with the same settings (greedy k-means++ init, ``n_init=1``, ``max_iter=50``,
+``tol=1e-4``, Lloyd, same seed) on the same L2-normalised candidates: inertia of each and
+their ratio (the mean ratio is printed below the table).
+
 The workload is a Gaussian mixture in D dimensions passed through ReLU (so anchors and samples
 share exact zeros, as with real CNN features), with a linear head fitted to the labelled set.
 """
@@ -130,6 +135,27 @@ def plain_release_query(zu, zl, yl, head, budget: int, alpha_cap: float = 0.2, s
     return candidate.numpy(), picked, {"alpha": t1 - t0, "kmeans": t2 - t1, "total": t2 - t0}
 
 
+KMEANS = {"kmeans_n_init": 1, "kmeans_max_iter": 50, "kmeans_tol": 1e-4}
+"""The k-means settings of both clusterings (alfaviz's defaults, written out)."""
+
+
+def sklearn_inertia(zu, mask, budget: int, seed: int = 0) -> float:
+    """Inertia of scikit-learn's ``KMeans`` with alfaviz's settings on the same candidates."""
+    import numpy as np
+    import torch
+    from sklearn.cluster import KMeans
+
+    idx = torch.as_tensor(np.nonzero(mask)[0], device=zu.device)
+    x = zu[idx].float()
+    x = (x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)).cpu().numpy()
+    km = KMeans(
+        n_clusters=min(budget, x.shape[0]), init="k-means++", n_init=KMEANS["kmeans_n_init"],
+        max_iter=KMEANS["kmeans_max_iter"], tol=KMEANS["kmeans_tol"], algorithm="lloyd",
+        random_state=seed,
+    ).fit(x)  # fmt: skip
+    return float(km.inertia_)
+
+
 def run_one(method: str, n: int, d: int, c: int, budget: int, n_lab: int, device: str) -> dict:
     """One row of the table, measured in this process."""
     import numpy as np
@@ -143,10 +169,12 @@ def run_one(method: str, n: int, d: int, c: int, budget: int, n_lab: int, device
 
     from alfaviz.alfamix import alfamix_query
 
+    inertia = [float("nan")]
+
     def query() -> tuple:
         if method == "alfaviz":
             t0 = time.perf_counter()
-            out = alfamix_query(zu, zl, yl, head, budget, random_state=0)
+            out = alfamix_query(zu, zl, yl, head, budget, random_state=0, **KMEANS)
             if device == "cuda":
                 torch.cuda.synchronize()
             t = time.perf_counter() - t0
@@ -155,6 +183,7 @@ def run_one(method: str, n: int, d: int, c: int, budget: int, n_lab: int, device
                 "kmeans": out.timings["kmeans"],
                 "total": t,
             }
+            inertia[0] = out.kmeans_inertia
             return out.candidates.mask, times, out.candidates.level
         mask, _, times = plain_release_query(zu, zl, yl, head, budget)
         return mask, times, float("nan")
@@ -181,6 +210,9 @@ def run_one(method: str, n: int, d: int, c: int, budget: int, n_lab: int, device
     added = peak[0] - rss0
     if device == "cuda":
         added = (torch.cuda.max_memory_allocated() - base_cuda) / 2**20
+    sk_inertia = float("nan")
+    if method == "alfaviz" and mask.any():  # after the measurement: not timed
+        sk_inertia = sklearn_inertia(zu, mask, budget, seed=0)
     return {
         "method": method,
         "n": n,
@@ -193,6 +225,8 @@ def run_one(method: str, n: int, d: int, c: int, budget: int, n_lab: int, device
         "level": level,
         "mask_hash": int(np.packbits(mask).astype(np.uint64).sum() * 1000003 + mask.sum()),
         "mask": np.nonzero(mask)[0].tolist() if mask.sum() < 300000 else [],
+        "inertia": inertia[0],
+        "sk_inertia": sk_inertia,
         **{f"t_{k}": v for k, v in times.items()},
     }
 
@@ -254,10 +288,12 @@ def main(argv: list[str] | None = None) -> int:
     hdr = (
         "| N | D | C | device | release α search s | release query s | alfaviz α search s "
         "| alfaviz k-means s | alfaviz query s | speed-up (query) | release added MB "
-        "| alfaviz added MB | added / unlabelled matrix | candidates | same candidates |"
+        "| alfaviz added MB | added / unlabelled matrix | candidates | same candidates "
+        "| k-means inertia alfaviz | k-means inertia sklearn | inertia ratio |"
     )
     print(hdr)
     print("|" + "---|" * (hdr.count("|") - 1))
+    ratios: list[float] = []
     for n in args.sizes:
         for c in args.classes:
             ours = _spawn("alfaviz", n, args.d, c, args.budget, args.labelled, args.device)
@@ -271,13 +307,22 @@ def main(argv: list[str] | None = None) -> int:
             p_total = f"{plain['t_total']:.2f}" if plain else "-"
             p_mem = f"{plain['added_mb']:.0f}" if plain else "-"
             speed = f"{plain['t_total'] / ours['t_total']:.1f}×" if plain else "-"
+            ratio = ours["inertia"] / ours["sk_inertia"]
+            if math.isfinite(ratio):
+                ratios.append(ratio)
             print(
                 f"| {n} | {args.d} | {c} | {args.device} | {p_alpha} | {p_total} "
                 f"| {ours['t_alpha']:.2f} | {ours['t_kmeans']:.2f} | {ours['t_total']:.2f} "
                 f"| {speed} | {p_mem} | {ours['added_mb']:.0f} "
-                f"| {ours['added_mb'] / ours['input_mb']:.2f} | {ours['n_candidates']} | {same} |",
+                f"| {ours['added_mb'] / ours['input_mb']:.2f} | {ours['n_candidates']} | {same} "
+                f"| {ours['inertia']:.2f} | {ours['sk_inertia']:.2f} | {ratio:.4f} |",
                 flush=True,
             )
+    if ratios:
+        print(
+            f"\nk-means inertia, alfaviz / scikit-learn (same settings, same candidates): mean "
+            f"{sum(ratios) / len(ratios):.4f} over {len(ratios)} row(s)"
+        )
     return 0
 
 
