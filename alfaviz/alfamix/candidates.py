@@ -198,6 +198,12 @@ def _is_affine(head: nn.Module) -> bool:
     return isinstance(head, nn.Linear)
 
 
+FLIP_GROUP_BLOCKS = 8
+"""The exact path's second pass (flip labels of the candidate rows) gathers the candidates of
+this many consecutive blocks and works on them in block-sized pieces; shards are aligned to
+the group, so the pieces, and hence the results, do not depend on the sharding."""
+
+
 def _block_rows(
     z: torch.Tensor,
     n_classes: int,
@@ -697,7 +703,11 @@ def _exact_flip_labels(
     j: int,
     max_chunk_bytes: int | None,
 ) -> np.ndarray:
-    """Flip labels at level ``j`` for the candidate rows, one block of rows at a time."""
+    """Flip labels at level ``j`` for the candidate rows.
+
+    The candidates of :data:`FLIP_GROUP_BLOCKS` consecutive blocks are gathered and labelled
+    in pieces of at most one block's rows: few calls, and memory bounded as in the first pass.
+    """
     n = z.shape[0]
     n_cls = anchors.shape[0]
     out = np.full((n, n_cls), -1, dtype=np.int64)
@@ -705,16 +715,17 @@ def _exact_flip_labels(
         return out
     rows = scores.block_rows or _block_rows(z, n_cls, len(levels), head, "closed_form",
                                             max_chunk_bytes)  # fmt: skip
+    group = rows * FLIP_GROUP_BLOCKS
     index = AnchorIndex(anchors)
     with eval_mode(head):
-        for s in range(0, n, rows):
-            blk = s + np.nonzero(mask[s : s + rows])[0]
-            if not blk.size:
-                continue
-            idx = torch.as_tensor(blk, device=z.device)
-            ch = linear_thresholds(head, z[idx], anchors, levels, flip_level=j, index=index)
-            assert ch.flip_to is not None
-            out[blk] = ch.flip_to.cpu().numpy()
+        for s in range(0, n, group):
+            cand = s + np.nonzero(mask[s : s + group])[0]
+            for c in range(0, cand.size, rows):
+                blk = cand[c : c + rows]
+                idx = torch.as_tensor(blk, device=z.device)
+                ch = linear_thresholds(head, z[idx], anchors, levels, flip_level=j, index=index)
+                assert ch.flip_to is not None
+                out[blk] = ch.flip_to.cpu().numpy()
     return out
 
 
@@ -797,8 +808,9 @@ def find_candidates(
         Maps the scoring and the finish over row shards (:class:`~alfaviz.engine.LocalEngine`
         by default).
     shard_size : int, optional
-        Rows per shard (one shard by default). Rounded up to a multiple of the block size, so
-        that sharded results are bit-identical to the whole pool's.
+        Rows per shard (one shard by default). Rounded up to a multiple of the block size (of
+        :data:`FLIP_GROUP_BLOCKS` blocks on the exact path), so that sharded results are
+        bit-identical to the whole pool's.
 
     Returns
     -------
@@ -831,7 +843,9 @@ def find_candidates(
     with eval_mode(head):
         anchors = compute_anchors(zl, yl, n_cls)
         rows = _block_rows(zu, n_cls, len(levels), head, alpha, max_chunk_bytes)
-        shards = [zu[s:e] for s, e in row_shards(zu.shape[0], shard_size, align=rows)]
+        exact = alpha == "closed_form" and _is_affine(head)
+        align = rows * FLIP_GROUP_BLOCKS if exact else rows
+        shards = [zu[s:e] for s, e in row_shards(zu.shape[0], shard_size, align=align)]
         common: dict[str, Any] = {"anchors": anchors, "head": head, "levels": levels}
         score = partial(_score_shard, **common, alpha=alpha, learn_steps=learn_steps,
                         learn_lr=learn_lr, block_rows=rows, progress=progress)  # fmt: skip

@@ -21,6 +21,11 @@ from alfaviz._tensor import d2_draw, nearest_sq_dists, sq_dists
 
 __all__ = ["KMeansResult", "greedy_kmeanspp", "kmeans", "nearest_to_centroids"]
 
+_GRAM_MAX_BYTES = 32 << 20
+"""Below this size the seeding computes all pairwise distances once and then only gathers
+rows: for ALFA-Mix's few thousand candidates that is one matrix product instead of one per
+centre (2 + ln k times fewer flops, and no matrix product inside the loop)."""
+
 
 @dataclass(frozen=True)
 class KMeansResult:
@@ -81,9 +86,20 @@ def greedy_kmeanspp(
     closest[first] = 0
     chosen = torch.zeros(n, dtype=torch.bool, device=x.device)
     chosen[first] = True
+    if n * n * x.element_size() <= _GRAM_MAX_BYTES:
+        pair = sq_dists(x, x, x_sq, x_sq)
+        pair.fill_diagonal_(0)  # a point is at distance 0 from itself
+        for j in range(1, k):
+            # all D² zero (duplicates): draw among the points not chosen yet
+            cand = d2_draw(closest, trials, generator, fallback=~chosen)  # (trials,)
+            new = torch.minimum(closest[None, :], pair[cand])  # (trials, n), rows = columns
+            best = new.sum(dim=1).argmin()
+            idx[j] = cand[best]
+            chosen[idx[j]] = True
+            closest = new[best]
+        return idx
     arange = torch.arange(trials, device=x.device)
     for j in range(1, k):
-        # all D² zero (duplicates): draw among the points not chosen yet
         cand = d2_draw(closest, trials, generator, fallback=~chosen)  # (trials,)
         d = sq_dists(x, x[cand], x_sq, x_sq[cand])  # (n, trials)
         d[cand, arange] = 0  # a candidate is at distance 0 from itself
