@@ -90,6 +90,7 @@ def test_a_config_asking_for_a_download_or_no_integrity_check_is_refused(tmp_pat
             open_run(run)
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")
 def test_pickled_initial_weights_run_nothing(tmp_path):
     run = _make_run(tmp_path)
     marker = tmp_path / "ran"
