@@ -82,7 +82,7 @@ def alfamix_query(
     engine: Engine | None = None,
     shard_size: int | None = None,
 ) -> QueryOutcome:
-    """The whole ALFA-Mix query: candidates, diverse pick by k-means, random fill (§5).
+    """The whole ALFA-Mix query: candidates, diverse pick by k-means, random fill.
 
     Parameters
     ----------
