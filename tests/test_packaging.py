@@ -99,7 +99,18 @@ def test_extras_declared(extra):
     assert data["project"]["optional-dependencies"][extra]
 
 
-@pytest.mark.parametrize("module", ["alfaviz", "alfaviz.schema", "alfaviz.store", "alfaviz.errors"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "alfaviz",
+        "alfaviz.schema",
+        "alfaviz.store",
+        "alfaviz.errors",
+        "alfaviz.engine",
+        "alfaviz.session.config",
+        "alfaviz.analysis",
+    ],
+)
 def test_light_imports_do_not_load_torch(module):
     """The package, its schema and its run store import without torch (or any GUI library)."""
     code = (
