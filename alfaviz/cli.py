@@ -222,27 +222,32 @@ def _cmd_info(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from alfaviz import schema
+    from alfaviz.errors import AlfavizInputError
+    from alfaviz.session.config import RunConfig
     from alfaviz.store import RunStore
 
     # read-only and unchecked, so that a damaged run can still be inspected; verify() below
     # names every damaged file
     store = RunStore.open(args.run_dir, read_only=True, check=False)
     problems = store.verify()
-    cfg = store.config
-    data = cfg.get("data", {})
-    name = data.get("spec") or data.get("summary", {}).get("name", "?")
-    strat = cfg.get("strategy", {})
     writable = _writable(store.path)
     print(f"run: {store.path}" + ("" if writable else "   (read-only: labelling is disabled)"))
-    model = cfg.get("model", {})
-    model_name = model.get("name") or model.get("class")
-    seed = cfg.get("seed")
-    print(f"data: {name}   model: {model_name}   strategy: {strat.get('name')}   seed: {seed}")
-    print(
-        f"initial set: {cfg.get('initial_size')} ({cfg.get('initial')})   budget: "
-        f"{cfg.get('budget')}   labelling: {cfg.get('labelling')}   projection: "
-        f"{cfg.get('projection')}"
-    )
+    try:
+        cfg = RunConfig.from_dict(store.config)
+    except AlfavizInputError as exc:
+        problems.append(f"{store.path / 'config.json'}: {exc}")
+    else:
+        data = cfg.data
+        name = data.get("spec") or data.get("summary", {}).get("name", "?")
+        model_name = cfg.model.get("name") or cfg.model.get("class")
+        print(
+            f"data: {name}   model: {model_name}   strategy: {cfg.strategy['name']}   "
+            f"seed: {cfg.seed}"
+        )
+        print(
+            f"initial set: {cfg.initial_size} ({cfg.initial})   budget: {cfg.budget}   "
+            f"labelling: {cfg.labelling}   projection: {cfg.projection}"
+        )
     rounds = store.read_rounds()
     if len(rounds):
         cols = [

@@ -53,6 +53,7 @@ __all__ = [
     "AUC_SUMMARY",
     "BUDGET",
     "CANDIDATE",
+    "CANDIDATES_PER_LEVEL",
     "CLUSTER",
     "COORDS",
     "CRITICAL",
@@ -168,6 +169,7 @@ TRAIN_ACCURACY = "train_accuracy"
 EPOCHS = "epochs"
 BUDGET = "budget"
 RANDOM_STATE = "random_state"
+CANDIDATES_PER_LEVEL = "candidates_per_level"
 TIME_PREFIX = "time_"
 
 # per point along an interpolation path
@@ -547,7 +549,7 @@ INFO_KEYS: dict[str, str] = {
     N_CANDIDATES: "size of the candidate set",
     N_KMEANS: "picks made by k-means",
     N_FILL: "picks made by the random fill",
-    "candidates_per_level": "candidate-set size after each level evaluated (list of int)",
+    CANDIDATES_PER_LEVEL: "candidate-set size after each level evaluated (list of int)",
     RANDOM_STATE: "seed the query actually used (int)",
     time_column("query"): "seconds spent in the whole query",
 }

@@ -131,3 +131,17 @@ def test_compare_passes_settings_through_and_its_runs_reopen(tmp_path, capsys):
     assert cfg.data["spec"] == "digits"
     assert open_run(out / "random-seed0").run_config.strategy["params"] == {"random_state": 0}
     assert len(load_comparison(out).curves) == 4
+
+
+def test_info_reports_a_read_only_run(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "r"
+    assert main(["run", "--rounds", "0", "--out", str(out), "--strategy", "random", *FAST]) == 0
+    capsys.readouterr()
+    import os
+
+    real = os.access
+    monkeypatch.setattr(
+        os, "access", lambda p, mode, **kw: False if mode == os.W_OK else real(p, mode)
+    )
+    assert main(["info", str(out)]) == 0
+    assert "read-only" in capsys.readouterr().out.splitlines()[0]

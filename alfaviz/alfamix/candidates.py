@@ -198,7 +198,7 @@ def _is_affine(head: nn.Module) -> bool:
     return isinstance(head, nn.Linear)
 
 
-FLIP_GROUP_BLOCKS = 8
+FLIP_GROUP_BLOCKS = 32
 """The exact path's second pass (flip labels of the candidate rows) gathers the candidates of
 this many consecutive blocks and works on them in block-sized pieces; shards are aligned to
 the group, so the pieces, and hence the results, do not depend on the sharding."""

@@ -21,7 +21,7 @@ from alfaviz._tensor import d2_draw, nearest_sq_dists, sq_dists
 
 __all__ = ["KMeansResult", "greedy_kmeanspp", "kmeans", "nearest_to_centroids"]
 
-_GRAM_MAX_BYTES = 32 << 20
+_GRAM_MAX_BYTES = 64 << 20
 """Below this size the seeding computes all pairwise distances once and then only gathers
 rows: for ALFA-Mix's few thousand candidates that is one matrix product instead of one per
 centre (2 + ln k times fewer flops, and no matrix product inside the loop)."""

@@ -133,7 +133,7 @@ def alfamix_query(
     )
     t2 = time.perf_counter()
     n_kmeans = int(picked.size)
-    fill = _random_fill(n, picked, budget - n_kmeans, random_state, zu.device)
+    fill = _random_fill(n, picked, budget - n_kmeans, random_state)
     selected = np.concatenate([picked, fill]).astype(np.int64)
     from_fill = np.zeros(budget, dtype=bool)
     from_fill[n_kmeans:] = True
@@ -184,7 +184,7 @@ def _kmeans_pick(
     return cand_idx[nearest], clusters, km.inertia
 
 
-def _random_fill(n: int, picked: np.ndarray, k: int, seed: int, device: torch.device) -> np.ndarray:
+def _random_fill(n: int, picked: np.ndarray, k: int, seed: int) -> np.ndarray:
     """``k`` positions drawn uniformly without replacement (fix) from those not yet picked."""
     if k <= 0:
         return np.zeros(0, dtype=np.int64)

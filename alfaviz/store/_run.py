@@ -157,7 +157,7 @@ def _versions() -> dict[str, str | None]:
     return versions
 
 
-def _checked_body(doc: Any, file: Path) -> tuple[dict[str, Any], bool]:
+def _checked_body(doc: Any) -> tuple[dict[str, Any], bool]:
     """``(doc, checksum_ok)`` of a JSON document carrying a ``checksum`` of its own content."""
     if not isinstance(doc, dict) or "checksum" not in doc:
         return doc, False
@@ -585,7 +585,7 @@ class RunStore:
         meta = self.meta
         if meta["format_version"] < 2:
             return []  # older runs recorded no checksum
-        _, ok = _checked_body(meta, file)
+        _, ok = _checked_body(meta)
         if not ok:
             return [
                 f"{file} was edited by hand or is damaged: its content does not match the "
@@ -771,7 +771,7 @@ class RunStore:
             doc = json.loads((folder / ROUND_FILE).read_bytes())
         except (OSError, ValueError):
             return None
-        doc, ok = _checked_body(doc, folder / ROUND_FILE)
+        doc, ok = _checked_body(doc)
         return str(doc["checksum"]) if ok else None
 
     def _index(self) -> dict[int, str]:
@@ -1087,7 +1087,7 @@ class RunStore:
         manifest = read_json_file(file)
         if not isinstance(manifest, dict) or "checksum" not in manifest:
             raise RunStoreError(f"{file} is corrupt: it is not a round manifest.")
-        _, ok = _checked_body(manifest, file)
+        _, ok = _checked_body(manifest)
         if not ok:
             raise RunStoreError(f"{file} is corrupt: its content does not match its checksum.")
         if committed and manifest["checksum"] != committed:
@@ -1258,7 +1258,7 @@ class RunStore:
         if self._meta is not None:
             if log_ok or self.meta["format_version"] < 2:
                 problems.extend(self._config_problems())
-            elif not _checked_body(self.meta, self._path / CONFIG_FILE)[1]:
+            elif not _checked_body(self.meta)[1]:
                 problems.append(
                     f"{self._path / CONFIG_FILE} was edited by hand or is damaged: its content "
                     "does not match the checksum recorded at creation."

@@ -198,7 +198,7 @@ class ALFAMix(Strategy):
             schema.N_CANDIDATES: c.n_candidates,
             schema.N_KMEANS: out.n_kmeans,
             schema.N_FILL: out.n_fill,
-            "candidates_per_level": list(c.n_candidates_per_level),
+            schema.CANDIDATES_PER_LEVEL: list(c.n_candidates_per_level),
         }
         info.update({schema.time_column(f"alfamix_{k}"): v for k, v in out.timings.items()})
         return Selection(out.selected, cols, flips, info, paths)
