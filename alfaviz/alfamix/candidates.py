@@ -680,10 +680,10 @@ def finalize_candidates(
         mask=mask,
         flips=flips,
         flip_to=flip_to,
-        critical_eps=scores.critical_eps.copy(),
+        critical_eps=_read_only(scores.critical_eps),
         step_norm=step_norm,
         first_flip_eps=first_eps,
-        pseudo_labels=scores.pseudo_labels.copy(),
+        pseudo_labels=_read_only(scores.pseudo_labels),
         level=eps,
         level_index=j,
         levels=tuple(levels),
@@ -691,6 +691,13 @@ def finalize_candidates(
         anchors=anchors.detach().cpu().numpy().copy(),
         alpha=alpha,
     )
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    """A read-only view: shared with the scores without a copy, and safe from callers."""
+    v = a.view()
+    v.setflags(write=False)
+    return v
 
 
 def _exact_flip_labels(

@@ -97,8 +97,12 @@ def test_nothing_is_mutated(path):
     assert levels == lv_copy
     assert _module_state(head) == modes
     np.testing.assert_array_equal(one.mask, res.mask)
-    # results do not alias the scores: writing to one leaves the other alone
-    one.critical_eps[...] = -1.0
+    # results share the scores' large arrays without a copy, read-only: nobody can write
+    # through a result into the scores
+    with pytest.raises(ValueError, match="read-only"):
+        one.critical_eps[...] = -1.0
+    with pytest.raises(ValueError, match="read-only"):
+        one.pseudo_labels[0] = 7
     assert not (sc.critical_eps == -1.0).any()
 
 
