@@ -1,0 +1,26 @@
+"""Linked notebook and Voila views of a run: map, heatmap, gallery, labelling, rounds, curve.
+
+An optional extra: ``pip install 'alfaviz[widgets]'``. Every view takes ``(state, data)``: one
+shared :class:`AppState` (what the user looks at and has selected) and one :class:`RunData`
+(the run's frames, live in an :class:`~alfaviz.session.Experiment` or reopened from a folder).
+Views observe only the state traits they need, write only user intent, and never call torch
+or change a frame.
+"""
+
+from __future__ import annotations
+
+try:
+    import ipywidgets as _ipywidgets  # noqa: F401
+    import plotly as _plotly  # noqa: F401
+    import traitlets as _traitlets  # noqa: F401
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
+    raise ImportError(
+        "alfaviz.widgets needs the optional widgets extra (ipywidgets, plotly, anywidget); "
+        "install it with: pip install 'alfaviz[widgets]'"
+    ) from exc
+
+from alfaviz.widgets._base import ErrorArea, View
+from alfaviz.widgets._data import RunData
+from alfaviz.widgets._state import COLOUR_BY, AppState
+
+__all__ = ["COLOUR_BY", "AppState", "ErrorArea", "RunData", "View"]

@@ -1,0 +1,237 @@
+"""What the views read: a run's frames per round, cached, and the writer's labelling actions."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from alfaviz import schema
+from alfaviz.errors import AlfavizInputError, RunStoreError
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from alfaviz.session import Experiment
+    from alfaviz.widgets._state import AppState
+
+__all__ = ["RunData"]
+
+_QUERIED = "queried"
+_PATHS = "paths"
+
+
+class RunData:
+    """A run seen by the views: frames per round (conformed, cached) and labelling actions.
+
+    Parameters
+    ----------
+    run : Experiment, or str or Path
+        A live :class:`~alfaviz.session.Experiment`, or a run directory, which is reopened
+        with :func:`alfaviz.open_run`.
+    read_only : bool, optional
+        Refuse labelling actions. Defaults to ``False`` for a live experiment with human
+        labelling and ``True`` otherwise (a run labelled by the oracle, or one reopened only
+        to be looked at).
+
+    Notes
+    -----
+    Frames are read from the run store and cached per round; the cache is dropped on every
+    event of the run (a label, a skip, an undo, a round). Views never write frames: the only
+    writes go through :meth:`submit_label`, :meth:`skip` and :meth:`undo`, which are the
+    Experiment's own.
+    """
+
+    def __init__(self, run: Experiment | str | Path, *, read_only: bool | None = None) -> None:
+        from alfaviz.session import Experiment, open_run
+
+        if isinstance(run, (str, Path)):
+            run = open_run(run)
+        if not isinstance(run, Experiment):
+            raise AlfavizInputError(
+                f"run must be an Experiment or a run directory; got {type(run).__name__}."
+            )
+        self.experiment = run
+        self.read_only = (run.labelling != "human") if read_only is None else bool(read_only)
+        self._cache: dict[tuple[str, int], pd.DataFrame] = {}
+        self._lock = threading.Lock()
+        self.version = 0
+        self._unsubscribe = run.subscribe(self._on_event)
+
+    # events ------------------------------------------------------------------------------
+    def _on_event(self, event: Any) -> None:
+        with self._lock:
+            self._cache.clear()
+            self.version += 1
+
+    def attach(self, state: AppState) -> Callable[[], None]:
+        """Bump ``state.data_version`` on every change of the run; returns an unsubscribe.
+
+        The state's round is moved to the last round written, if it is beyond it.
+        """
+        if self.n_rounds and state.round >= self.n_rounds:
+            state.round = self.n_rounds - 1
+
+        def bump(event: Any) -> None:
+            if event.kind == "round_written":
+                state.round = int(event.round)
+            state.bump()
+
+        return self.experiment.subscribe(bump)
+
+    def close(self) -> None:
+        """Stop listening to the run."""
+        self._unsubscribe()
+
+    # facts -------------------------------------------------------------------------------
+    @property
+    def n_rounds(self) -> int:
+        """Rounds written so far."""
+        return int(self.experiment.round)
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """Name of each class id."""
+        return tuple(str(c) for c in self.experiment.data.class_names)
+
+    @property
+    def n_classes(self) -> int:
+        """Number of classes."""
+        return len(self.class_names)
+
+    @property
+    def budget(self) -> int:
+        """Samples queried per round."""
+        return int(self.experiment.budget)
+
+    @property
+    def is_image(self) -> bool:
+        """Whether the samples are images (the gallery shows thumbnails)."""
+        return bool(self.experiment.data.is_image)
+
+    def _check_round(self, round: int) -> int:
+        if isinstance(round, bool) or not isinstance(round, (int, np.integer)):
+            raise AlfavizInputError(f"round must be an integer; got {round!r}.")
+        if not 0 <= int(round) < max(self.n_rounds, 1) or self.n_rounds == 0:
+            raise AlfavizInputError(
+                f"round {round} has not been written; rounds 0..{self.n_rounds - 1} exist."
+                if self.n_rounds
+                else "no round has been written yet; run one with Experiment.step()."
+            )
+        return int(round)
+
+    # frames ------------------------------------------------------------------------------
+    def _cached(self, kind: str, round: int, read: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+        key = (kind, round)
+        with self._lock:
+            hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        df = read()
+        with self._lock:
+            self._cache[key] = df
+        return df
+
+    def rounds(self) -> pd.DataFrame:
+        """One row per round (:data:`~alfaviz.schema.ROUNDS`)."""
+        return self._cached("rounds", -1, lambda: self.experiment.rounds)
+
+    def samples(self, round: int) -> pd.DataFrame:
+        """One row per train sample in ``round`` (:data:`~alfaviz.schema.SAMPLES`)."""
+        r = self._check_round(round)
+        store = self.experiment.store
+        return self._cached(
+            "samples", r, lambda: schema.conform(store.read_samples(r), schema.SAMPLES)
+        )
+
+    def flips(self, round: int) -> pd.DataFrame:
+        """One row per (sample, anchor) in ``round`` (:data:`~alfaviz.schema.FLIPS`)."""
+        r = self._check_round(round)
+        store = self.experiment.store
+        return self._cached("flips", r, lambda: schema.conform(store.read_flips(r), schema.FLIPS))
+
+    def queried(self, round: int) -> pd.DataFrame:
+        """The batch ``round`` asked for, in pick order (:data:`~alfaviz.schema.QUERIED`)."""
+        r = self._check_round(round)
+        return self._cached("queried", r, lambda: self._extra(r, _QUERIED, schema.QUERIED))
+
+    def paths(self, round: int) -> pd.DataFrame:
+        """Predictions along the paths of the batch (:data:`~alfaviz.schema.PATHS`)."""
+        r = self._check_round(round)
+        return self._cached("paths", r, lambda: self._extra(r, _PATHS, schema.PATHS))
+
+    def _extra(self, r: int, name: str, frame: schema.Frame) -> pd.DataFrame:
+        store = self.experiment.store
+        if not any(a.endswith(f"{name}.parquet") for a in store.artefacts(r)):
+            empty = pd.DataFrame({c: [] for c in frame.names})
+            return schema.conform(empty, frame)
+        try:
+            return schema.conform(store.read_extra(r, name), frame)
+        except RunStoreError:
+            raise
+        except ValueError as exc:
+            raise RunStoreError(
+                f"round {r}'s {name} frame does not fit the schema: {exc}"
+            ) from None
+
+    def anchor_points(self, round: int) -> pd.DataFrame:
+        """Where the class anchors sit on the round's map.
+
+        An anchor is the mean embedding of a class's labelled samples, so its place on the map
+        is drawn at the mean 2-D position of those samples. Classes without labelled samples
+        are left out.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``anchor_class`` (int32), ``x``, ``y`` (float32).
+        """
+        s = self.samples(round)
+        lab = s[(s[schema.LABELLED_ROUND] >= 0) & (s[schema.LABELLED_ROUND] <= round)]
+        lab = lab[np.isfinite(lab[schema.X].to_numpy())]
+        g = lab.groupby(schema.LABEL, sort=True)[[schema.X, schema.Y]].mean().reset_index()
+        g = g.rename(columns={schema.LABEL: schema.ANCHOR_CLASS})
+        return pd.DataFrame(
+            {
+                schema.ANCHOR_CLASS: g[schema.ANCHOR_CLASS].to_numpy(np.int32),
+                schema.X: g[schema.X].to_numpy(np.float32),
+                schema.Y: g[schema.Y].to_numpy(np.float32),
+            }
+        )
+
+    def images(self, sample_ids: Any) -> np.ndarray | None:
+        """Raw pixels of ``sample_ids`` for thumbnails (uint8), or ``None`` for tabular data."""
+        return self.experiment.data.images(np.asarray(sample_ids, dtype=np.int64))
+
+    # labelling (the Experiment is the writer) ---------------------------------------------
+    @property
+    def pending(self) -> np.ndarray:
+        """Ids of the last batch still to be labelled, in pick order."""
+        return self.experiment.pending
+
+    def labels(self) -> np.ndarray:
+        """Live label of every train sample (``-1`` for unlabelled), shape (n_train,)."""
+        return self.experiment.labels
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise AlfavizInputError(
+                "this run is open read-only; open it with RunData(run, read_only=False) to label."
+            )
+
+    def submit_label(self, sample_id: int, label: int | str) -> int:
+        """Record a human label (committed before this returns); see the Experiment's."""
+        self._writable()
+        return self.experiment.submit_label(sample_id, label)
+
+    def skip(self, sample_id: int) -> int:
+        """Record a skip."""
+        self._writable()
+        return self.experiment.skip(sample_id)
+
+    def undo(self) -> dict[str, Any] | None:
+        """Undo this session's last human action, or return None."""
+        self._writable()
+        return self.experiment.undo()
