@@ -4,6 +4,7 @@ The public API is small and imported lazily (PEP 562): ``import alfaviz`` loads 
 nor any GUI library; each name below is imported the first time it is used.
 
 - :class:`Experiment` and :func:`open_run`: run active-learning rounds, or reopen a run;
+- :func:`dashboard`: every view of a run, linked (needs ``alfaviz[widgets]``);
 - :func:`load_dataset`: a data source by name, folder or file;
 - :func:`find_candidates` and :func:`alfamix_query`: the ALFA-Mix method as functions;
 - :func:`get_strategy` and :data:`STRATEGIES`: the query strategies;
@@ -22,6 +23,7 @@ __version__ = "0.1.0"
 _LAZY: dict[str, tuple[str, str | None]] = {
     "Experiment": ("alfaviz.session", "Experiment"),
     "open_run": ("alfaviz.session", "open_run"),
+    "dashboard": ("alfaviz.widgets", "dashboard"),
     "load_dataset": ("alfaviz.data", "load_dataset"),
     "find_candidates": ("alfaviz.alfamix", "find_candidates"),
     "alfamix_query": ("alfaviz.alfamix", "alfamix_query"),
@@ -45,6 +47,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from alfaviz.learner import TrainConfig as TrainConfig
     from alfaviz.session import Experiment as Experiment
     from alfaviz.session import open_run as open_run
+    from alfaviz.widgets import dashboard as dashboard
     from alfaviz.strategies import STRATEGIES as STRATEGIES
     from alfaviz.strategies import get_strategy as get_strategy
 

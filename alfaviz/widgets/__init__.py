@@ -20,7 +20,8 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     ) from exc
 
 from alfaviz.widgets._base import ErrorArea, View
+from alfaviz.widgets._dashboard import Dashboard, dashboard
 from alfaviz.widgets._data import RunData
 from alfaviz.widgets._state import COLOUR_BY, AppState
 
-__all__ = ["COLOUR_BY", "AppState", "ErrorArea", "RunData", "View"]
+__all__ = ["COLOUR_BY", "AppState", "Dashboard", "ErrorArea", "RunData", "View", "dashboard"]

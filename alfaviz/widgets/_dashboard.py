@@ -1,0 +1,107 @@
+"""The composed dashboard: every view of one run, linked through one :class:`AppState`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as widgets
+
+from alfaviz.widgets._base import ErrorArea
+from alfaviz.widgets._data import RunData
+from alfaviz.widgets._state import AppState
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from alfaviz.session import Experiment
+
+__all__ = ["Dashboard", "dashboard"]
+
+
+class Dashboard:
+    """Every view of a run, sharing one state and one error area.
+
+    Attributes
+    ----------
+    state : AppState
+    data : RunData
+    errors : ErrorArea
+    views : dict of str to View
+        ``embedding``, ``heatmap``, ``gallery``, ``label-panel``, ``round-controls``,
+        ``curve``.
+    widget : ipywidgets.VBox
+        Carries the CSS class ``alfaviz-dashboard``.
+    """
+
+    def __init__(self, data: RunData, state: AppState | None = None) -> None:
+        from alfaviz.widgets._curve import LearningCurve
+        from alfaviz.widgets._embedding import EmbeddingMap
+        from alfaviz.widgets._gallery import Gallery
+        from alfaviz.widgets._heatmap import Heatmap
+        from alfaviz.widgets._labels import LabelPanel
+        from alfaviz.widgets._rounds import RoundControls
+
+        self.data = data
+        self.state = state if state is not None else AppState()
+        if data.n_rounds:
+            self.state.round = data.n_rounds - 1
+        self._detach = data.attach(self.state)
+        self.errors = ErrorArea()
+        classes = (RoundControls, EmbeddingMap, Heatmap, Gallery, LabelPanel, LearningCurve)
+        self.views = {c.name: c(self.state, data, errors=self.errors) for c in classes}
+        v = self.views
+        title = widgets.HTML(
+            f"<b>alfaviz</b> · {html_escape(str(data.experiment.path))} · "
+            f"{data.experiment.strategy.name} · {data.n_classes} classes"
+        )
+        left = widgets.VBox([v["embedding"].widget, v["heatmap"].widget])
+        right = widgets.VBox([v["label-panel"].widget, v["curve"].widget])
+        right.layout.width = "34%"
+        left.layout.width = "66%"
+        self.widget = widgets.VBox(
+            [
+                title,
+                v["round-controls"].widget,
+                self.errors.widget,
+                widgets.HBox([left, right]),
+                v["gallery"].widget,
+            ]
+        )
+        self.widget.add_class("alfaviz-dashboard")
+
+    def close(self) -> None:
+        """Stop listening to the run."""
+        self._detach()
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+def html_escape(text: str) -> str:
+    import html
+
+    return html.escape(text)
+
+
+def dashboard(
+    run: Experiment | RunData | str | Path,
+    *,
+    state: AppState | None = None,
+    read_only: bool | None = None,
+) -> Dashboard:
+    """Every view of ``run``, linked through one state: display the result in a notebook.
+
+    Parameters
+    ----------
+    run : Experiment, RunData, or a run directory
+        A live experiment, or a folder reopened with :func:`alfaviz.open_run`.
+    state : AppState, optional
+        Share the selection with views made elsewhere.
+    read_only : bool, optional
+        Refuse labelling (default: read-only unless the run is labelled by a person).
+
+    Returns
+    -------
+    Dashboard
+    """
+    data = run if isinstance(run, RunData) else RunData(run, read_only=read_only)
+    return Dashboard(data, state)
