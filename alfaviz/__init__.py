@@ -47,9 +47,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from alfaviz.learner import TrainConfig as TrainConfig
     from alfaviz.session import Experiment as Experiment
     from alfaviz.session import open_run as open_run
-    from alfaviz.widgets import dashboard as dashboard
     from alfaviz.strategies import STRATEGIES as STRATEGIES
     from alfaviz.strategies import get_strategy as get_strategy
+    from alfaviz.widgets import dashboard as dashboard
 
 
 def __getattr__(name: str) -> Any:
