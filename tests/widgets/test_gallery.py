@@ -173,3 +173,34 @@ def test_tabular_cards_draw_feature_bars(tabular_run):
     assert svg.startswith("<svg")
     assert svg.count("<rect") == 4
     assert g.errors.messages == []
+
+
+def test_building_and_browsing_call_no_torch(oracle_run):
+    from torch.overrides import TorchFunctionMode
+
+    from alfaviz.widgets._curve import LearningCurve
+    from alfaviz.widgets._labels import LabelPanel
+    from alfaviz.widgets._rounds import RoundControls
+
+    calls = []
+
+    class Record(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            calls.append(getattr(func, "__name__", str(func)))
+            return func(*args, **(kwargs or {}))
+
+    data = RunData(oracle_run)  # fresh: thumbnails are decoded inside the recorder
+    state = AppState()
+    with Record():
+        views = [
+            Gallery(state, data),
+            LabelPanel(state, data),
+            RoundControls(state, data),
+            LearningCurve(state, data),
+        ]
+        state.round = 0
+        state.select(data.queried(0)[schema.SAMPLE_ID].head(2).tolist())
+        state.round = 1
+        state.bump()
+    assert calls == []
+    assert all(v.errors.messages == [] for v in views)
