@@ -192,6 +192,9 @@ def test_kill_9_after_acknowledged_labels_then_resume(human_run):
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.wait(timeout=60)
+        if proc.stdout is not None:
+            proc.stdout.close()
     assert proc.returncode == -signal.SIGKILL
     assert acked == order[:3]
     again = alfaviz.open_run(path)
