@@ -59,6 +59,7 @@ N_EXAMPLES = 3
 
 _THUMB_PX = 96
 _SMALL_PX = 40
+_MAX_PICS = 512
 _SELECTED_BORDER = "2px solid #1f77b4"
 _PLAIN_BORDER = "1px solid #ddd"
 
@@ -364,6 +365,7 @@ class Gallery(View):
         self._drawn: tuple[str, list[int]] | None = None
         self._boxes: dict[int, widgets.Box] = {}
         self._events: list[Any] = []
+        self._pics: dict[tuple[int, bool], widgets.Widget] = {}
         self.thumbs = thumbnails(data)
         super().__init__(state, data, errors=errors)
 
@@ -417,6 +419,10 @@ class Gallery(View):
             ev.close()
         self._events = []
         self._boxes = {}
+        if len(self._pics) > _MAX_PICS:  # the grid is replaced below: start afresh
+            for pic in self._pics.values():
+                pic.close()
+            self._pics = {}
         r = self._round()
         if r is None:
             self.cards = []
@@ -451,18 +457,24 @@ class Gallery(View):
         self._outline()
 
     def _pictures(self, ids: list[int], *, small: bool = False) -> list[widgets.Widget]:
-        px = _SMALL_PX if small else _THUMB_PX
-        if not ids:
-            return []
-        if self.data.is_image:
-            return [
-                widgets.Image(value=png, format="png", width=px, height=px)
-                for png in self.thumbs.get(ids)
-            ]
-        feats = features(self.data, ids)
-        assert feats is not None
-        w, h = (48, 24) if small else (140, 48)
-        return [widgets.HTML(feature_bar_svg(row, width=w, height=h)) for row in feats]
+        """One picture widget per id, reused across redraws (its PNG is sent once)."""
+        missing = [i for i in dict.fromkeys(ids) if (i, small) not in self._pics]
+        if missing:
+            px = _SMALL_PX if small else _THUMB_PX
+            made: list[widgets.Widget]
+            if self.data.is_image:
+                made = [
+                    widgets.Image(value=png, format="png", width=px, height=px)
+                    for png in self.thumbs.get(missing)
+                ]
+            else:
+                feats = features(self.data, missing)
+                assert feats is not None
+                w, h = (48, 24) if small else (140, 48)
+                made = [widgets.HTML(feature_bar_svg(row, width=w, height=h)) for row in feats]
+            for i, pic in zip(missing, made, strict=True):
+                self._pics[(i, small)] = pic
+        return [self._pics[(i, small)] for i in ids]
 
     def _card(
         self, card: Card, pic: widgets.Widget, target: int | None, examples: list[widgets.Widget]
