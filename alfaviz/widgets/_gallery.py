@@ -35,7 +35,9 @@ from alfaviz import schema
 from alfaviz.widgets._base import View
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
+    from alfaviz.widgets._base import ErrorArea
     from alfaviz.widgets._data import RunData
+    from alfaviz.widgets._state import AppState
 
 __all__ = [
     "Card",
@@ -350,10 +352,10 @@ class Gallery(View):
 
     def __init__(
         self,
-        state: Any,
+        state: AppState,
         data: RunData,
         *,
-        errors: Any = None,
+        errors: ErrorArea | None = None,
         source: str = "auto",
         max_cards: int = MAX_CARDS,
     ) -> None:
