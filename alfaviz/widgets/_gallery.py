@@ -91,7 +91,7 @@ def png_bytes(image: np.ndarray, *, size: int = _THUMB_PX) -> bytes:
     img = Image.fromarray(arr, mode="L" if arr.ndim == 2 else "RGB")
     factor = max(1, size // max(arr.shape[0], arr.shape[1]))
     if factor > 1:
-        img = img.resize((arr.shape[1] * factor, arr.shape[0] * factor), Image.NEAREST)
+        img = img.resize((arr.shape[1] * factor, arr.shape[0] * factor), Image.Resampling.NEAREST)
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return buf.getvalue()
