@@ -58,6 +58,7 @@ class RunData:
         self._cache: dict[tuple[str, int], pd.DataFrame] = {}
         self._lock = threading.Lock()
         self.version = 0
+        self._features: np.ndarray | None = None
         self._unsubscribe = run.subscribe(self._on_event)
 
     # events ------------------------------------------------------------------------------
@@ -200,6 +201,26 @@ class RunData:
                 schema.Y: g[schema.Y].to_numpy(np.float32),
             }
         )
+
+    def features(self, sample_ids: Any) -> np.ndarray | None:
+        """Feature vectors of train ``sample_ids`` for tabular data, or ``None`` for images.
+
+        Returns
+        -------
+        numpy.ndarray of float32, shape (n, n_features)
+            Read from the data source once per run and kept as numpy.
+        """
+        if self.is_image:
+            return None
+        with self._lock:
+            table = self._features
+        if table is None:
+            x = self.experiment.data.x_train
+            table = np.ascontiguousarray(x.detach().cpu().numpy().reshape(x.shape[0], -1))
+            table = table.astype(np.float32, copy=False)
+            with self._lock:
+                self._features = table
+        return table[np.asarray(sample_ids, dtype=np.int64)]
 
     def images(self, sample_ids: Any) -> np.ndarray | None:
         """Raw pixels of ``sample_ids`` for thumbnails (uint8), or ``None`` for tabular data."""
