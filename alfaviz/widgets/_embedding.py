@@ -81,6 +81,19 @@ def _labelled(samples: pd.DataFrame, round: int) -> np.ndarray:
     return (lr >= 0) & (lr <= round)
 
 
+def _member(ids: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``np.isin(ids, values)``, by binary search when ``ids`` increase and ``values`` are few."""
+    values = np.asarray(values, dtype=np.int64)
+    if values.size == 0:
+        return np.zeros(ids.size, dtype=bool)
+    if values.size * 16 < ids.size and np.all(ids[1:] >= ids[:-1]):
+        at = np.clip(np.searchsorted(ids, values), 0, ids.size - 1)
+        mask = np.zeros(ids.size, dtype=bool)
+        mask[at[ids[at] == values]] = True
+        return mask
+    return np.isin(ids, values)
+
+
 def status_codes(
     samples: pd.DataFrame, round: int, queried_ids: Iterable[int] | None = None
 ) -> np.ndarray:
@@ -108,7 +121,7 @@ def status_codes(
     if queried_ids is not None:
         q = np.asarray(list(queried_ids), dtype=np.int64)
         if q.size:
-            picked |= np.isin(samples[schema.SAMPLE_ID].to_numpy(), q)
+            picked |= _member(samples[schema.SAMPLE_ID].to_numpy(), q)
     fill = samples[schema.FILL].to_numpy(bool)
     codes[picked & ~fill] = 3
     codes[picked & fill] = 4
@@ -127,6 +140,7 @@ def display_positions(
     round: int,
     max_points: int = MAX_POINTS,
     keep_ids: Iterable[int] = (),
+    status: np.ndarray | None = None,
 ) -> np.ndarray:
     """Rows of ``samples`` to draw, ordered by ``sample_id``.
 
@@ -134,6 +148,9 @@ def display_positions(
     the batch (selected or filled) and ``keep_ids`` are always drawn, and the rest is filled up
     to ``max_points`` with the rows of smallest fixed hash of their id: the same sample on
     every call, so that points keep their places from round to round.
+
+    ``status`` (:func:`status_codes` of the whole frame, int32) may be passed when it is
+    already known.
 
     Returns
     -------
@@ -145,18 +162,20 @@ def display_positions(
     if n <= max_points:
         pos = np.arange(n, dtype=np.int64)
     else:
-        must = status_codes(samples, round) > 0
+        must = (status if status is not None else status_codes(samples, round)) > 0
         keep = np.asarray(list(keep_ids), dtype=np.int64)
         if keep.size:
-            must |= np.isin(ids, keep)
+            must |= _member(ids, keep)
         rest = np.flatnonzero(~must)
         room = max(int(max_points) - int(must.sum()), 0)
         if room < rest.size:
             h = _stable_hash(ids[rest])
             rest = rest[np.argpartition(h, room)[:room]] if room else rest[:0]
         pos = np.concatenate([np.flatnonzero(must), rest]).astype(np.int64)
-    if not np.all(ids[pos][1:] >= ids[pos][:-1]):
-        pos = pos[np.argsort(ids[pos], kind="stable")]
+        pos.sort()  # rows in frame order; reordered by id below if the frame is not
+    shown = ids[pos]
+    if not np.all(shown[1:] >= shown[:-1]):
+        pos = pos[np.argsort(shown, kind="stable")]
     return pos
 
 
@@ -278,6 +297,7 @@ def colour_spec(
     class_names: Sequence[str],
     positions: np.ndarray | None = None,
     queried_ids: Iterable[int] | None = None,
+    status: np.ndarray | None = None,
 ) -> ColourSpec:
     """The colour of each drawn point for one colouring.
 
@@ -294,6 +314,8 @@ def colour_spec(
         The drawn rows (:func:`display_positions`); all rows by default.
     queried_ids : iterable of int, optional
         The round's batch, for the status colouring.
+    status : numpy.ndarray of int32, optional
+        :func:`status_codes` of the whole frame, when already known.
 
     Returns
     -------
@@ -304,9 +326,14 @@ def colour_spec(
     ValueError
         For an unknown colouring, or a ``score:<strategy>`` the frame does not hold.
     """
-    rows = samples if positions is None else samples.iloc[positions]
+
+    def col(name: str, dtype: Any = None) -> np.ndarray:
+        v = samples[name].to_numpy(dtype)
+        return v if positions is None else v[positions]
+
     if colour_by == _STATUS:
-        codes = status_codes(rows, round, queried_ids)
+        codes = status if status is not None else status_codes(samples, round, queried_ids)
+        codes = codes if positions is None else codes[positions]
         ticks = list(range(len(STATUS)))
         return ColourSpec(
             values=codes,
@@ -317,10 +344,10 @@ def colour_spec(
             label="status",
         )
     if colour_by in (schema.PSEUDO_LABEL, schema.TRUE_LABEL):
-        codes = rows[colour_by].to_numpy(np.int32)
+        codes = col(colour_by, np.int32)
         return _categorical(codes, class_names, _LABELS[colour_by])
     if colour_by == schema.INCONSISTENCY:
-        v = rows[colour_by].to_numpy(np.int32)
+        v = col(colour_by, np.int32)
         hi = max(1, int(v.max())) if v.size else 1
         return ColourSpec(
             values=np.ascontiguousarray(v),
@@ -331,14 +358,14 @@ def colour_spec(
             label=_LABELS[colour_by],
         )
     if colour_by == schema.CRITICAL_EPS:
-        return _continuous(rows[colour_by].to_numpy(), "critical ε", "∞ (no flip)")
+        return _continuous(col(colour_by), "critical ε", "∞ (no flip)")
     if colour_by == schema.SCORE or colour_by.startswith(_SCORE_PREFIX):
-        if colour_by not in rows.columns:
+        if colour_by not in samples.columns:
             raise ValueError(
                 f"colour_by {colour_by!r}: this round's samples frame holds no such score; "
                 f"available: {colour_options(samples)}."
             )
-        return _continuous(rows[colour_by].to_numpy(), colour_by, "n/a")
+        return _continuous(col(colour_by), colour_by, "n/a")
     raise ValueError(f"colour_by must be one of {colour_options(samples)}; got {colour_by!r}.")
 
 
@@ -403,19 +430,19 @@ def path_segments(
     Returns
     -------
     dict
-        ``x``, ``y`` (float32, shape (3 * n_segments,), each segment followed by NaN to break
-        the line); ``flip_x``, ``flip_y`` (float32, shape (n_flips,)), the first point where
-        the prediction differs from the pseudo-label, at its t; ``flip_to`` (int32) the class
-        predicted there, and ``flip_ids`` (int64) the sample of each flip.
+        ``line_x``, ``line_y`` (float32, shape (3 * n_segments,), each segment followed by NaN
+        to break the line); ``flip_x``, ``flip_y`` (float32, shape (n_flips,)), the first
+        point where the prediction differs from the pseudo-label, at its t; ``flip_class``
+        (int32) the class predicted there, and ``flip_ids`` (int64) the sample of each flip.
     """
     wanted = np.asarray(list(sample_ids), dtype=np.int64)[: int(max_samples)]
     empty = np.zeros(0, dtype=np.float32)
     out = {
-        "x": empty,
-        "y": empty,
+        "line_x": empty,
+        "line_y": empty,
         "flip_x": empty,
         "flip_y": empty,
-        "flip_to": np.zeros(0, dtype=np.int32),
+        "flip_class": np.zeros(0, dtype=np.int32),
         "flip_ids": np.zeros(0, dtype=np.int64),
     }
     if wanted.size == 0 or paths.empty or anchors.empty:
@@ -462,11 +489,11 @@ def path_segments(
             fy.append(y0 + float(t[k]) * (y1 - y0))
             fto.append(int(pred[k]))
             fid.append(int(sid))
-    out["x"] = np.asarray(seg_x, dtype=np.float32)
-    out["y"] = np.asarray(seg_y, dtype=np.float32)
+    out["line_x"] = np.asarray(seg_x, dtype=np.float32)
+    out["line_y"] = np.asarray(seg_y, dtype=np.float32)
     out["flip_x"] = np.asarray(fx, dtype=np.float32)
     out["flip_y"] = np.asarray(fy, dtype=np.float32)
-    out["flip_to"] = np.asarray(fto, dtype=np.int32)
+    out["flip_class"] = np.asarray(fto, dtype=np.int32)
     out["flip_ids"] = np.asarray(fid, dtype=np.int64)
     return out
 
@@ -489,9 +516,13 @@ def _title(round: int, label: str, n_shown: int, n_total: int, pca: bool) -> str
     return text
 
 
-def _anchor_trace(anchors: pd.DataFrame, class_names: Sequence[str]) -> go.Scatter:
+def _anchor_names(anchors: pd.DataFrame, class_names: Sequence[str]) -> list[str]:
     cls = anchors[schema.ANCHOR_CLASS].to_numpy(np.int64)
-    names = [str(class_names[c]) if 0 <= c < len(class_names) else str(c) for c in cls]
+    return [str(class_names[c]) if 0 <= c < len(class_names) else str(c) for c in cls]
+
+
+def _anchor_trace(anchors: pd.DataFrame, class_names: Sequence[str]) -> go.Scatter:
+    names = _anchor_names(anchors, class_names)
     return go.Scatter(
         x=anchors[schema.X].to_numpy(np.float32),
         y=anchors[schema.Y].to_numpy(np.float32),
@@ -593,8 +624,8 @@ def embedding_figure(
         samples, anchors, paths if paths is not None else samples.iloc[:0], batch_sel
     )
     path_trace = go.Scattergl(
-        x=seg["x"],
-        y=seg["y"],
+        x=seg["line_x"],
+        y=seg["line_y"],
         mode="lines",
         line={"width": 1, "color": "rgba(60,60,60,0.6)"},
         hoverinfo="skip",
@@ -605,7 +636,7 @@ def embedding_figure(
         x=seg["flip_x"],
         y=seg["flip_y"],
         mode="markers",
-        customdata=seg["flip_to"],
+        customdata=seg["flip_class"],
         hovertemplate="flips to class %{customdata}<extra></extra>",
         marker={"size": 9, "symbol": "diamond", "color": "#d62728"},
         name="flip points",
@@ -678,6 +709,14 @@ class _Round:
     x: np.ndarray  # float32, all rows
     y: np.ndarray
     pca: bool
+    status: np.ndarray  # int32 status code of every row
+
+
+def _order(ids: np.ndarray) -> np.ndarray:
+    """``argsort(ids)``, skipped when the ids are already increasing (the usual case)."""
+    if np.all(ids[1:] >= ids[:-1]):
+        return np.arange(ids.size, dtype=np.int64)
+    return np.argsort(ids, kind="stable")
 
 
 class EmbeddingMap(View):
@@ -713,6 +752,8 @@ class EmbeddingMap(View):
         self.max_points = int(max_points)
         self._view: _Round | None = None
         self._pca_cache: dict[int, pd.DataFrame] = {}
+        self._rounds: dict[tuple[int, bool], _Round] = {}
+        self._applied: ColourSpec | None = None
         self._flip_index: tuple[int, np.ndarray, pd.DataFrame] | None = None
         super().__init__(state, data, errors=errors)
 
@@ -764,6 +805,12 @@ class EmbeddingMap(View):
         return min(int(self.state.round), max(self.data.n_rounds - 1, 0))
 
     def _load(self, round: int, pca: bool) -> _Round:
+        hit = self._rounds.get((round, pca))
+        sel = np.asarray(self.state.selected_ids, dtype=np.int64)
+        if hit is not None and (
+            len(hit.pos) == len(hit.samples) or np.isin(sel, hit.shown_ids).all()
+        ):
+            return hit
         s = self.data.samples(round)
         q = self.data.queried(round)[schema.SAMPLE_ID].to_numpy(np.int64)
         paths = self.data.paths(round)
@@ -776,11 +823,14 @@ class EmbeddingMap(View):
             anchors = self.data.anchor_points(round)
             x = s[schema.X].to_numpy(np.float32)
             y = s[schema.Y].to_numpy(np.float32)
-        keep = np.concatenate([q, np.asarray(self.state.selected_ids, dtype=np.int64)])
-        pos = display_positions(s, round=round, max_points=self.max_points, keep_ids=keep)
+        status = status_codes(s, round, q)
+        keep = np.concatenate([q, sel])
+        pos = display_positions(
+            s, round=round, max_points=self.max_points, keep_ids=keep, status=status
+        )
         ids = s[schema.SAMPLE_ID].to_numpy(np.int64)
-        order = np.argsort(ids, kind="stable")
-        return _Round(
+        order = _order(ids)
+        self._rounds[(round, pca)] = out = _Round(
             round=round,
             samples=s,
             anchors=anchors,
@@ -793,7 +843,9 @@ class EmbeddingMap(View):
             x=x,
             y=y,
             pca=pca,
+            status=status,
         )
+        return out
 
     def _pca(self, round: int, samples: pd.DataFrame) -> pd.DataFrame:
         hit = self._pca_cache.get(round)
@@ -873,11 +925,13 @@ class EmbeddingMap(View):
         ring = d[TRACES["selection"]]
         ring.x, ring.y, ring.customdata = v.x[rows], v.y[rows], _ids_for_plotly(sel)
         d[TRACES["points"]].selectedpoints = shown_idx if shown_idx.size else None
-        d[TRACES["paths"]].x, d[TRACES["paths"]].y = seg["x"], seg["y"]
+        d[TRACES["paths"]].x, d[TRACES["paths"]].y = seg["line_x"], seg["line_y"]
         flips = d[TRACES["flips"]]
-        flips.x, flips.y, flips.customdata = seg["flip_x"], seg["flip_y"], seg["flip_to"]
+        flips.x, flips.y, flips.customdata = seg["flip_x"], seg["flip_y"], seg["flip_class"]
 
     def _patch_colour(self, v: _Round, colour_by: str) -> None:
+        """Recolour the points; only the colour array (and changed limits) when the colouring
+        stays the same, since every plotly property set costs validation."""
         spec = colour_spec(
             v.samples,
             colour_by,
@@ -885,11 +939,22 @@ class EmbeddingMap(View):
             class_names=self.data.class_names,
             positions=v.pos,
             queried_ids=v.queried,
+            status=v.status,
         )
-        self.figure.data[TRACES["points"]].marker.update(spec.marker())
-        self.figure.layout.title.text = _title(
-            v.round, spec.label, len(v.pos), len(v.samples), v.pca
-        )
+        marker = self.figure.data[TRACES["points"]].marker
+        last = self._applied
+        if last is not None and last.label == spec.label:
+            marker.color = spec.values
+            if (last.cmin, last.cmax) != (spec.cmin, spec.cmax):
+                marker.cmin, marker.cmax = spec.cmin, spec.cmax
+            if last.colorbar != spec.colorbar:
+                marker.colorbar = spec.colorbar
+        else:
+            marker.update(spec.marker())
+        self._applied = spec
+        title = _title(v.round, spec.label, len(v.pos), len(v.samples), v.pca)
+        if self.figure.layout.title.text != title:
+            self.figure.layout.title.text = title
 
     def _redraw(self, *, pca: bool | None = None) -> None:
         """Show the round of the state (a new round, new data or the PCA toggle)."""
@@ -906,8 +971,10 @@ class EmbeddingMap(View):
             self._patch_colour(v, colour_by)
             self._patch_selection(v)
             a = self.figure.data[TRACES["anchors"]]
-            new = _anchor_trace(v.anchors, self.data.class_names)
-            a.x, a.y, a.text = new.x, new.y, new.text
+            ax = v.anchors[schema.X].to_numpy(np.float32)
+            ay = v.anchors[schema.Y].to_numpy(np.float32)
+            if old is None or not (np.array_equal(a.x, ax) and np.array_equal(a.y, ay)):
+                a.x, a.y, a.text = ax, ay, _anchor_names(v.anchors, self.data.class_names)
         self._view = v
         self._sync_options(v.samples, colour_by)
         self.slider.max = max(self.data.n_rounds - 1, 0)
@@ -928,6 +995,7 @@ class EmbeddingMap(View):
 
     def _on_data(self, change: dict[str, Any]) -> None:
         self._pca_cache.clear()
+        self._rounds.clear()
         self._flip_index = None
         self._redraw()
 

@@ -179,17 +179,17 @@ def test_path_segments_end_at_the_anchors_and_mark_the_flip():
     sid = 103
     row = s[s[schema.SAMPLE_ID] == sid].iloc[0]
     seg = path_segments(s, _anchors(), _paths(sid, int(row[schema.PSEUDO_LABEL])), [sid, 104])
-    assert seg["x"].dtype == np.float32
-    assert len(seg["x"]) == 9  # three anchors: start, end, NaN break
+    assert seg["line_x"].dtype == np.float32
+    assert len(seg["line_x"]) == 9  # three anchors: start, end, NaN break
     x0, y0 = float(row[schema.X]), float(row[schema.Y])
-    np.testing.assert_allclose(seg["x"][[0, 1]], [x0, 10.0], rtol=1e-6)
-    assert np.isnan(seg["x"][2])
-    assert seg["flip_to"].tolist() == [(int(row[schema.PSEUDO_LABEL]) + 1) % 3]
+    np.testing.assert_allclose(seg["line_x"][[0, 1]], [x0, 10.0], rtol=1e-6)
+    assert np.isnan(seg["line_x"][2])
+    assert seg["flip_class"].tolist() == [(int(row[schema.PSEUDO_LABEL]) + 1) % 3]
     assert seg["flip_ids"].tolist() == [sid]
     np.testing.assert_allclose(
         [seg["flip_x"][0], seg["flip_y"][0]], [x0 + 0.3 * (0 - x0), y0 + 0.3 * (10 - y0)], rtol=1e-5
     )
-    assert len(path_segments(s, _anchors(), _paths(sid, 0), [])["x"]) == 0
+    assert len(path_segments(s, _anchors(), _paths(sid, 0), [])["line_x"]) == 0
 
 
 def test_pca_2d_keeps_paths_straight():
