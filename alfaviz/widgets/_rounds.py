@@ -101,7 +101,8 @@ class RoundControls(View):
             self.slider.max = max(n - 1, 0)
             self.slider.value = r
         self.slider.disabled = n <= 1
-        self.counter.value = f"round {r + 1} of {n}" if n else "no round written yet"
+        # rounds are numbered from 0, as in the frames and the command line
+        self.counter.value = f"round {r} of 0–{n - 1}" if n else "no round written yet"
         self.run_button.disabled = self._running or self.data.read_only
         if self.data.read_only:
             self.run_button.tooltip = "this run is open read-only"
@@ -118,13 +119,13 @@ class RoundControls(View):
         if event.kind == _STARTED:
             self.progress.value = 1
             self.progress.bar_style = "info"
-            self._say(f"running round {event.round + 1}: training, querying, projecting…")
+            self._say(f"running round {event.round}: training, querying, projecting…")
         elif event.kind == _WRITTEN:
             self.progress.value = self.progress.max
             self.progress.bar_style = "success"
             acc = dict(event.payload).get(schema.ACCURACY, math.nan)
             acc_text = f" (test accuracy {acc:.3f})" if math.isfinite(float(acc)) else ""
-            self._say(f"round {event.round + 1} written{acc_text}")
+            self._say(f"round {event.round} written{acc_text}")
 
     def run_next_round(self, wait: bool = False, *, force: bool = False) -> bool:
         """Start ``data.experiment.step()`` in a worker thread.

@@ -23,7 +23,7 @@ def _label_batch(run):
 def test_runs_the_next_round_in_a_thread(human_run, monkeypatch):
     state, data, rc = _controls(human_run)
     assert "alfaviz-round-controls" in rc.widget._dom_classes
-    assert rc.counter.value == "round 1 of 1"
+    assert rc.counter.value == "round 0 of 0–0"
     assert not rc.run_button.disabled
     assert not rc.run_next_round()  # the batch still waits for labels
     assert "label the batch first" in rc.status.value
@@ -51,12 +51,12 @@ def test_runs_the_next_round_in_a_thread(human_run, monkeypatch):
     assert not rc.running
     assert not rc.run_button.disabled
     assert rc.progress.value == rc.progress.max == 2
-    assert "round 2 written" in rc.status.value
+    assert "round 1 written" in rc.status.value
     assert state.round == 1
     assert data.n_rounds == 2
     assert rc.slider.max == 1
     assert rc.slider.value == 1
-    assert rc.counter.value == "round 2 of 2"
+    assert rc.counter.value == "round 1 of 0–1"
     assert rc.errors.messages == []
 
 
@@ -67,10 +67,10 @@ def test_the_slider_sets_the_round(oracle_run):
     assert rc.slider.max == 1
     rc.slider.value = 0
     assert state.round == 0
-    assert rc.counter.value == "round 1 of 2"
+    assert rc.counter.value == "round 0 of 0–1"
     state.round = 1
     assert rc.slider.value == 1
-    assert rc.counter.value == "round 2 of 2"
+    assert rc.counter.value == "round 1 of 0–1"
 
 
 def test_read_only_runs_disable_the_button(oracle_run):
