@@ -20,8 +20,32 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     ) from exc
 
 from alfaviz.widgets._base import ErrorArea, View
+from alfaviz.widgets._curve import LearningCurve, curve_figure
 from alfaviz.widgets._dashboard import Dashboard, dashboard
 from alfaviz.widgets._data import RunData
+from alfaviz.widgets._embedding import EmbeddingMap, embedding_figure
+from alfaviz.widgets._gallery import Gallery
+from alfaviz.widgets._heatmap import Heatmap, heatmap_figure
+from alfaviz.widgets._labels import LabelPanel, teaching_outcome
+from alfaviz.widgets._rounds import RoundControls
 from alfaviz.widgets._state import COLOUR_BY, AppState
 
-__all__ = ["COLOUR_BY", "AppState", "Dashboard", "ErrorArea", "RunData", "View", "dashboard"]
+__all__ = [
+    "COLOUR_BY",
+    "AppState",
+    "Dashboard",
+    "EmbeddingMap",
+    "ErrorArea",
+    "Gallery",
+    "Heatmap",
+    "LabelPanel",
+    "LearningCurve",
+    "RoundControls",
+    "RunData",
+    "View",
+    "curve_figure",
+    "dashboard",
+    "embedding_figure",
+    "heatmap_figure",
+    "teaching_outcome",
+]

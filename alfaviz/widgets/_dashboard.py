@@ -49,6 +49,8 @@ class Dashboard:
         classes = (RoundControls, EmbeddingMap, Heatmap, Gallery, LabelPanel, LearningCurve)
         self.views = {c.name: c(self.state, data, errors=self.errors) for c in classes}
         v = self.views
+        # one round selector: the round controls' (the map's own slider is for a map alone)
+        v["embedding"].slider.layout.display = "none"
         title = widgets.HTML(
             f"<b>alfaviz</b> · {html_escape(str(data.experiment.path))} · "
             f"{data.experiment.strategy.name} · {data.n_classes} classes"

@@ -189,6 +189,10 @@ class RunData:
         pandas.DataFrame
             Columns ``anchor_class`` (int32), ``x``, ``y`` (float32).
         """
+        r = self._check_round(round)
+        return self._cached("anchors", r, lambda: self._anchor_points(r))
+
+    def _anchor_points(self, round: int) -> pd.DataFrame:
         s = self.samples(round)
         lab = s[(s[schema.LABELLED_ROUND] >= 0) & (s[schema.LABELLED_ROUND] <= round)]
         lab = lab[np.isfinite(lab[schema.X].to_numpy())]
