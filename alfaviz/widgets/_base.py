@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import html
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import ipywidgets as widgets
@@ -13,9 +15,31 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from alfaviz.widgets._data import RunData
     from alfaviz.widgets._state import AppState
 
-__all__ = ["ErrorArea", "View"]
+__all__ = ["ErrorArea", "View", "count_views", "patch"]
 
 log = logging.getLogger(__name__)
+
+
+def count_views(figure: Any) -> Any:
+    """Ask the front-end to count the views of ``figure`` (ipywidgets' ``_view_count``)."""
+    figure._view_count = 0
+    return figure
+
+
+@contextlib.contextmanager
+def patch(figure: Any) -> Iterator[Any]:
+    """One ``batch_update()`` of a FigureWidget that no front-end loses.
+
+    A FigureWidget syncs its data in full only when it is built; later edits travel as
+    messages. Voila runs the whole notebook before the page connects, so edits made before any
+    view exists would be lost: until a view is counted (see :func:`count_views`), the figure's
+    whole state is assigned again after the batch.
+    """
+    with figure.batch_update():
+        yield figure
+    if not figure._view_count:
+        figure._widget_data = copy.deepcopy(figure._data)
+        figure._widget_layout = copy.deepcopy(figure._layout)
 
 
 class ErrorArea:

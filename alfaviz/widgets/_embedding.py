@@ -24,7 +24,7 @@ import plotly.colors as pcolors
 import plotly.graph_objects as go
 
 from alfaviz import schema
-from alfaviz.widgets._base import View
+from alfaviz.widgets._base import View, count_views, patch
 from alfaviz.widgets._state import COLOUR_BY
 
 __all__ = [
@@ -759,7 +759,7 @@ class EmbeddingMap(View):
 
     # building ----------------------------------------------------------------------------
     def _build(self) -> widgets.Widget:
-        self.figure = go.FigureWidget(self._initial_figure())
+        self.figure = count_views(go.FigureWidget(self._initial_figure()))
         pts = self.figure.data[TRACES["points"]]
         pts.on_selection(self._guard(self._on_selection))
         pts.on_hover(self._guard(self._on_hover))
@@ -963,7 +963,7 @@ class EmbeddingMap(View):
         old = self._view
         v = self._load(self._round(), self.pca_button.value if pca is None else pca)
         colour_by = self._colour_key(v.samples)
-        with self.figure.batch_update():
+        with patch(self.figure):
             pts = self.figure.data[TRACES["points"]]
             pts.x, pts.y = v.x[v.pos], v.y[v.pos]
             if old is None or not np.array_equal(old.shown_ids, v.shown_ids):
@@ -1007,14 +1007,14 @@ class EmbeddingMap(View):
         if new.size and not np.isin(new, v.shown_ids).all() and len(v.pos) < len(v.samples):
             self._redraw()  # a capped map: bring the newly selected points in
             return
-        with self.figure.batch_update():
+        with patch(self.figure):
             self._patch_selection(v)
 
     def _on_colour(self, change: dict[str, Any]) -> None:
         v = self._view
         if v is None:
             return
-        with self.figure.batch_update():
+        with patch(self.figure):
             self._patch_colour(v, change["new"])
         self._sync_options(v.samples, change["new"])
 

@@ -20,7 +20,7 @@ import plotly.colors as pcolors
 import plotly.graph_objects as go
 
 from alfaviz import schema
-from alfaviz.widgets._base import View
+from alfaviz.widgets._base import View, count_views, patch
 
 __all__ = [
     "MAX_ROWS",
@@ -355,7 +355,7 @@ class Heatmap(View):
             description="sort",
             layout=widgets.Layout(width="200px"),
         )
-        self.figure = go.FigureWidget(self._make_figure())
+        self.figure = count_views(go.FigureWidget(self._make_figure()))
         self.figure.data[0].on_click(self._guard(self._on_click))
         for w in (self.source, self.value, self.sort):
             w.observe(self._guard(self._on_control), names=["value"])
@@ -407,7 +407,7 @@ class Heatmap(View):
     def _redraw(self) -> None:
         fig = self._make_figure()
         new = fig.data[0]
-        with self.figure.batch_update():
+        with patch(self.figure):
             t = self.figure.data[0]
             t.update(
                 x=new.x,
@@ -445,7 +445,7 @@ class Heatmap(View):
             hit = np.flatnonzero(self.row_ids == int(new[0]))
             if hit.size:
                 shapes = [_row_frame(int(hit[0]), len(self.data.class_names))]
-        with self.figure.batch_update():
+        with patch(self.figure):
             self.figure.layout.shapes = shapes
 
     def _on_click(self, trace: Any, points: Any, state: Any = None) -> None:

@@ -117,3 +117,22 @@ def test_without_the_extra_the_import_names_it():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "pip install 'alfaviz[widgets]'" in out.stdout
+
+
+def test_patches_before_any_view_are_not_lost():
+    """Voila runs the notebook before the page connects: edits made then must reach it."""
+    import numpy as np
+    import plotly.graph_objects as go
+
+    from alfaviz.widgets._base import count_views, patch
+
+    fig = count_views(go.FigureWidget(go.Figure(go.Scattergl(x=[0.0, 1.0], y=[0.0, 1.0]))))
+    with patch(fig):
+        fig.data[0].marker.color = np.array([1.0, 2.0], dtype=np.float32)
+    synced = fig._widget_data[0]["marker"]["color"]
+    assert list(np.asarray(synced)) == [1.0, 2.0]  # the state a late front-end loads
+    fig._view_count = 1  # a view exists: edits travel as messages, no full resend
+    before = fig._widget_data
+    with patch(fig):
+        fig.data[0].marker.color = np.array([3.0, 4.0], dtype=np.float32)
+    assert fig._widget_data is before
