@@ -277,8 +277,9 @@ def _continuous(values: np.ndarray, title: str, missing: str) -> ColourSpec:
         hi = lo + 1.0
     sentinel = hi + (hi - lo) / 49.0  # maps to the top 2 % of the scale: grey
     out = np.where(finite, v, sentinel).astype(np.float32)
-    ticks = [lo, (lo + hi) / 2, hi, sentinel]
-    text = [f"{lo:.3g}", f"{(lo + hi) / 2:.3g}", f"{hi:.3g}", missing]
+    # the largest value sits right under the grey "missing" band: label the band, not both
+    ticks = [lo, (lo + hi) / 2, sentinel]
+    text = [f"{lo:.3g}", f"{(lo + hi) / 2:.3g}", missing]
     return ColourSpec(
         values=out,
         colorscale=_sequential_with_missing(),
