@@ -22,17 +22,37 @@ Above :data:`~alfaviz.widgets._embedding.MAX_POINTS` (50k) the map draws a cappe
 time excludes reading the run's frames (the synthetic frames are made beforehand); a real run
 reads its Parquet files once per round through ``RunData``.
 
-Not measured yet: the browser side (click-to-visible in Chromium with Playwright, on a
-generated notebook served by Voila, next to the bare-plotly baseline). Those figures come
-with the UI tests; until then the numbers below are Python-side only.
+With ``--browser`` (``--browser-sizes 5000 50000 200000`` to choose the sizes) it also
+measures the browser side, in the same run, for a bare plotly ``go.FigureWidget`` Scattergl
+with 1-D float32 data (the baseline) and for the :class:`EmbeddingMap` on a synthetic run.
+For every pair it generates a notebook into a temporary folder, serves the folder with Voila
+on 127.0.0.1 (stopped by its process id at the end) and opens each notebook in headless
+Debian Chromium (``/usr/bin/chromium``, driven by Playwright; no browser is downloaded). It
+prints:
+
+- ``first plot``: from the page request until the plot's graph div holds the drawn points
+  (kernel start and the notebook's execution included);
+- ``colour`` and ``selection (100)``: the median time from a click on a button in the
+  notebook, whose Python handler changes the colouring (or selects 100 points), until the
+  graph div's data holds the new array; the condition is polled on every animation frame,
+  so the synchronous redraw has run when it holds;
+- the ratio of the map's time to the baseline's.
+
+Chromium draws WebGL with SwiftShader (software) here, so the browser figures depend on the
+machine far more than the Python-side ones.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
+import socket
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
@@ -42,7 +62,7 @@ import pandas as pd
 
 from alfaviz import schema
 
-__all__ = ["SyntheticRun", "main", "measure"]
+__all__ = ["SyntheticRun", "main", "measure", "measure_browser"]
 
 TARGET_UPDATE_S = 0.010
 TARGET_BUILD_S = 2.0
@@ -221,11 +241,243 @@ def measure(n: int, *, repeat: int = 7, max_points: int | None = None) -> dict[s
     return {"build": build, "updates": updates, "shown": len(pts.x)}
 
 
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+BROWSER_OPS = ("colour", "selection (100)")
+
+# Cells of the generated notebooks. Each shows one figure and two buttons, "bench-colour"
+# and "bench-select"; ``N`` and ``BENCH`` are filled in.
+_COMMON = """\
+import sys
+import numpy as np
+import ipywidgets as widgets
+from IPython.display import display
+sys.path.insert(0, {bench!r})
+N = {n}
+rng = np.random.default_rng(2)
+colour_button = widgets.Button(description="colour")
+colour_button.add_class("bench-colour")
+select_button = widgets.Button(description="select")
+select_button.add_class("bench-select")
+clicks = [0, 0]
+"""
+_BARE = """\
+import plotly.graph_objects as go
+x, y = rng.normal(size=(2, N)).astype(np.float32)
+colours = [rng.random(N).astype(np.float32) for _ in range(2)]
+fig = go.FigureWidget(
+    go.Scattergl(x=x, y=y, mode="markers", marker={"color": colours[0], "size": 3})
+)
+
+def on_colour(_):
+    clicks[0] += 1
+    fig.data[0].marker.color = colours[clicks[0] % 2]
+
+def on_select(_):
+    clicks[1] += 1
+    fig.data[0].selectedpoints = rng.choice(N, 100, replace=False).astype(np.int32)
+
+colour_button.on_click(on_colour)
+select_button.on_click(on_select)
+display(widgets.HBox([colour_button, select_button]), fig)
+"""
+_MAP = """\
+from widget_updates import SyntheticRun
+from alfaviz import schema
+from alfaviz.widgets import AppState, EmbeddingMap
+data = SyntheticRun(N)
+state = AppState(round=1)
+view = EmbeddingMap(state, data)
+colours = ["status", schema.CRITICAL_EPS, schema.PSEUDO_LABEL, schema.SCORE]
+shown = np.asarray(view.figure.data[0].customdata, dtype=np.int64)
+
+def on_colour(_):
+    clicks[0] += 1
+    state.colour_by = colours[clicks[0] % len(colours)]
+
+def on_select(_):
+    clicks[1] += 1
+    state.select(rng.choice(shown, 100, replace=False))
+
+colour_button.on_click(on_colour)
+select_button.on_click(on_select)
+display(widgets.HBox([colour_button, select_button]), view)
+"""
+
+# The graph div and the array each operation replaces (trace index, attribute path).
+_GD = "document.querySelector('.js-plotly-plot')"
+_WATCH = {
+    ("bare", "colour"): (0, "marker.color"),
+    ("bare", "selection (100)"): (0, "selectedpoints"),
+    ("map", "colour"): (0, "marker.color"),
+    ("map", "selection (100)"): (1, "x"),  # the selection ring is redrawn
+}
+_GET = (
+    "(([t, path]) => { const gd = " + _GD + "; let v = gd && gd.data && gd.data[t];"
+    " for (const k of path.split('.')) v = v == null ? v : v[k]; return v; })"
+)
+
+
+def _notebook(kind: str, n: int, path: str) -> None:
+    import nbformat
+
+    bench = os.path.dirname(os.path.abspath(__file__))
+    src = _COMMON.format(bench=bench, n=n) + (_BARE if kind == "bare" else _MAP)
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(src)]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(nb, path)
+
+
+def _free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def _wait_port(port: int, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"voila exited with status {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError(f"voila did not listen on port {port} within {timeout:.0f} s")
+
+
+def _page_times(browser: Any, url: str, kind: str, shown: int, repeat: int) -> dict[str, float]:
+    """Open one notebook; time its first plot and each button's click-to-visible."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        t = time.perf_counter()
+        page.goto(url, timeout=300_000)
+        page.wait_for_function(
+            f"(n) => {{ const gd = {_GD}; return !!(gd && gd.data && gd.data[0] && gd.data[0].x"
+            " && gd.data[0].x.length >= n && gd.querySelector('.main-svg')); }",
+            arg=shown,
+            polling="raf",
+            timeout=300_000,
+        )
+        out = {"first plot": time.perf_counter() - t}
+        page.wait_for_timeout(500)
+        buttons = {"colour": "button.bench-colour", "selection (100)": "button.bench-select"}
+        for op in BROWSER_OPS:
+            watch = list(_WATCH[kind, op])
+            times = []
+            for k in range(repeat + 1):  # the first click warms up
+                page.evaluate(f"(w) => {{ window.__before = {_GET}(w); }}", watch)
+                t = time.perf_counter()
+                page.click(buttons[op])
+                page.wait_for_function(
+                    f"(w) => {_GET}(w) !== window.__before", arg=watch, polling="raf",
+                    timeout=120_000,
+                )  # fmt: skip
+                if k:
+                    times.append(time.perf_counter() - t)
+                page.wait_for_timeout(200)
+            out[op] = statistics.median(times)
+        errors = page.evaluate(
+            "() => Array.from(document.querySelectorAll('.alfaviz-errors')).map(e => e.innerText)"
+            ".join('').trim()"
+        )
+        if errors:
+            raise RuntimeError(f"the map reported errors: {errors}")
+        return out
+    finally:
+        page.close()
+
+
+def measure_browser(
+    sizes: list[int], *, repeat: int = 5
+) -> dict[tuple[str, int], dict[str, float]]:
+    """Time the baseline and the map in headless Chromium, served by Voila, in one run.
+
+    Returns
+    -------
+    dict
+        ``{(kind, n): {"first plot": s, "colour": s, "selection (100)": s}}``, ``kind``
+        being ``"bare"`` or ``"map"``.
+    """
+    from playwright.sync_api import sync_playwright
+
+    from alfaviz.widgets._embedding import MAX_POINTS
+
+    results: dict[tuple[str, int], dict[str, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="alfaviz-bench-") as tmp:
+        names = {}
+        for n in sizes:
+            for kind in ("bare", "map"):
+                names[kind, n] = f"{kind}_{n}.ipynb"
+                _notebook(kind, n, os.path.join(tmp, names[kind, n]))
+        port = _free_port()
+        log = open(os.path.join(tmp, "voila.log"), "w")  # noqa: SIM115 - closed below
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "voila", tmp, "--no-browser", f"--port={port}",
+             "--Voila.ip=127.0.0.1"],
+            stdout=subprocess.DEVNULL, stderr=log, cwd=tmp,
+        )  # fmt: skip
+        try:
+            _wait_port(port, proc)
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                try:
+                    for n in sizes:
+                        for kind in ("bare", "map"):
+                            shown = n if kind == "bare" else min(n, MAX_POINTS)
+                            url = f"http://127.0.0.1:{port}/voila/render/{names[kind, n]}"
+                            results[kind, n] = _page_times(browser, url, kind, shown, repeat)
+                finally:
+                    browser.close()
+        finally:
+            os.kill(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+            log.close()
+    return results
+
+
+def _print_browser(results: dict[tuple[str, int], dict[str, float]], sizes: list[int]) -> None:
+    print()
+    print("Browser side: headless Chromium (SwiftShader) via Playwright, served by Voila")
+    print(f"{'points':>9} {'measure':<16} {'bare plotly s':>13} {'EmbeddingMap s':>14} "
+          f"{'ratio':>6}")  # fmt: skip
+    for n in sizes:
+        bare, view = results["bare", n], results["map", n]
+        for i, op in enumerate(("first plot", *BROWSER_OPS)):
+            label = f"{n:,}" if i == 0 else ""
+            print(f"{label:>9} {op:<16} {bare[op]:>13.3f} {view[op]:>14.3f} "
+                  f"{view[op] / bare[op]:>6.2f}")  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print the table; exit status 1 when a Python-side target is missed."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[5_000, 50_000, 200_000])
     p.add_argument("--repeat", type=int, default=7)
+    p.add_argument("--browser", action="store_true", help="also time click-to-visible in Chromium")
+    p.add_argument("--browser-sizes", type=int, nargs="+", default=[5_000, 50_000])
+    p.add_argument("--browser-repeat", type=int, default=5)
     args = p.parse_args(argv)
 
     import plotly.graph_objects as go
@@ -237,7 +489,8 @@ def main(argv: list[str] | None = None) -> int:
         if n > 50_000:
             runs.append((n, n))
     ok = True
-    print("Python-side only; browser-side click-to-visible is not measured yet (see docstring).")
+    if not args.browser:
+        print("Python-side only; pass --browser for click-to-visible times in Chromium.")
     print(f"{'points':>9} {'drawn':>8} {'update':<16} {'median ms':>9} {'buffers':>10} "
           f"{'json':>8}  target")  # fmt: skip
     for n, cap in runs:
@@ -253,6 +506,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{'':>9} {'':>8} {name:<16} {s * 1e3:>9.2f} {buf:>10,} {js:>8,}  "
                   f"{'ok' if hit else 'MISSED'} (<= 10 ms)")  # fmt: skip
     print("all Python-side targets met" if ok else "some Python-side targets missed")
+    if args.browser:
+        results = measure_browser(args.browser_sizes, repeat=args.browser_repeat)
+        _print_browser(results, args.browser_sizes)
     return 0 if ok else 1
 
 
