@@ -404,6 +404,8 @@ PATHS = Frame(
         _req(PATH_T, "float32", "position along z_u → z*_c, from 0 to 1"),
         Column(PATH_PRED, "int32", -1, "predicted class at that point"),
         Column(PATH_PROB, "float32", _NAN, "probability of the predicted class"),
+        Column(X, "float32", _NAN, "the mixed point placed on the round's 2-D map"),
+        Column(Y, "float32", _NAN, "the mixed point placed on the round's 2-D map"),
     ),
     doc="One row per (sample, anchor, t) for the selected batch.",
 )

@@ -43,6 +43,7 @@ __all__ = [
     "DEFAULT_WARM_START_EPOCHS",
     "WARM_START_LEARNING_RATE",
     "align_to",
+    "place_points",
     "project_2d",
     "umap_available",
     "warm_up_umap",
@@ -372,6 +373,52 @@ def _project(
         used = "umap (from previous layout)" if not isinstance(init, str) else "umap"
         return coords, used
     return _pca_2d(x, random_state), "pca"
+
+
+def place_points(points: Any, reference: Any, reference_coords: Any, *, k: int = 10) -> np.ndarray:
+    """Place new points on an existing 2-D map, from their nearest reference points.
+
+    Each point goes to the inverse-distance-weighted mean of the 2-D coordinates of its ``k``
+    nearest reference embeddings (the out-of-sample rule UMAP itself starts its ``transform``
+    from). Used for the mixed points along an interpolation path, which the map draws as a
+    curve through the layout instead of a straight line.
+
+    Parameters
+    ----------
+    points : array-like, shape (m, dim)
+    reference : array-like, shape (n, dim)
+        The embeddings the map was computed from.
+    reference_coords : array-like, shape (n, 2)
+        Their 2-D coordinates.
+    k : int
+        Neighbours per point (at most ``n``).
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (m, 2)
+    """
+    pts = np.asarray(points, dtype=np.float32)
+    ref = np.asarray(reference, dtype=np.float32)
+    xy = _as_coords(reference_coords, "reference_coords", n_rows=ref.shape[0])
+    if pts.ndim != 2 or ref.ndim != 2 or pts.shape[1] != ref.shape[1]:
+        raise AlfavizInputError(
+            f"points {pts.shape} and reference {ref.shape} must be 2-D with the same width."
+        )
+    if pts.shape[0] == 0:
+        return np.zeros((0, 2), dtype=np.float32)
+    k = int(max(1, min(k, ref.shape[0])))
+    ref_sq = (ref.astype(np.float64) ** 2).sum(1)
+    out = np.empty((pts.shape[0], 2), dtype=np.float64)
+    for s in range(0, pts.shape[0], 1024):
+        blk = pts[s : s + 1024].astype(np.float64)
+        d2 = (blk**2).sum(1)[:, None] - 2.0 * blk @ ref.T.astype(np.float64) + ref_sq[None, :]
+        np.maximum(d2, 0.0, out=d2)
+        nn = np.argpartition(d2, k - 1, axis=1)[:, :k]
+        dist = np.sqrt(np.take_along_axis(d2, nn, axis=1))
+        w = 1.0 / np.maximum(dist, 1e-12)
+        w /= w.sum(1, keepdims=True)
+        out[s : s + 1024] = np.einsum("mk,mkc->mc", w, xy[nn])
+    return out.astype(np.float32)
 
 
 def warm_up_umap(random_state: int = 0) -> bool:

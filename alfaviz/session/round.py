@@ -212,11 +212,38 @@ def _outcome(
     paths = None
     if result.paths is not None and len(result.paths):
         paths = schema.conform(result.paths, schema.PATHS)
+        if coords is not None:
+            paths = _place_paths(paths, z, coords, pool, data.n_classes)
     return RoundOutcome(
         r, row, samples, schema.conform(flips, schema.FLIPS),
         schema.conform(queried, schema.QUERIED), paths, z.astype(np.float32, copy=False),
         coord_df, result,
     )  # fmt: skip
+
+
+def _place_paths(
+    paths: pd.DataFrame, z: np.ndarray, coords: np.ndarray, pool: Pool, n_classes: int
+) -> pd.DataFrame:
+    """Put every point of the batch's interpolation paths on the round's 2-D map.
+
+    The mixed embedding at ``t`` is ``(1 - t) z_u + t z*_c`` with the anchors of the labelled
+    set; it is placed from its nearest pool embeddings (:func:`place_points`).
+    """
+    from alfaviz.alfamix.mixing import compute_anchors
+    from alfaviz.analysis.projection import place_points
+
+    lab = pool.labelled_ids
+    anchors = compute_anchors(
+        torch.as_tensor(z[lab]), torch.as_tensor(pool.labels[lab]), n_classes
+    ).numpy()
+    sid = paths[schema.SAMPLE_ID].to_numpy(np.int64)
+    cls = paths[schema.ANCHOR_CLASS].to_numpy(np.int64)
+    t = paths[schema.PATH_T].to_numpy(np.float32)[:, None]
+    mixed = (1.0 - t) * z[sid] + t * anchors[cls]
+    xy = place_points(mixed, z, coords)
+    out = paths.copy()
+    out[schema.X], out[schema.Y] = xy[:, 0], xy[:, 1]
+    return schema.conform(out, schema.PATHS)
 
 
 def _fill_defaults(full: pd.DataFrame) -> pd.DataFrame:

@@ -413,8 +413,13 @@ def path_segments(
     sample_ids: Iterable[int],
     *,
     max_samples: int = MAX_PATH_SAMPLES,
+    placed: bool = True,
 ) -> dict[str, np.ndarray]:
-    """Straight segments from each sample's point to each anchor, and where the prediction flips.
+    """Each sample's path toward each anchor on the map, and where the prediction flips.
+
+    With ``placed`` and path points placed on the map by the backend (``x``, ``y`` in the
+    paths frame), a path is the curve through those points; otherwise (the PCA view, where the
+    path really is straight, or a run without placed points) the straight segment.
 
     Parameters
     ----------
@@ -478,16 +483,29 @@ def path_segments(
         x0, y0, x1, y1 = float(px[i]), float(py[i]), float(a_x[j]), float(a_y[j])
         if not (np.isfinite(x0) and np.isfinite(y0)):
             continue
-        seg_x += [x0, x1, nan]
-        seg_y += [y0, y1, nan]
         pred = g[schema.PATH_PRED].to_numpy()
         t = g[schema.PATH_T].to_numpy(np.float64)
+        gx = g[schema.X].to_numpy(np.float64) if schema.X in g else np.full(len(g), np.nan)
+        gy = g[schema.Y].to_numpy(np.float64) if schema.Y in g else np.full(len(g), np.nan)
+        curve = placed and bool(np.isfinite(gx).all() and np.isfinite(gy).all())
+        if curve:  # start at the sample's own point, then follow the placed mixed points
+            cx = np.concatenate([[x0], gx[1:]]) if t[0] == 0 else np.concatenate([[x0], gx])
+            cy = np.concatenate([[y0], gy[1:]]) if t[0] == 0 else np.concatenate([[y0], gy])
+            seg_x += [*cx.tolist(), nan]
+            seg_y += [*cy.tolist(), nan]
+        else:
+            seg_x += [x0, x1, nan]
+            seg_y += [y0, y1, nan]
         ref = int(pseudo[i]) if pseudo[i] >= 0 else int(pred[0])
         changed = np.flatnonzero(pred != ref)
         if changed.size:
             k = int(changed[0])
-            fx.append(x0 + float(t[k]) * (x1 - x0))
-            fy.append(y0 + float(t[k]) * (y1 - y0))
+            if curve:
+                fx.append(float(gx[k]) if k or t[0] != 0 else x0)
+                fy.append(float(gy[k]) if k or t[0] != 0 else y0)
+            else:
+                fx.append(x0 + float(t[k]) * (x1 - x0))
+                fy.append(y0 + float(t[k]) * (y1 - y0))
             fto.append(int(pred[k]))
             fid.append(int(sid))
     out["line_x"] = np.asarray(seg_x, dtype=np.float32)
@@ -622,7 +640,11 @@ def embedding_figure(
     )
     batch_sel = sel[np.isin(sel, q)] if q.size else sel
     seg = path_segments(
-        samples, anchors, paths if paths is not None else samples.iloc[:0], batch_sel
+        samples,
+        anchors,
+        paths if paths is not None else samples.iloc[:0],
+        batch_sel,
+        placed=not pca,
     )
     path_trace = go.Scattergl(
         x=seg["line_x"],
@@ -921,7 +943,7 @@ class EmbeddingMap(View):
                 schema.PSEUDO_LABEL: v.samples[schema.PSEUDO_LABEL].to_numpy(np.int32)[rows],
             }
         )
-        seg = path_segments(xy, v.anchors, v.paths, batch_sel)
+        seg = path_segments(xy, v.anchors, v.paths, batch_sel, placed=not v.pca)
         d = self.figure.data
         ring = d[TRACES["selection"]]
         ring.x, ring.y, ring.customdata = v.x[rows], v.y[rows], _ids_for_plotly(sel)

@@ -259,3 +259,38 @@ def test_umap_previous_layout_keeps_points_in_place():
     )
     # measured: about 0.2-0.3 against 0.7-0.85 over six data seeds
     assert moved_kept < 0.6 * moved_fresh, (moved_kept, moved_fresh)
+
+
+def test_place_points_puts_known_points_on_their_coordinates():
+    from alfaviz.analysis.projection import place_points
+
+    rng = np.random.default_rng(0)
+    ref = rng.normal(size=(200, 6)).astype(np.float32)
+    coords = rng.normal(size=(200, 2)).astype(np.float32)
+    out = place_points(ref[:5], ref, coords, k=5)
+    np.testing.assert_allclose(out, coords[:5], atol=1e-4)  # a reference point lands on itself
+    mid = place_points((ref[:1] + ref[1:2]) / 2, ref, coords, k=2)
+    assert out.dtype == np.float32
+    assert np.isfinite(mid).all()
+    with pytest.raises(AlfavizInputError, match="same width"):
+        place_points(ref[:, :3], ref, coords)
+
+
+def test_rounds_store_paths_placed_on_the_map(tmp_path):
+    from alfaviz import schema
+    from alfaviz.learner import TrainConfig
+    from alfaviz.session import Experiment
+
+    exp = Experiment(
+        "digits", "auto", "alfamix", initial_size=20, budget=5, projection="pca",
+        train=TrainConfig(max_epochs=3, min_steps=3), out=tmp_path / "r",
+    )  # fmt: skip
+    exp.step()
+    paths = exp.store.read_extra(0, "paths")
+    coords = exp.store.read_coords(0).set_index(schema.SAMPLE_ID)
+    assert np.isfinite(paths[[schema.X, schema.Y]].to_numpy()).all()
+    start = paths[paths[schema.PATH_T] == 0].iloc[0]
+    own = coords.loc[int(start[schema.SAMPLE_ID]), [schema.X, schema.Y]].to_numpy(np.float64)
+    placed = np.array([start[schema.X], start[schema.Y]], dtype=np.float64)
+    spread = np.ptp(coords[[schema.X, schema.Y]].to_numpy(), axis=0).max()
+    assert np.linalg.norm(placed - own) < 0.1 * spread  # t = 0 is the sample itself
