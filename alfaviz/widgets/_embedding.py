@@ -931,7 +931,7 @@ class EmbeddingMap(View):
         return rows, shown_at[shown].astype(np.int32)
 
     def _patch_selection(self, v: _Round) -> None:
-        rows, shown_idx = self._selected_rows(v)
+        rows, _ = self._selected_rows(v)
         ids = v.samples[schema.SAMPLE_ID].to_numpy(np.int64)
         sel = ids[rows]
         batch_sel = sel[np.isin(sel, v.queried)] if v.queried.size else sel
@@ -947,7 +947,8 @@ class EmbeddingMap(View):
         d = self.figure.data
         ring = d[TRACES["selection"]]
         ring.x, ring.y, ring.customdata = v.x[rows], v.y[rows], _ids_for_plotly(sel)
-        d[TRACES["points"]].selectedpoints = shown_idx if shown_idx.size else None
+        # the rings alone mark the selection: setting ``selectedpoints`` on the big trace makes
+        # plotly restyle every point (1.6 s at 50k in Chromium, against 0.3 s for the rings)
         d[TRACES["paths"]].x, d[TRACES["paths"]].y = seg["line_x"], seg["line_y"]
         flips = d[TRACES["flips"]]
         flips.x, flips.y, flips.customdata = seg["flip_x"], seg["flip_y"], seg["flip_class"]

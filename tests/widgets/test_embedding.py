@@ -307,9 +307,11 @@ def test_selection_highlight_and_paths(view):
     ring = m.figure.data[TRACES["selection"]]
     assert ring.customdata.tolist() == [batch[0], 5]
     assert ring.x.dtype == np.float32
-    sel = _points(m).selectedpoints
-    assert sel.dtype == np.int32
-    assert _points(m).customdata[sel].tolist() == [batch[0], 5]
+    pts = _points(m)
+    assert pts.selectedpoints is None  # the big trace is not restyled on a selection
+    at = [int(np.flatnonzero(pts.customdata == i)[0]) for i in (batch[0], 5)]
+    assert ring.x.tolist() == pts.x[at].tolist()
+    assert ring.y.tolist() == pts.y[at].tolist()
     n_anchor = len(data.anchor_points(1))
     paths = m.figure.data[TRACES["paths"]]
     # only the batch sample has paths: one curve (ended by NaN) per anchor, through the placed
