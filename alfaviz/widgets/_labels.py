@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import ipywidgets as widgets
@@ -33,9 +34,21 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from alfaviz.widgets._data import RunData
     from alfaviz.widgets._state import AppState
 
-__all__ = ["KEYS", "LabelPanel", "Outcome", "teaching_outcome"]
+__all__ = ["KEYS", "LabelPanel", "Outcome", "class_keys", "teaching_outcome"]
 
 KEYS: tuple[str, ...] = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "0")
+"""Keys of the 1st to 10th class, in order (when class names are not the digits 0..9)."""
+
+
+def class_keys(class_names: Sequence[str]) -> tuple[str, ...]:
+    """The key of each class (at most 10): its own digit when the classes are named ``0..n-1``
+    (so that 4 labels a "4" in digits or MNIST), else ``1..9, 0`` in class order."""
+    names = tuple(str(n) for n in class_names)
+    if 0 < len(names) <= 10 and names == tuple(str(i) for i in range(len(names))):
+        return names
+    return KEYS[: len(names)]
+
+
 """Keyboard key of class ``i`` (the 10th class is ``0``; later classes have buttons only)."""
 
 Outcome = Literal["pseudo_label", "flip_target", "neither"]
@@ -126,8 +139,10 @@ class LabelPanel(View):
         self.features = widgets.HTML()
         self.info = widgets.HTML()
         self.buttons: list[widgets.Button] = []
+        self.class_keys = class_keys(names)
         for i, n in enumerate(names):
-            key = f"{KEYS[i]} · " if i < len(KEYS) else ""
+            k = self.class_keys[i] if i < len(self.class_keys) else None
+            key = "" if k is None or k == str(n) else f"{k} · "  # digits: the key is the name
             b = widgets.Button(description=f"{key}{n}", tooltip=f"label as {n}")
             b.add_class("alfaviz-class-button")
             b.on_click(self._guard(lambda _b, i=i: self.on_class(i)))
@@ -375,10 +390,9 @@ class LabelPanel(View):
         if event.get("ctrlKey") or event.get("altKey") or event.get("metaKey"):
             return None
         key = str(event.get("key", ""))
-        if key in KEYS:
-            i = KEYS.index(key)
-            if i < self.data.n_classes:
-                return self.on_class(i)
+        if key in self.class_keys:
+            return self.on_class(self.class_keys.index(key))
+        if key in KEYS:  # a digit with no class
             return None
         if key == "Enter":
             return self.on_confirm()

@@ -35,7 +35,7 @@ def test_queue_follows_pending_in_pick_order(human_run):
     assert p.progress_text.value.strip("&nbsp;") == "0 of 8"
     assert isinstance(p.image, widgets.Image)
     assert p.image.value[:4] == b"\x89PNG"
-    assert [b.description for b in p.buttons][:3] == ["1 · 0", "2 · 1", "3 · 2"]
+    assert [b.description for b in p.buttons][:3] == ["0", "1", "2"]  # key = class name
     assert "model says" in p.info.value
     assert "flips to" in p.info.value
 
@@ -47,8 +47,8 @@ def test_label_by_button_and_key_skip_and_undo(human_run):
     p.buttons[5].click()  # the button handler
     assert data.labels()[a] == 5
     assert p.current == b
-    p.on_key({"type": "keydown", "key": "3"})  # class 2
-    assert data.labels()[b] == 2
+    p.on_key({"type": "keydown", "key": "3"})  # digits: key 3 is the class named "3"
+    assert data.labels()[b] == 3
     assert p.current == c
     p.on_key({"key": "s"})
     assert c in human_run.pool.skipped
@@ -58,7 +58,7 @@ def test_label_by_button_and_key_skip_and_undo(human_run):
     # u undoes only the last human action (the skip)
     p.on_key({"key": "u"})
     assert c not in human_run.pool.skipped
-    assert data.labels()[b] == 2
+    assert data.labels()[b] == 3
     assert p.current == c
     p.on_undo()  # then the label of b
     assert data.labels()[b] == -1
@@ -78,8 +78,8 @@ def test_label_by_button_and_key_skip_and_undo(human_run):
 def test_the_ipyevents_keydown_reaches_the_handler(human_run):
     _, data, p = _panel(human_run)
     sid = p.current
-    p.keys._handle_mouse_msg(None, {"type": "keydown", "key": "0"}, [])  # 10th class
-    assert data.labels()[sid] == 9
+    p.keys._handle_mouse_msg(None, {"type": "keydown", "key": "0"}, [])  # the class "0"
+    assert data.labels()[sid] == 0
 
 
 def test_enter_confirms_the_highlight_and_arrows_move_it(human_run):
@@ -166,7 +166,7 @@ _CHILD = textwrap.dedent(
     panel = LabelPanel(AppState(), data)
     for _ in range(int(sys.argv[2])):
         sid = panel.current
-        panel.on_key({"key": str((sid % 9) + 1)})  # class sid % 9
+        panel.on_key({"key": str(sid % 9)})  # digits: the key names the class
         print(sid, flush=True)  # acknowledged: the label is committed
     time.sleep(60)
     """
@@ -209,3 +209,12 @@ def test_kill_9_after_acknowledged_labels_then_resume(human_run):
     p.on_class(0)
     assert data.labels()[order[3]] == 0
     assert np.array_equal(again.pending, np.asarray(order[4:]))
+
+
+def test_keys_follow_digit_class_names_and_positions_otherwise():
+    from alfaviz.widgets._labels import class_keys
+
+    assert class_keys([str(i) for i in range(10)]) == tuple(str(i) for i in range(10))
+    assert class_keys(["cat", "dog", "owl"]) == ("1", "2", "3")
+    assert class_keys([str(i) for i in range(12)]) == ("1", "2", "3", "4", "5", "6", "7", "8",
+                                                       "9", "0")  # fmt: skip
