@@ -212,45 +212,6 @@ def time_column(phase: str) -> str:
     return TIME_PREFIX + phase
 
 
-SAMPLES_COLUMNS: tuple[str, ...] = (
-    SAMPLE_ID,
-    PSEUDO_LABEL,
-    PROB_MAX,
-    ENTROPY,
-    SCORE,
-    CANDIDATE,
-    SELECTED,
-    FILL,
-    CLUSTER,
-    FIRST_FLIP_EPS,
-    CRITICAL_EPS,
-    INCONSISTENCY,
-)
-"""Columns of a strategy's per-sample frame (the run loop adds round, labels and x/y)."""
-
-FLIPS_COLUMNS: tuple[str, ...] = (
-    SAMPLE_ID,
-    ANCHOR_CLASS,
-    FLIPPED,
-    FLIP_TO,
-    CRITICAL_EPS,
-    STEP_NORM,
-)
-"""Columns of the long per-(sample, anchor) frame."""
-
-ROUNDS_COLUMNS: tuple[str, ...] = (
-    ROUND,
-    STRATEGY,
-    N_LABELLED,
-    LEVEL,
-    N_CANDIDATES,
-    N_KMEANS,
-    N_FILL,
-    ACCURACY,
-)
-"""Leading columns of the per-round frame (phase timings follow as ``time_<phase>``)."""
-
-
 # --------------------------------------------------------------------------------------------
 # typed frames
 
@@ -528,6 +489,16 @@ TESTS = Frame(
     ),
     doc="Every paired t-test behind the win matrix: one row per ordered pair and round.",
 )
+
+SAMPLES_COLUMNS: tuple[str, ...] = QUERY_SAMPLES.names
+"""Columns of a strategy's per-sample frame (the run loop adds round, labels and x/y)."""
+
+FLIPS_COLUMNS: tuple[str, ...] = QUERY_FLIPS.names
+"""Columns of the long per-(sample, anchor) frame."""
+
+ROUNDS_COLUMNS: tuple[str, ...] = ROUNDS.names[:8]
+"""Leading columns of the per-round frame (round, strategy, n_labelled, level, the candidate
+and pick counts, accuracy)."""
 
 FRAMES: dict[str, Frame] = {
     f.name: f

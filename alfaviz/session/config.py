@@ -188,12 +188,12 @@ class RunConfig:
 
 
 def _json_default(obj: Any) -> Any:
-    import numpy as np
+    """The store's JSON rules (numpy values, paths, sets), and text for anything else."""
+    from alfaviz.store._io import _json_default as store_default
 
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, (set, frozenset, tuple)):
+    if isinstance(obj, tuple):
         return list(obj)
-    return str(obj)
+    try:
+        return store_default(obj)
+    except TypeError:
+        return str(obj)

@@ -305,11 +305,7 @@ class Strategy:
         cols: dict[str, Any] = {schema.SAMPLE_ID: ids}
         cols.update(sel.columns)
         cols[schema.SELECTED] = selected_mask
-        samples = pd.DataFrame(cols)
-        for col in schema.SAMPLES_COLUMNS:
-            if col not in samples:
-                samples[col] = _default_column(col, len(samples))
-        samples = samples[list(schema.SAMPLES_COLUMNS)]
+        samples = schema.conform(pd.DataFrame(cols), schema.QUERY_SAMPLES, extra="drop")
         flips = sel.flips if sel.flips is not None else empty_flips_frame()
         if len(flips):
             flips = flips.assign(**{schema.SAMPLE_ID: ids[flips[schema.SAMPLE_ID].to_numpy()]})
@@ -375,18 +371,6 @@ def clone(strategy: _S) -> _S:
         )
     params = copy.deepcopy(strategy.get_params())
     return type(strategy)(**params)
-
-
-def _default_column(col: str, n: int) -> np.ndarray:
-    if col in (schema.CANDIDATE, schema.SELECTED, schema.FILL):
-        return np.zeros(n, dtype=bool)
-    if col in (schema.CLUSTER, schema.PSEUDO_LABEL):
-        return np.full(n, -1, dtype=np.int64)
-    if col == schema.INCONSISTENCY:
-        return np.zeros(n, dtype=np.int64)
-    if col in (schema.FIRST_FLIP_EPS, schema.CRITICAL_EPS):
-        return np.full(n, np.inf)
-    return np.full(n, np.nan)
 
 
 def _check_ids(ids: Any, n: int, name: str) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,7 +53,7 @@ class Dashboard:
         # one round selector: the round controls' (the map's own slider is for a map alone)
         v["embedding"].slider.layout.display = "none"
         title = widgets.HTML(
-            f"<b>alfaviz</b> · {html_escape(str(data.experiment.path))} · "
+            f"<b>alfaviz</b> · {html.escape(str(data.experiment.path))} · "
             f"{data.experiment.strategy.name} · {data.n_classes} classes"
         )
         left = widgets.VBox([v["embedding"].widget, v["heatmap"].widget])
@@ -76,12 +77,6 @@ class Dashboard:
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)
-
-
-def html_escape(text: str) -> str:
-    import html
-
-    return html.escape(text)
 
 
 def dashboard(
