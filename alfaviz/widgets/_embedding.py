@@ -6,14 +6,23 @@
 int32 codes and int32 sample ids as ``customdata``; per-point text is never sent, and the
 hover details are drawn in Python from the frame (:meth:`EmbeddingMap.details_html`).
 
-Traces, in a fixed order (see :data:`TRACES`): the points, the selection overlay, the
-interpolation paths of the selected batch samples, their flip points, and the class anchors.
+Two renderers sit behind the one view class and the one state (:data:`RENDERERS`):
+
+- ``"scatter"`` (the default when jupyter-scatter is installed, as the widgets extra does):
+  a regl canvas (:class:`~alfaviz.widgets._scatter.ScatterCanvas`) that draws every point at
+  any size; the points travel as one binary float32 buffer and a selection as an int32 one;
+- ``"plotly"``: a ``go.FigureWidget`` of :func:`embedding_figure`, whose traces come in a fixed
+  order (see :data:`TRACES`): the points, the selection overlay, the interpolation paths of
+  the selected batch samples, their flip points, and the class anchors. It draws at most
+  :data:`MAX_POINTS` points (a sample that always keeps the labelled points, the candidates
+  and the batch).
 """
 
 from __future__ import annotations
 
+import contextlib
 import html
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +39,7 @@ from alfaviz.widgets._state import COLOUR_BY
 __all__ = [
     "MAX_PATH_SAMPLES",
     "MAX_POINTS",
+    "RENDERERS",
     "STATUS",
     "TRACES",
     "ColourSpec",
@@ -48,8 +58,13 @@ MAX_POINTS = 50_000
 """Most points handed to plotly; above it a deterministic sample is shown (see
 :func:`display_positions`)."""
 
-MAX_PATH_SAMPLES = 32
-"""Most selected samples whose interpolation paths are drawn."""
+RENDERERS: tuple[str, ...] = ("auto", "scatter", "plotly")
+"""Values of ``EmbeddingMap(renderer=...)``: ``"auto"`` picks ``"scatter"`` when
+jupyter-scatter is installed, else ``"plotly"``."""
+
+MAX_PATH_SAMPLES = 4
+"""Most selected samples whose interpolation paths are drawn: a larger selection (the whole
+batch, a lasso) is highlighted without paths, which would cover the map."""
 
 STATUS: tuple[str, ...] = ("unlabelled", "labelled", "candidate", "selected", "filled")
 """Status codes 0..4 of :func:`status_codes`, in order."""
@@ -219,6 +234,9 @@ class ColourSpec:
         Title, and tick values and texts (a handful of strings, never one per point).
     label : str
         Human name of the colouring.
+    colours : tuple of str
+        For a categorical colouring, the colour of each code ``cmin + 0.5 + k``; empty for a
+        continuous one.
     """
 
     values: np.ndarray
@@ -227,6 +245,7 @@ class ColourSpec:
     cmax: float
     colorbar: dict[str, Any]
     label: str
+    colours: tuple[str, ...] = ()
 
     def marker(self) -> dict[str, Any]:
         """The ``marker`` properties to set on the points trace."""
@@ -266,6 +285,7 @@ def _categorical(codes: np.ndarray, names: Sequence[str], title: str) -> ColourS
         cmax=n - 0.5,
         colorbar={"title": {"text": title}, "tickvals": ticks, "ticktext": text},
         label=title,
+        colours=tuple(colours),
     )
 
 
@@ -343,6 +363,7 @@ def colour_spec(
             cmax=len(STATUS) - 0.5,
             colorbar={"title": {"text": "status"}, "tickvals": ticks, "ticktext": list(STATUS)},
             label="status",
+            colours=STATUS_COLOURS,
         )
     if colour_by in (schema.PSEUDO_LABEL, schema.TRUE_LABEL):
         codes = col(colour_by, np.int32)
@@ -582,7 +603,8 @@ def embedding_figure(
     class_names : sequence of str
     round : int
     selected : iterable of int
-        Selected global ids: drawn as rings; those with stored paths get their paths.
+        Selected global ids: drawn as rings; those with stored paths get their paths when at
+        most :data:`MAX_PATH_SAMPLES` are selected.
     paths : pandas.DataFrame, optional
         The round's :data:`~alfaviz.schema.PATHS` frame.
     queried_ids : iterable of int, optional
@@ -639,6 +661,8 @@ def embedding_figure(
         showlegend=False,
     )
     batch_sel = sel[np.isin(sel, q)] if q.size else sel
+    if len(sel) > MAX_PATH_SAMPLES:  # a large selection is only highlighted
+        batch_sel = batch_sel[:0]
     seg = path_segments(
         samples,
         anchors,
@@ -746,8 +770,8 @@ class EmbeddingMap(View):
     """The stored 2-D map of ``state.round``: coloured, selectable and replayable.
 
     Observes ``round``, ``selected_ids``, ``colour_by``, ``hovered_id`` and
-    ``data_version``; writes ``selected_ids`` (lasso, box or click), ``hovered_id`` (hover),
-    ``round`` (its slider) and ``colour_by`` (its dropdown).
+    ``data_version``; writes ``selected_ids`` (lasso, box, click or the batch button),
+    ``hovered_id`` (hover), ``round`` (its slider) and ``colour_by`` (its dropdown).
 
     Parameters
     ----------
@@ -755,15 +779,25 @@ class EmbeddingMap(View):
     data : RunData
     errors : ErrorArea, optional
     max_points : int, optional
-        Cap on the points handed to plotly (default :data:`MAX_POINTS`).
+        Cap on the points handed to plotly (default :data:`MAX_POINTS`); the scatter renderer
+        draws every point.
+    renderer : {"auto", "scatter", "plotly"}
+        What draws the map (:data:`RENDERERS`).
 
     Attributes
     ----------
+    renderer : str
+        ``"scatter"`` or ``"plotly"``, as chosen.
     figure : plotly.graph_objects.FigureWidget
-        Traces in the order of :data:`TRACES`.
+        With the plotly renderer: traces in the order of :data:`TRACES`.
+    scatter : jscatter.Scatter
+        With the scatter renderer: the jupyter-scatter plot (``scatter.widget`` is the
+        anywidget); :attr:`canvas` is the :class:`~alfaviz.widgets._scatter.ScatterCanvas`.
     colour : ipywidgets.Dropdown
     slider : ipywidgets.IntSlider
     pca_button : ipywidgets.ToggleButton
+    batch_button : ipywidgets.Button
+        Selects the round's batch (CSS class ``alfaviz-embedding-batch``).
     details : ipywidgets.HTML
         Id, pseudo-label, flips and critical ε of the hovered sample.
     """
@@ -771,7 +805,22 @@ class EmbeddingMap(View):
     name = "embedding"
     css_class = "alfaviz-embedding"
 
-    def __init__(self, state: Any, data: Any, *, errors: Any = None, max_points: int = MAX_POINTS):
+    def __init__(
+        self,
+        state: Any,
+        data: Any,
+        *,
+        errors: Any = None,
+        max_points: int = MAX_POINTS,
+        renderer: str = "auto",
+    ):
+        if renderer not in RENDERERS:
+            raise ValueError(f"renderer must be one of {list(RENDERERS)}; got {renderer!r}.")
+        if renderer == "auto":
+            from alfaviz.widgets._scatter import available
+
+            renderer = "scatter" if available() else "plotly"
+        self.renderer = renderer
         self.max_points = int(max_points)
         self._view: _Round | None = None
         self._pca_cache: dict[int, pd.DataFrame] = {}
@@ -782,12 +831,24 @@ class EmbeddingMap(View):
 
     # building ----------------------------------------------------------------------------
     def _build(self) -> widgets.Widget:
-        self.figure = count_views(go.FigureWidget(self._initial_figure()))
-        pts = self.figure.data[TRACES["points"]]
-        pts.on_selection(self._guard(self._on_selection))
-        pts.on_hover(self._guard(self._on_hover))
-        pts.on_click(self._guard(self._on_click))
-        self.figure.data[TRACES["selection"]].on_hover(self._guard(self._on_hover))
+        if self.renderer == "scatter":
+            from alfaviz.widgets._scatter import ScatterCanvas
+
+            self.canvas = ScatterCanvas(
+                self._guard(self._on_canvas_select), self._guard(self._on_canvas_hover)
+            )
+            self.scatter = self.canvas.scatter
+            if self.data.n_rounds:
+                self._view = self._load(self._round(), False)
+            main: widgets.Widget = self.canvas.widget
+        else:
+            self.figure = count_views(go.FigureWidget(self._initial_figure()))
+            pts = self.figure.data[TRACES["points"]]
+            pts.on_selection(self._guard(self._on_selection))
+            pts.on_hover(self._guard(self._on_hover))
+            pts.on_click(self._guard(self._on_click))
+            self.figure.data[TRACES["selection"]].on_hover(self._guard(self._on_hover))
+            main = self.figure
         options = colour_options(self._view.samples if self._view else None)
         value = self.state.colour_by if self.state.colour_by in options else _STATUS
         self.colour = widgets.Dropdown(
@@ -814,6 +875,12 @@ class EmbeddingMap(View):
             tooltip="Project the round's stored embeddings with PCA: paths are straight there",
         )
         self.pca_button.observe(self._guard(self._on_pca), names=["value"])
+        self.batch_button = widgets.Button(
+            description="select batch",
+            tooltip="Select the batch this round picked (the other views follow)",
+        )
+        self.batch_button.add_class("alfaviz-embedding-batch")
+        self.batch_button.on_click(self._guard(self._on_batch))
         self.details = widgets.HTML("")
         self.details.add_class("alfaviz-embedding-details")
         self._observe(self._on_round, ["round"])
@@ -821,8 +888,10 @@ class EmbeddingMap(View):
         self._observe(self._on_colour, ["colour_by"])
         self._observe(self._on_hovered, ["hovered_id"])
         self._observe(self._on_data, ["data_version"])
-        bar = widgets.HBox([self.colour, self.slider, self.pca_button])
-        return widgets.VBox([bar, self.figure, self.details])
+        if self.renderer == "scatter" and self._view is not None:
+            self._draw(self._view, None)
+        bar = widgets.HBox([self.colour, self.slider, self.pca_button, self.batch_button])
+        return widgets.VBox([bar, main, self.details])
 
     def _round(self) -> int:
         return min(int(self.state.round), max(self.data.n_rounds - 1, 0))
@@ -847,10 +916,15 @@ class EmbeddingMap(View):
             x = s[schema.X].to_numpy(np.float32)
             y = s[schema.Y].to_numpy(np.float32)
         status = status_codes(s, round, q)
-        keep = np.concatenate([q, sel])
-        pos = display_positions(
-            s, round=round, max_points=self.max_points, keep_ids=keep, status=status
-        )
+        if self.renderer == "scatter":  # every point that has a place on the map
+            finite = np.isfinite(x) & np.isfinite(y)
+            pos = display_positions(s, round=round, max_points=len(s), status=status)
+            pos = pos if finite.all() else pos[finite[pos]]
+        else:
+            keep = np.concatenate([q, sel])
+            pos = display_positions(
+                s, round=round, max_points=self.max_points, keep_ids=keep, status=status
+            )
         ids = s[schema.SAMPLE_ID].to_numpy(np.int64)
         order = _order(ids)
         self._rounds[(round, pca)] = out = _Round(
@@ -923,6 +997,16 @@ class EmbeddingMap(View):
         return out
 
     # patches -----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _batch(self) -> Iterator[None]:
+        """One message per user action: plotly's ``batch_update`` or the canvas's held sync."""
+        if self.renderer == "scatter":
+            with self.scatter.widget.hold_sync():
+                yield
+        else:
+            with patch(self.figure):
+                yield
+
     def _selected_rows(self, v: _Round) -> tuple[np.ndarray, np.ndarray]:
         sel = np.asarray(self.state.selected_ids, dtype=np.int64)
         at, found = _lookup(v.sorted_ids, sel)
@@ -931,7 +1015,7 @@ class EmbeddingMap(View):
         return rows, shown_at[shown].astype(np.int32)
 
     def _patch_selection(self, v: _Round) -> None:
-        rows, _ = self._selected_rows(v)
+        rows, shown_at = self._selected_rows(v)
         ids = v.samples[schema.SAMPLE_ID].to_numpy(np.int64)
         sel = ids[rows]
         batch_sel = sel[np.isin(sel, v.queried)] if v.queried.size else sel
@@ -943,7 +1027,26 @@ class EmbeddingMap(View):
                 schema.PSEUDO_LABEL: v.samples[schema.PSEUDO_LABEL].to_numpy(np.int32)[rows],
             }
         )
+        if len(sel) > MAX_PATH_SAMPLES:
+            batch_sel = batch_sel[:0]
         seg = path_segments(xy, v.anchors, v.paths, batch_sel, placed=not v.pca)
+        if self.renderer == "scatter":
+            self.canvas.select(shown_at)
+            names = _anchor_names(v.anchors, self.data.class_names)
+            colours = _palette(len(self.data.class_names))
+            cls = v.anchors[schema.ANCHOR_CLASS].to_numpy(np.int64)
+            marks = [
+                (float(ax), float(ay), name, colours[c] if 0 <= c < len(colours) else "#000000")
+                for ax, ay, name, c in zip(
+                    v.anchors[schema.X].to_numpy(np.float64),
+                    v.anchors[schema.Y].to_numpy(np.float64),
+                    names,
+                    cls.tolist(),
+                    strict=True,
+                )
+            ]
+            self.canvas.overlay(marks, seg)
+            return
         d = self.figure.data
         ring = d[TRACES["selection"]]
         ring.x, ring.y, ring.customdata = v.x[rows], v.y[rows], _ids_for_plotly(sel)
@@ -965,6 +1068,11 @@ class EmbeddingMap(View):
             queried_ids=v.queried,
             status=v.status,
         )
+        title = _title(v.round, spec.label, len(v.pos), len(v.samples), v.pca)
+        if self.renderer == "scatter":
+            self.canvas.colour(spec, title)
+            self._applied = spec
+            return
         marker = self.figure.data[TRACES["points"]].marker
         last = self._applied
         if last is not None and last.label == spec.label:
@@ -976,18 +1084,18 @@ class EmbeddingMap(View):
         else:
             marker.update(spec.marker())
         self._applied = spec
-        title = _title(v.round, spec.label, len(v.pos), len(v.samples), v.pca)
         if self.figure.layout.title.text != title:
             self.figure.layout.title.text = title
 
-    def _redraw(self, *, pca: bool | None = None) -> None:
-        """Show the round of the state (a new round, new data or the PCA toggle)."""
-        if self.data.n_rounds == 0:
-            return
-        old = self._view
-        v = self._load(self._round(), self.pca_button.value if pca is None else pca)
+    def _draw(self, v: _Round, old: _Round | None) -> None:
+        """Draw round ``v`` on the canvas or figure (``old`` is what was shown)."""
         colour_by = self._colour_key(v.samples)
-        with patch(self.figure):
+        with self._batch():
+            if self.renderer == "scatter":
+                self.canvas.points(v.x[v.pos], v.y[v.pos])
+                self._patch_colour(v, colour_by)
+                self._patch_selection(v)
+                return
             pts = self.figure.data[TRACES["points"]]
             pts.x, pts.y = v.x[v.pos], v.y[v.pos]
             if old is None or not np.array_equal(old.shown_ids, v.shown_ids):
@@ -999,8 +1107,16 @@ class EmbeddingMap(View):
             ay = v.anchors[schema.Y].to_numpy(np.float32)
             if old is None or not (np.array_equal(a.x, ax) and np.array_equal(a.y, ay)):
                 a.x, a.y, a.text = ax, ay, _anchor_names(v.anchors, self.data.class_names)
+
+    def _redraw(self, *, pca: bool | None = None) -> None:
+        """Show the round of the state (a new round, new data or the PCA toggle)."""
+        if self.data.n_rounds == 0:
+            return
+        old = self._view
+        v = self._load(self._round(), self.pca_button.value if pca is None else pca)
+        self._draw(v, old)
         self._view = v
-        self._sync_options(v.samples, colour_by)
+        self._sync_options(v.samples, self._colour_key(v.samples))
         self.slider.max = max(self.data.n_rounds - 1, 0)
         self.slider.disabled = self.data.n_rounds <= 1
         if self.slider.value != v.round:
@@ -1028,17 +1144,18 @@ class EmbeddingMap(View):
         if v is None:
             return
         new = np.asarray(change["new"], dtype=np.int64)
-        if new.size and not np.isin(new, v.shown_ids).all() and len(v.pos) < len(v.samples):
+        capped = self.renderer == "plotly" and len(v.pos) < len(v.samples)
+        if capped and new.size and not np.isin(new, v.shown_ids).all():
             self._redraw()  # a capped map: bring the newly selected points in
             return
-        with patch(self.figure):
+        with self._batch():
             self._patch_selection(v)
 
     def _on_colour(self, change: dict[str, Any]) -> None:
         v = self._view
         if v is None:
             return
-        with patch(self.figure):
+        with self._batch():
             self._patch_colour(v, change["new"])
         self._sync_options(v.samples, change["new"])
 
@@ -1055,6 +1172,12 @@ class EmbeddingMap(View):
     def _on_pca(self, change: dict[str, Any]) -> None:
         self.pca_button.description = "stored map" if change["new"] else "PCA view"
         self._redraw(pca=bool(change["new"]))
+
+    def _on_batch(self, button: Any = None) -> None:
+        """Select the round's batch, in pick order."""
+        v = self._view
+        if v is not None:
+            self.state.select(v.queried)
 
     def _ids_at(self, point_inds: Sequence[int]) -> list[int]:
         v = self._view
@@ -1085,6 +1208,17 @@ class EmbeddingMap(View):
                 return
             sid = ids[0]
         self.state.hovered_id = sid
+
+    def _on_canvas_select(self, positions: np.ndarray) -> None:
+        """A lasso or click on the canvas: select the global ids of those points."""
+        self.state.select(self._ids_at(positions))
+
+    def _on_canvas_hover(self, position: int | None) -> None:
+        if position is None:
+            return
+        ids = self._ids_at([position])
+        if ids:
+            self.state.hovered_id = ids[0]
 
     # hover details -----------------------------------------------------------------------
     def _flips_of(self, sid: int) -> pd.DataFrame:

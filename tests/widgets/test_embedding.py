@@ -242,14 +242,14 @@ def test_figure_functions_do_not_modify_frames():
     pd.testing.assert_frame_equal(s, s0)
 
 
-# the view -----------------------------------------------------------------------------------
+# the view (plotly renderer; the canvas renderer is tested in test_scatter_map.py) -----------
 
 
 @pytest.fixture
 def view(oracle_run):
     data = RunData(oracle_run)
     state = AppState(round=1)
-    return EmbeddingMap(state, data), state, data
+    return EmbeddingMap(state, data, renderer="plotly"), state, data
 
 
 def _points(m):
@@ -382,7 +382,7 @@ def test_pca_view_places_anchors_at_class_means(view):
 def test_capped_view_keeps_the_batch_and_selection(oracle_run):
     data = RunData(oracle_run)
     state = AppState(round=1)
-    m = EmbeddingMap(state, data, max_points=100)
+    m = EmbeddingMap(state, data, max_points=100, renderer="plotly")
     shown = set(_points(m).customdata.tolist())
     assert len(shown) == 100
     assert set(data.queried(1)[schema.SAMPLE_ID].tolist()) <= shown

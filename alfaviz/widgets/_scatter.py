@@ -1,0 +1,317 @@
+"""The regl canvas behind the embedding map: jupyter-scatter, every point, at any size.
+
+:class:`ScatterCanvas` draws what :class:`~alfaviz.widgets.EmbeddingMap` decides (the points
+of a round, their colours from a :class:`~alfaviz.widgets._embedding.ColourSpec`, the
+selection, the class anchors and the interpolation paths) with ``jscatter.Scatter``, an
+anywidget over regl-scatterplot. The points travel as one binary float32 buffer, a
+selection as a small int32 buffer that the canvas highlights without touching the other
+points, and the anchors, paths and flip points as a few line annotations.
+
+jupyter-scatter draws no text on the canvas, so the legend (categories or the colour bar,
+and the anchor markers) is an HTML strip under it, built from the same ``ColourSpec``.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import ipywidgets as widgets
+import numpy as np
+import plotly.colors as pcolors
+
+__all__ = ["N_COLOURS", "ScatterCanvas", "available", "colour_table", "point_size"]
+
+N_COLOURS = 256
+"""Colours sampled from a continuous colour scale."""
+
+_ANCHOR_WIDTH = 3
+_PATH_COLOUR = (0.24, 0.24, 0.24, 0.7)
+_FLIP_COLOUR = (0.84, 0.15, 0.16, 1.0)
+
+
+def available() -> bool:
+    """Whether jupyter-scatter (``jscatter``) can be imported."""
+    try:
+        import jscatter  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def point_size(n: int) -> int:
+    """Point diameter in pixels for ``n`` points: large for a few, small for many."""
+    if n <= 5_000:
+        return 6
+    if n <= 50_000:
+        return 4
+    return 2
+
+
+def _hex(colour: str) -> str:
+    """``'#rrggbb'`` for a plotly colour string (hex or ``rgb(...)``)."""
+    if colour.startswith("#"):
+        digits = colour[1:]
+        return "#" + ("".join(c * 2 for c in digits) if len(digits) == 3 else digits).lower()
+    r, g, b = pcolors.unlabel_rgb(colour)[:3]
+    return "#{:02x}{:02x}{:02x}".format(*(round(float(c)) for c in (r, g, b)))
+
+
+def colour_table(spec: Any) -> tuple[np.ndarray, list[str]]:
+    """Per-point values in [0, 1) and the colour list that jupyter-scatter indexes with them.
+
+    jupyter-scatter picks colour ``floor(v * (len(colours) - 1))`` for a continuous value
+    ``v``. A categorical spec (``spec.colours`` set) maps code ``k`` of ``n`` to the middle of
+    its bin, ``(k + 0.5) / n``, with its last colour repeated so that every code lands on its
+    own colour; a continuous one is scaled to ``[cmin, cmax]`` and indexes
+    :data:`N_COLOURS` samples of the spec's colour scale.
+
+    Parameters
+    ----------
+    spec : ColourSpec
+
+    Returns
+    -------
+    values : numpy.ndarray of float32, shape (n_shown,)
+    colours : list of str
+        ``'#rrggbb'`` colours.
+    """
+    if spec.colours:
+        n = len(spec.colours)
+        k = np.rint(np.asarray(spec.values, dtype=np.float64) - (spec.cmin + 0.5))
+        k = np.clip(k, 0, n - 1)
+        values = ((k + 0.5) / n).astype(np.float32)
+        colours = [_hex(c) for c in spec.colours]
+        return values, [*colours, colours[-1]]
+    span = float(spec.cmax - spec.cmin) or 1.0
+    v = (np.asarray(spec.values, dtype=np.float64) - spec.cmin) / span
+    values = np.clip(np.nan_to_num(v, nan=1.0), 0.0, 1.0).astype(np.float32)
+    at = np.linspace(0.0, 1.0, N_COLOURS)
+    colours = [_hex(c) for c in pcolors.sample_colorscale(spec.colorscale, at.tolist())]
+    return values, colours
+
+
+def _legend_html(spec: Any, anchors: Sequence[tuple[str, str]]) -> str:
+    """The legend strip: the colouring's categories or scale, and the anchor markers."""
+    title = html.escape(str(spec.label))
+    parts = [f"<b>{title}</b>"]
+    ticks = spec.colorbar.get("tickvals") or []
+    text = spec.colorbar.get("ticktext") or [f"{t:.3g}" for t in ticks]
+    if spec.colours:
+        for t, name in zip(ticks, text, strict=False):
+            k = round(float(t) - (spec.cmin + 0.5))
+            if 0 <= k < len(spec.colours):
+                parts.append(
+                    f'<span class="alfaviz-swatch" style="background:{_hex(spec.colours[k])}">'
+                    f"</span>{html.escape(str(name))}"
+                )
+    else:
+        stops = ", ".join(
+            f"{_hex(c)} {100 * p:.1f}%"
+            for p, c in ((float(p), c) for p, c in spec.colorscale)  # plotly's stop order
+        )
+        lo, hi = (text[0], text[-1]) if text else ("", "")
+        parts.append(
+            f"{html.escape(str(lo))} "
+            f'<span class="alfaviz-ramp" style="background:linear-gradient(to right, {stops})">'
+            f"</span> {html.escape(str(hi))}"
+        )
+    if anchors:
+        marks = " ".join(
+            f'<span style="color:{c};font-weight:bold">✕</span>{html.escape(n)}' for n, c in anchors
+        )
+        parts.append(f"&nbsp;·&nbsp; anchors {marks}")
+    style = (
+        "<style>.alfaviz-swatch{display:inline-block;width:10px;height:10px;"
+        "margin:0 3px 0 8px;border-radius:2px;vertical-align:middle}"
+        ".alfaviz-ramp{display:inline-block;width:140px;height:10px;vertical-align:middle;"
+        "border-radius:2px}</style>"
+    )
+    return style + '<div style="font-size:12px;line-height:20px">' + " ".join(parts) + "</div>"
+
+
+def _domain(v: np.ndarray) -> tuple[float, float]:
+    """The finite range of ``v`` with a 3 % margin (never empty)."""
+    f = v[np.isfinite(v)]
+    lo, hi = (float(f.min()), float(f.max())) if f.size else (-1.0, 1.0)
+    pad = 0.03 * (hi - lo) if hi > lo else 1.0
+    return lo - pad, hi + pad
+
+
+def _cross(x: float, y: float, r: float) -> list[list[tuple[float, float]]]:
+    return [[(x - r, y - r), (x + r, y + r)], [(x - r, y + r), (x + r, y - r)]]
+
+
+def _diamond(x: float, y: float, r: float) -> list[tuple[float, float]]:
+    return [(x, y - r), (x + r, y), (x, y + r), (x - r, y), (x, y - r)]
+
+
+class ScatterCanvas:
+    """A jupyter-scatter canvas that the embedding map drives.
+
+    Parameters
+    ----------
+    on_select : callable
+        Called with the drawn positions (int64 array) a lasso or click selected.
+    on_hover : callable
+        Called with the drawn position under the pointer (or ``None``).
+    height : int
+        Canvas height in pixels.
+
+    Attributes
+    ----------
+    scatter : jscatter.Scatter
+        The jupyter-scatter plot; ``scatter.widget`` is its anywidget.
+    title : ipywidgets.HTML
+    legend : ipywidgets.HTML
+        Categories or colour scale, and the anchors.
+    widget : ipywidgets.VBox
+        Title, canvas and legend.
+    """
+
+    def __init__(
+        self,
+        on_select: Callable[[np.ndarray], None],
+        on_hover: Callable[[int | None], None],
+        *,
+        height: int = 520,
+    ) -> None:
+        import jscatter
+        import pandas as pd
+
+        self._jscatter = jscatter
+        self._on_select = on_select
+        self._on_hover = on_hover
+        self._n = 0
+        self._xy: tuple[np.ndarray, np.ndarray] | None = None
+        self._shown: np.ndarray = np.zeros(0, dtype=np.int64)
+        # jupyter-scatter needs one point to start from; it is replaced by the first round
+        start = pd.DataFrame({"x": np.zeros(1, np.float32), "y": np.zeros(1, np.float32)})
+        self.scatter = jscatter.Scatter(
+            data=start,
+            x="x",
+            y="y",
+            height=height,
+            axes=False,
+            legend=False,
+            lasso_initiator=True,
+            lasso_on_long_press=True,
+            color_selected="#000000",
+            opacity_unselected=0.35,
+            size=1,
+        )
+        w = self.scatter.widget
+        w.add_class("alfaviz-scatter-canvas")
+        w.observe(self._selection_changed, names=["selection"])
+        w.observe(self._hover_changed, names=["hovering"])
+        self.title = widgets.HTML("")
+        self.legend = widgets.HTML("")
+        self.widget = widgets.VBox([self.title, w, self.legend])
+        self._legend_spec: Any = None
+        self._anchor_marks: list[tuple[str, str]] = []
+
+    @property
+    def drawn(self) -> tuple[np.ndarray, np.ndarray]:
+        """The drawn points' coordinates, in drawing order (float32, shape (n_drawn,))."""
+        if self._xy is None:
+            return np.zeros(0, np.float32), np.zeros(0, np.float32)
+        return self._xy
+
+    # drawing ---------------------------------------------------------------------------
+    def points(self, x: np.ndarray, y: np.ndarray) -> None:
+        """Draw ``len(x)`` points at ``(x, y)`` (float32); same count keeps the colours."""
+        import pandas as pd
+
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        y = np.ascontiguousarray(y, dtype=np.float32)
+        if (
+            self._xy is not None
+            and np.array_equal(self._xy[0], x)
+            and np.array_equal(self._xy[1], y)
+        ):
+            return
+        scales = {"x_scale": _domain(x), "y_scale": _domain(y)}
+        if x.size == self._n and self._n:
+            self.scatter.xy(x=x, y=y, **scales)
+        else:
+            self.scatter.data(pd.DataFrame({"x": x, "y": y}), reset_scales=True)
+            self.scatter.xy(x="x", y="y", **scales)
+            self.scatter.size(default=point_size(x.size))
+            self._n = x.size
+        self._xy = (x, y)
+
+    def colour(self, spec: Any, title: str) -> None:
+        """Colour the points by ``spec`` (a ColourSpec over the drawn points)."""
+        values, colours = colour_table(spec)
+        if values.size != self._n:
+            raise ValueError(f"the colouring covers {values.size} points but {self._n} are drawn")
+        self.scatter.color(by=values, map=colours, norm=(0.0, 1.0))
+        if self.title.value != title:
+            self.title.value = f'<div style="font-size:12px">{html.escape(title)}</div>'
+        self._legend_spec = spec
+        self._update_legend()
+
+    def select(self, positions: np.ndarray) -> None:
+        """Highlight the drawn points at ``positions`` (the others fade)."""
+        pos = np.asarray(positions, dtype=np.int32)
+        cur = self.scatter.widget.selection
+        if cur is not None and np.array_equal(np.asarray(cur, dtype=np.int32), pos):
+            return
+        self._shown = pos.astype(np.int64)
+        self.scatter.selection(pos if pos.size else [])
+
+    def overlay(
+        self,
+        anchors: Sequence[tuple[float, float, str, str]],
+        seg: dict[str, np.ndarray],
+    ) -> None:
+        """Draw the anchors (x, y, name, colour) as crosses, and paths with flip points."""
+        jscatter = self._jscatter
+        xy = self._xy
+        span = 1.0
+        if xy is not None and xy[0].size:
+            fx, fy = xy[0][np.isfinite(xy[0])], xy[1][np.isfinite(xy[1])]
+            if fx.size and fy.size:
+                span = max(float(np.ptp(fx)), float(np.ptp(fy)), 1e-6)
+        out: list[Any] = []
+        lx, ly = seg["line_x"], seg["line_y"]
+        breaks = np.flatnonzero(~np.isfinite(lx))
+        start = 0
+        for stop in [*breaks.tolist(), lx.size]:
+            if stop - start >= 2:
+                pts = list(zip(lx[start:stop].tolist(), ly[start:stop].tolist(), strict=True))
+                out.append(jscatter.Line(pts, line_color=_PATH_COLOUR, line_width=1))
+            start = stop + 1
+        for x, y in zip(seg["flip_x"].tolist(), seg["flip_y"].tolist(), strict=True):
+            out.append(
+                jscatter.Line(_diamond(x, y, 0.008 * span), line_color=_FLIP_COLOUR, line_width=2)
+            )
+        for x, y, _, colour in anchors:
+            if np.isfinite(x) and np.isfinite(y):
+                for arm in _cross(x, y, 0.012 * span):
+                    out.append(jscatter.Line(arm, line_color=colour, line_width=_ANCHOR_WIDTH))
+        self.scatter.annotations(out)
+        marks = [(name, colour) for _, _, name, colour in anchors]
+        if marks != self._anchor_marks:
+            self._anchor_marks = marks
+            self._update_legend()
+
+    def _update_legend(self) -> None:
+        if self._legend_spec is not None:
+            value = _legend_html(self._legend_spec, self._anchor_marks)
+            if self.legend.value != value:
+                self.legend.value = value
+
+    # front-end events --------------------------------------------------------------------
+    def _selection_changed(self, change: dict[str, Any]) -> None:
+        new = change["new"]
+        pos = np.zeros(0, dtype=np.int64) if new is None else np.asarray(new, dtype=np.int64)
+        if np.array_equal(pos, self._shown):
+            return  # our own highlight coming back
+        self._shown = pos
+        self._on_select(pos)
+
+    def _hover_changed(self, change: dict[str, Any]) -> None:
+        new = change["new"]
+        self._on_hover(None if new is None or int(new) < 0 else int(new))

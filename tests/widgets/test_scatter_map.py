@@ -1,0 +1,199 @@
+"""The embedding map on its regl canvas (jupyter-scatter): state in, widget traits out."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.colors import to_hex
+
+from alfaviz import schema
+from alfaviz.widgets import AppState, EmbeddingMap, RunData
+from alfaviz.widgets._embedding import MAX_PATH_SAMPLES, MISSING_COLOUR, STATUS_COLOURS, colour_spec
+from alfaviz.widgets._scatter import N_COLOURS, colour_table
+
+pytest.importorskip("jscatter")
+
+
+@pytest.fixture
+def view(oracle_run):
+    data = RunData(oracle_run)
+    state = AppState(round=1)
+    return EmbeddingMap(state, data), state, data
+
+
+def _shown_colour(m, k):
+    """The colour jupyter-scatter gives point ``k``: ``floor(v * (n_colours - 1))``."""
+    w = m.scatter.widget
+    v = float(np.asarray(w.points)[k, 2])
+    return to_hex(w.color[int(np.floor(v * (len(w.color) - 1)))])
+
+
+def _norm(a):
+    a = np.asarray(a, dtype=np.float64)
+    return (a - a.min()) / (a.max() - a.min())
+
+
+def test_auto_picks_the_canvas_and_bad_renderers_are_refused(view, oracle_run):
+    m, _state, data = view
+    assert m.renderer == "scatter"
+    assert "alfaviz-scatter-canvas" in m.scatter.widget._dom_classes
+    with pytest.raises(ValueError, match="renderer must be one of"):
+        EmbeddingMap(AppState(), data, renderer="matplotlib")
+
+
+def test_every_point_is_drawn_at_its_stored_place(view):
+    m, _state, data = view
+    s = data.samples(1)
+    w = m.scatter.widget
+    pts = np.asarray(w.points)
+    assert pts.shape == (len(s), 4)  # no cap: every sample of the round
+    order = np.argsort(s[schema.SAMPLE_ID].to_numpy(), kind="stable")
+    x = s[schema.X].to_numpy(np.float32)[order]
+    y = s[schema.Y].to_numpy(np.float32)[order]
+    np.testing.assert_allclose(_norm(pts[:, 0]), _norm(x), atol=1e-5)
+    np.testing.assert_allclose(_norm(pts[:, 1]), _norm(y), atol=1e-5)
+    dx, dy = m.canvas.drawn
+    assert dx.dtype == np.float32
+    assert dy.dtype == np.float32
+    assert "Round 1" in m.canvas.title.value
+    assert m.errors.messages == []
+
+
+def test_status_colours_reach_each_point(view):
+    m, _state, data = view
+    q = set(data.queried(1)[schema.SAMPLE_ID].tolist())
+    ids = m._view.shown_ids
+    picked = [k for k, i in enumerate(ids) if i in q]
+    lr = data.samples(1).set_index(schema.SAMPLE_ID)[schema.LABELLED_ROUND]
+    labelled = [k for k, i in enumerate(ids) if 0 <= lr[i] <= 1 and i not in q]
+    assert picked
+    assert labelled
+    batch_colours = {STATUS_COLOURS[3].lower(), STATUS_COLOURS[4].lower()}
+    assert all(_shown_colour(m, k) in batch_colours for k in picked)
+    assert {_shown_colour(m, k) for k in labelled} == {STATUS_COLOURS[1].lower()}
+    legend = m.canvas.legend.value
+    for name in ("status", "labelled", "unlabelled", "selected", "anchors"):
+        assert name in legend
+
+
+def test_class_colouring_gives_each_class_its_colour(view):
+    m, state, data = view
+    state.colour_by = schema.PSEUDO_LABEL
+    s = data.samples(1).sort_values(schema.SAMPLE_ID)
+    codes = s[schema.PSEUDO_LABEL].to_numpy()
+    spec = colour_spec(s, schema.PSEUDO_LABEL, round=1, class_names=data.class_names)
+    for k in range(0, len(s), 37):
+        assert _shown_colour(m, k) == spec.colours[codes[k] + 1].lower()  # code -1 is grey
+    assert m.colour.value == schema.PSEUDO_LABEL
+    assert "pseudo-label" in m.canvas.legend.value
+
+
+def test_continuous_colouring_draws_no_flip_grey(view):
+    m, state, data = view
+    state.colour_by = schema.CRITICAL_EPS
+    s = data.samples(1).sort_values(schema.SAMPLE_ID)
+    eps = s[schema.CRITICAL_EPS].to_numpy()
+    grey = MISSING_COLOUR.lower()
+    for k in np.flatnonzero(~np.isfinite(eps))[:20]:
+        assert _shown_colour(m, k) == grey
+    for k in np.flatnonzero(np.isfinite(eps))[:20]:
+        assert _shown_colour(m, k) != grey
+    assert len(m.scatter.widget.color) == N_COLOURS
+    assert "∞" in m.canvas.legend.value
+
+
+def test_colour_table_maps_codes_to_their_colours():
+    s = pd.DataFrame(
+        {
+            schema.SAMPLE_ID: np.arange(6),
+            schema.LABELLED_ROUND: [-1, 0, -1, -1, -1, -1],
+            schema.CANDIDATE: [False, False, True, True, False, False],
+            schema.SELECTED: [False, False, False, True, True, False],
+            schema.FILL: [False, False, False, False, True, False],
+            schema.PSEUDO_LABEL: np.array([0, 1, 2, -1, 1, 0], dtype=np.int32),
+            schema.CRITICAL_EPS: np.array([0.1, np.inf, 0.3, np.nan, 0.2, 0.5]),
+        }
+    )
+    for by, expect in (
+        ("status", [STATUS_COLOURS[c] for c in (0, 1, 2, 3, 4, 0)]),
+        (schema.PSEUDO_LABEL, None),
+    ):
+        spec = colour_spec(s, by, round=0, class_names=["a", "b", "c"])
+        values, colours = colour_table(spec)
+        assert values.dtype == np.float32
+        assert ((values >= 0) & (values < 1)).all()
+        got = [colours[int(np.floor(v * (len(colours) - 1)))] for v in values]
+        if expect is None:
+            expect = [spec.colours[c + 1] for c in s[schema.PSEUDO_LABEL]]
+        assert got == [c.lower() for c in expect]
+    spec = colour_spec(s, schema.CRITICAL_EPS, round=0, class_names=["a", "b", "c"])
+    values, colours = colour_table(spec)
+    got = [colours[int(np.floor(v * (len(colours) - 1)))] for v in values]
+    assert got[1] == got[3] == MISSING_COLOUR.lower()
+    assert len(set(got[i] for i in (0, 2, 4, 5))) == 4  # distinct finite values, distinct colours
+
+
+def test_selection_is_highlighted_and_paths_drawn(view):
+    m, state, data = view
+    batch = data.queried(1)[schema.SAMPLE_ID].tolist()
+    state.select([batch[0], 5])
+    w = m.scatter.widget
+    sel = np.asarray(w.selection)
+    assert sel.dtype.kind in "iu"
+    assert m._view.shown_ids[sel].tolist() == [batch[0], 5]
+    n_anchor = len(data.anchor_points(1))
+    lines = m.scatter.annotations()["annotations"]
+    # one curve per anchor for the batch sample (5 is not in the batch: no stored path), a
+    # cross (two arms) per anchor, and a diamond per flip
+    assert len(lines) >= n_anchor + 2 * n_anchor
+    assert max(len(a.vertices) for a in lines) > 2  # the curves follow the placed points
+    state.select([])
+    assert len(np.asarray(w.selection if w.selection is not None else [])) == 0
+    assert len(m.scatter.annotations()["annotations"]) == 2 * n_anchor  # the anchors stay
+    assert m.errors.messages == []
+
+
+def test_batch_button_selects_the_batch(view):
+    m, state, data = view
+    m.batch_button.click()
+    batch = data.queried(1)[schema.SAMPLE_ID].tolist()
+    assert list(state.selected_ids) == batch
+    assert sorted(m._view.shown_ids[np.asarray(m.scatter.widget.selection)].tolist()) == sorted(
+        batch
+    )
+    # more than MAX_PATH_SAMPLES selected: highlighted, without paths covering the map
+    assert len(batch) > MAX_PATH_SAMPLES
+    assert len(m.scatter.annotations()["annotations"]) == 2 * len(data.anchor_points(1))
+
+
+def test_lasso_and_hover_on_the_canvas_write_the_state(view):
+    m, state, _data = view
+    w = m.scatter.widget
+    ids = m._view.shown_ids
+    w.selection = np.asarray([4, 2, 9], dtype=np.uint32)  # what the front-end sends
+    assert state.selected_ids == (int(ids[4]), int(ids[2]), int(ids[9]))
+    w.hovering = 7
+    assert state.hovered_id == int(ids[7])
+    assert f"id {int(ids[7])}" in m.details.value
+    w.selection = np.zeros(0, dtype=np.uint32)
+    assert state.selected_ids == ()
+    assert m.errors.messages == []
+
+
+def test_round_replay_and_pca_keep_the_point_order(view):
+    m, state, data = view
+    before = m._view.shown_ids.copy()
+    state.round = 0
+    np.testing.assert_array_equal(m._view.shown_ids, before)
+    x0 = data.samples(0).sort_values(schema.SAMPLE_ID)[schema.X].to_numpy(np.float32)
+    np.testing.assert_array_equal(m.canvas.drawn[0], x0)
+    assert "Round 0" in m.canvas.title.value
+    assert m.slider.value == 0
+    state.round = 1
+    m.pca_button.value = True
+    assert "PCA" in m.canvas.title.value
+    np.testing.assert_array_equal(m._view.shown_ids, before)
+    assert not np.array_equal(m.canvas.drawn[0], data.samples(1)[schema.X].to_numpy(np.float32))
+    m.pca_button.value = False
+    assert m.errors.messages == []
