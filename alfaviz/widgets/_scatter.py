@@ -13,6 +13,7 @@ and the anchor markers) is an HTML strip under it, built from the same ``ColourS
 
 from __future__ import annotations
 
+import functools
 import html
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -79,17 +80,26 @@ def colour_table(spec: Any) -> tuple[np.ndarray, list[str]]:
     """
     if spec.colours:
         n = len(spec.colours)
-        k = np.rint(np.asarray(spec.values, dtype=np.float64) - (spec.cmin + 0.5))
-        k = np.clip(k, 0, n - 1)
-        values = ((k + 0.5) / n).astype(np.float32)
+        centres = ((np.arange(n, dtype=np.float32) + 0.5) / n).astype(np.float32)
+        k = np.asarray(spec.values).astype(np.int64) - round(spec.cmin + 0.5)
+        values = centres[np.clip(k, 0, n - 1)]
         colours = [_hex(c) for c in spec.colours]
         return values, [*colours, colours[-1]]
-    span = float(spec.cmax - spec.cmin) or 1.0
-    v = (np.asarray(spec.values, dtype=np.float64) - spec.cmin) / span
-    values = np.clip(np.nan_to_num(v, nan=1.0), 0.0, 1.0).astype(np.float32)
-    at = np.linspace(0.0, 1.0, N_COLOURS)
-    colours = [_hex(c) for c in pcolors.sample_colorscale(spec.colorscale, at.tolist())]
-    return values, colours
+    span = np.float32(float(spec.cmax - spec.cmin) or 1.0)
+    v = (np.asarray(spec.values, dtype=np.float32) - np.float32(spec.cmin)) / span
+    values = np.clip(np.nan_to_num(v, nan=1.0), 0.0, 1.0)
+    return values, list(_sampled(_frozen(spec.colorscale)))
+
+
+def _frozen(scale: Sequence[Sequence[Any]]) -> tuple[tuple[float, str], ...]:
+    return tuple((float(p), str(c)) for p, c in scale)
+
+
+@functools.lru_cache(maxsize=32)
+def _sampled(scale: tuple[tuple[float, str], ...]) -> tuple[str, ...]:
+    """:data:`N_COLOURS` evenly spaced colours of a plotly colour scale, as hex."""
+    at = np.linspace(0.0, 1.0, N_COLOURS).tolist()
+    return tuple(_hex(c) for c in pcolors.sample_colorscale([list(s) for s in scale], at))
 
 
 def _legend_html(spec: Any, anchors: Sequence[tuple[str, str]]) -> str:
@@ -137,14 +147,6 @@ def _domain(v: np.ndarray) -> tuple[float, float]:
     lo, hi = (float(f.min()), float(f.max())) if f.size else (-1.0, 1.0)
     pad = 0.03 * (hi - lo) if hi > lo else 1.0
     return lo - pad, hi + pad
-
-
-def _cross(x: float, y: float, r: float) -> list[list[tuple[float, float]]]:
-    return [[(x - r, y - r), (x + r, y + r)], [(x - r, y + r), (x + r, y - r)]]
-
-
-def _diamond(x: float, y: float, r: float) -> list[tuple[float, float]]:
-    return [(x, y - r), (x + r, y), (x, y + r), (x - r, y), (x, y - r)]
 
 
 class ScatterCanvas:
@@ -209,6 +211,8 @@ class ScatterCanvas:
         self.legend = widgets.HTML("")
         self.widget = widgets.VBox([self.title, w, self.legend])
         self._legend_spec: Any = None
+        self._overlay: list[Any] = []
+        self._scales: tuple[tuple[float, float], tuple[float, float]] = ((-1.0, 1.0), (-1.0, 1.0))
         self._anchor_marks: list[tuple[str, str]] = []
 
     @property
@@ -231,7 +235,8 @@ class ScatterCanvas:
             and np.array_equal(self._xy[1], y)
         ):
             return
-        scales = {"x_scale": _domain(x), "y_scale": _domain(y)}
+        self._scales = (_domain(x), _domain(y))
+        scales = {"x_scale": self._scales[0], "y_scale": self._scales[1]}
         if x.size == self._n and self._n:
             self.scatter.xy(x=x, y=y, **scales)
         else:
@@ -267,31 +272,43 @@ class ScatterCanvas:
         seg: dict[str, np.ndarray],
     ) -> None:
         """Draw the anchors (x, y, name, colour) as crosses, and paths with flip points."""
-        jscatter = self._jscatter
-        xy = self._xy
-        span = 1.0
-        if xy is not None and xy[0].size:
-            fx, fy = xy[0][np.isfinite(xy[0])], xy[1][np.isfinite(xy[1])]
-            if fx.size and fy.size:
-                span = max(float(np.ptp(fx)), float(np.ptp(fy)), 1e-6)
+        Line = self._jscatter.Line
+        (x0, x1), (y0, y1) = self._scales
+        sx, sy = 2.0 / (x1 - x0), 2.0 / (y1 - y0)
+
+        def ndc(xs: np.ndarray, ys: np.ndarray) -> list[tuple[float, float]]:
+            nx = (np.asarray(xs, dtype=np.float64) - x0) * sx - 1.0
+            ny = (np.asarray(ys, dtype=np.float64) - y0) * sy - 1.0
+            return list(zip(nx.tolist(), ny.tolist(), strict=True))
+
+        r = 0.01  # marker half-size, in normalised (NDC) units: the same at any data range
+        ax, ay = r / sx, r / sy
         out: list[Any] = []
         lx, ly = seg["line_x"], seg["line_y"]
-        breaks = np.flatnonzero(~np.isfinite(lx))
         start = 0
-        for stop in [*breaks.tolist(), lx.size]:
+        for stop in [*np.flatnonzero(~np.isfinite(lx)).tolist(), lx.size]:
             if stop - start >= 2:
-                pts = list(zip(lx[start:stop].tolist(), ly[start:stop].tolist(), strict=True))
-                out.append(jscatter.Line(pts, line_color=_PATH_COLOUR, line_width=1))
+                out.append(Line(ndc(lx[start:stop], ly[start:stop]), _PATH_COLOUR, line_width=1))
             start = stop + 1
         for x, y in zip(seg["flip_x"].tolist(), seg["flip_y"].tolist(), strict=True):
+            dx, dy = 0.8 * ax, 0.8 * ay
             out.append(
-                jscatter.Line(_diamond(x, y, 0.008 * span), line_color=_FLIP_COLOUR, line_width=2)
+                Line(
+                    ndc([x, x + dx, x, x - dx, x], [y - dy, y, y + dy, y, y - dy]),
+                    _FLIP_COLOUR,
+                    line_width=2,
+                )
             )
         for x, y, _, colour in anchors:
             if np.isfinite(x) and np.isfinite(y):
-                for arm in _cross(x, y, 0.012 * span):
-                    out.append(jscatter.Line(arm, line_color=colour, line_width=_ANCHOR_WIDTH))
-        self.scatter.annotations(out)
+                out.append(Line(ndc([x - ax, x + ax], [y - ay, y + ay]), colour, _ANCHOR_WIDTH))
+                out.append(Line(ndc([x - ax, x + ax], [y + ay, y - ay]), colour, _ANCHOR_WIDTH))
+        # Normalised here in one numpy pass: jupyter-scatter's ``annotations()`` normalises
+        # each vertex through matplotlib (about 0.2 ms a vertex, 40 ms for one sample's
+        # paths). Its own list stays empty, so replays do not resend stale lines.
+        if out != self._overlay:
+            self._overlay = out
+            self.scatter.widget.annotations = out
         marks = [(name, colour) for _, _, name, colour in anchors]
         if marks != self._anchor_marks:
             self._anchor_marks = marks

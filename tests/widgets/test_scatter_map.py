@@ -143,14 +143,19 @@ def test_selection_is_highlighted_and_paths_drawn(view):
     assert sel.dtype.kind in "iu"
     assert m._view.shown_ids[sel].tolist() == [batch[0], 5]
     n_anchor = len(data.anchor_points(1))
-    lines = m.scatter.annotations()["annotations"]
+    lines = m.scatter.widget.annotations
     # one curve per anchor for the batch sample (5 is not in the batch: no stored path), a
     # cross (two arms) per anchor, and a diamond per flip
     assert len(lines) >= n_anchor + 2 * n_anchor
     assert max(len(a.vertices) for a in lines) > 2  # the curves follow the placed points
+    # the overlay is drawn in the canvas's own normalised coordinates: a path starts at the
+    # very place where jupyter-scatter drew its sample
+    k = int(np.flatnonzero(m._view.shown_ids == batch[0])[0])
+    curve = max(lines, key=lambda a: len(a.vertices))
+    np.testing.assert_allclose(curve.vertices[0], np.asarray(w.points)[k, :2], atol=1e-5)
     state.select([])
     assert len(np.asarray(w.selection if w.selection is not None else [])) == 0
-    assert len(m.scatter.annotations()["annotations"]) == 2 * n_anchor  # the anchors stay
+    assert len(m.scatter.widget.annotations) == 2 * n_anchor  # the anchors stay
     assert m.errors.messages == []
 
 
@@ -164,7 +169,7 @@ def test_batch_button_selects_the_batch(view):
     )
     # more than MAX_PATH_SAMPLES selected: highlighted, without paths covering the map
     assert len(batch) > MAX_PATH_SAMPLES
-    assert len(m.scatter.annotations()["annotations"]) == 2 * len(data.anchor_points(1))
+    assert len(m.scatter.widget.annotations) == 2 * len(data.anchor_points(1))
 
 
 def test_lasso_and_hover_on_the_canvas_write_the_state(view):
