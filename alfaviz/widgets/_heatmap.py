@@ -10,6 +10,7 @@ class names and the row ids are axis tick labels (one per column and one per row
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -280,6 +281,9 @@ def heatmap_figure(
         hit = np.flatnonzero(ids == int(highlight))
         if hit.size:
             shapes.append(_row_frame(int(hit[0]), c))
+    height = max(220, min(720, 60 + 14 * n))
+    # label every row while they are 12 px apart or more, else every k-th, so ids stay legible
+    step = max(1, math.ceil(12 * n / max(height - 60, 1)))
     fig.update_layout(
         title={"text": text, "font": {"size": 12}},
         xaxis={
@@ -291,14 +295,14 @@ def heatmap_figure(
         },
         yaxis={
             "tickmode": "array",
-            "tickvals": list(range(n)),
-            "ticktext": [str(i) for i in ids.tolist()],
+            "tickvals": list(range(0, n, step)),
+            "ticktext": [str(i) for i in ids[::step].tolist()],
             "range": [n - 0.5, -0.5],
             "title": {"text": "sample id"},
         },
         shapes=shapes,
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
-        height=max(220, min(720, 60 + 14 * n)),
+        height=height,
     )
     return fig
 

@@ -281,7 +281,7 @@ class ScatterCanvas:
             ny = (np.asarray(ys, dtype=np.float64) - y0) * sy - 1.0
             return list(zip(nx.tolist(), ny.tolist(), strict=True))
 
-        r = 0.01  # marker half-size, in normalised (NDC) units: the same at any data range
+        r = 0.025  # marker half-size, in normalised (NDC) units: the same at any data range
         ax, ay = r / sx, r / sy
         out: list[Any] = []
         lx, ly = seg["line_x"], seg["line_y"]
@@ -291,7 +291,7 @@ class ScatterCanvas:
                 out.append(Line(ndc(lx[start:stop], ly[start:stop]), _PATH_COLOUR, line_width=1))
             start = stop + 1
         for x, y in zip(seg["flip_x"].tolist(), seg["flip_y"].tolist(), strict=True):
-            dx, dy = 0.8 * ax, 0.8 * ay
+            dx, dy = 0.6 * ax, 0.6 * ay
             out.append(
                 Line(
                     ndc([x, x + dx, x, x - dx, x], [y - dy, y, y + dy, y, y - dy]),

@@ -135,6 +135,33 @@ def test_rows_are_capped_and_the_title_says_so():
     assert "showing 2 of 4 rows" in fig.layout.title.text
 
 
+def test_row_labels_stay_legible_for_many_rows():
+    n = 150
+    ids = np.arange(1000, 1000 + n)
+    samples = schema.conform(
+        pd.DataFrame({schema.ROUND: 0, schema.SAMPLE_ID: ids, schema.PSEUDO_LABEL: 0}),
+        schema.SAMPLES,
+    )
+    flips = schema.conform(
+        pd.DataFrame(
+            {
+                schema.ROUND: 0,
+                schema.SAMPLE_ID: np.repeat(ids, 3),
+                schema.ANCHOR_CLASS: np.tile([0, 1, 2], n),
+                schema.CRITICAL_EPS: np.linspace(0.1, 0.9, 3 * n),
+            }
+        ),
+        schema.FLIPS,
+    )
+    fig = heatmap_figure(flips, samples, ids, class_names=NAMES)
+    labels = list(fig.layout.yaxis.ticktext)
+    assert 1 < len(labels) < n  # not one label per 4 px row
+    assert (fig.layout.height - 60) / len(labels) >= 12  # at least 12 px apart
+    rows = list(fig.layout.yaxis.tickvals)
+    shown = [int(fig.data[0].customdata[3 * r]) for r in rows]
+    assert labels == [str(i) for i in shown]  # each label sits on its own row
+
+
 def test_frames_are_not_modified():
     f, s = _flips(), _samples()
     f0, s0 = f.copy(deep=True), s.copy(deep=True)
