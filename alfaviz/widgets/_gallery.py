@@ -366,8 +366,11 @@ class Gallery(View):
         self.cards: list[Card] = []
         self._drawn: tuple[str, list[int]] | None = None
         self._boxes: dict[int, widgets.Box] = {}
-        self._events: list[Any] = []
+        self._events: dict[int, Any] = {}
         self._pics: dict[tuple[int, bool], widgets.Widget] = {}
+        # a drawn card per (round, sample), reused while the run's data stay the same
+        self._made: dict[tuple[int, int], tuple[Card, tuple[int, ...], widgets.Box]] = {}
+        self._made_version = -1
         self.thumbs = thumbnails(data)
         super().__init__(state, data, errors=errors)
 
@@ -416,12 +419,20 @@ class Gallery(View):
         return [c.sample_id for c in self.cards]
 
     def render(self) -> None:
-        """Redraw every card from the frames of the current round."""
-        for ev in self._events:
-            ev.close()
-        self._events = []
+        """Redraw the cards from the frames of the current round.
+
+        A card already drawn for the same round and sample is reused as long as the run's
+        data have not changed (``data_version``) and it would show the same thing, so going
+        back and forth between the batch and a selection creates no widgets.
+        """
         self._boxes = {}
+        stale = self.state.data_version != self._made_version
+        if stale or len(self._made) > _MAX_PICS:
+            self._forget_cards()
+            self._made_version = self.state.data_version
         if len(self._pics) > _MAX_PICS:  # the grid is replaced below: start afresh
+            self.grid.children = ()
+            self._forget_cards()
             for pic in self._pics.values():
                 pic.close()
             self._pics = {}
@@ -451,8 +462,15 @@ class Gallery(View):
         boxes = []
         for card, pic in zip(self.cards, thumbs, strict=True):
             target = card.flips_to[0] if card.flips_to else None
-            ex = [ex_pics[i] for i in examples.get(target, [])] if target is not None else []
-            box = self._card(card, pic, target, ex)
+            ex_ids_ = tuple(examples.get(target, [])) if target is not None else ()
+            hit = self._made.get((r, card.sample_id))
+            if hit is not None and hit[0] == card and hit[1] == ex_ids_:
+                box = hit[2]
+            else:
+                if hit is not None:
+                    self._drop_card(r, card.sample_id)
+                box = self._card(card, pic, target, [ex_pics[i] for i in ex_ids_])
+                self._made[(r, card.sample_id)] = (card, ex_ids_, box)
             self._boxes[card.sample_id] = box
             boxes.append(box)
         self.grid.children = tuple(boxes)
@@ -511,7 +529,20 @@ class Gallery(View):
 
         ev = Event(source=box, watched_events=["click"])
         ev.on_dom_event(self._guard(lambda _event, sid=sid: self.select(sid)))
-        self._events.append(ev)
+        self._events[id(box)] = ev
+
+    def _drop_card(self, r: int, sid: int) -> None:
+        _, _, box = self._made.pop((r, sid))
+        ev = self._events.pop(id(box), None)
+        if ev is not None:
+            ev.close()
+
+    def _forget_cards(self) -> None:
+        """Forget the drawn cards (those still in the grid stay until it is replaced)."""
+        for ev in self._events.values():
+            ev.close()
+        self._events = {}
+        self._made = {}
 
     # interaction ---------------------------------------------------------------------------
     def select(self, sample_id: int) -> None:

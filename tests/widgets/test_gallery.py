@@ -134,8 +134,26 @@ def test_click_selects_the_card(oracle_run):
     g.select(sid)
     assert state.selected_ids == (sid,)
     # the ipyevents click handler goes to the same place
-    g._events[1]._handle_mouse_msg(None, {"type": "click"}, [])
-    assert state.selected_ids == (g.shown_ids[1],)
+    second = g.shown_ids[1]
+    g._events[id(g._boxes[second])]._handle_mouse_msg(None, {"type": "click"}, [])
+    assert state.selected_ids == (second,)
+
+
+def test_cards_are_reused_until_the_data_change(oracle_run):
+    state, _data, g = _view(oracle_run)
+    batch = list(g.shown_ids)
+    boxes = dict(g._boxes)
+    state.select([batch[0], 5])  # 5 is outside the batch: the selection is shown
+    assert g.shown_ids == [batch[0], 5]
+    assert g._boxes[batch[0]] is boxes[batch[0]]  # the same card, not a new widget
+    state.select([])
+    assert g.shown_ids == batch
+    assert all(g._boxes[i] is boxes[i] for i in batch)
+    # the reused cards still answer clicks
+    g._events[id(g._boxes[batch[2]])]._handle_mouse_msg(None, {"type": "click"}, [])
+    assert state.selected_ids == (batch[2],)
+    state.bump()  # the run changed: every card is drawn afresh from the new frames
+    assert all(g._boxes[i] is not boxes[i] for i in g.shown_ids)
 
 
 def test_cards_are_capped_and_say_so(oracle_run):
