@@ -11,7 +11,9 @@ The database (``<run>/labels.sqlite``) holds four tables:
     A round counts as written only once its row is committed, and the labels the round
     produces are committed in the same transaction (see :meth:`RunStore.write_round`).
 ``run_meta``
-    Key/value facts recorded at creation, e.g. the checksum of ``config.json``.
+    Key/value facts recorded at creation, e.g. the checksum of ``config.json``, and the
+    record (file, size, SHA-256, round checksum) of each derived frame of a round; that
+    record's commit is what makes a new version of a derived frame current.
 """
 
 from __future__ import annotations
@@ -661,6 +663,16 @@ class LabelLog:
                 "INSERT OR REPLACE INTO run_meta (key, value) VALUES (?, ?)",
                 [(str(k), str(v)) for k, v in values.items()],
             )
+
+    def _swap_run_meta(self, key: str, value: str, what: str) -> str | None:
+        """Set one fact in one transaction (the commit point of a derived frame).
+
+        Returns the value it replaced, or ``None`` when the key was new.
+        """
+        with self._transaction(what) as conn:
+            old = conn.execute("SELECT value FROM run_meta WHERE key = ?", (key,)).fetchone()
+            conn.execute("INSERT OR REPLACE INTO run_meta (key, value) VALUES (?, ?)", (key, value))
+        return None if old is None else str(old[0])
 
     def _record_round(
         self,

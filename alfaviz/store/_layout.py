@@ -19,7 +19,9 @@ FORMAT_VERSION = 2
 * 1: rounds are the ``round_NNNN`` folders present; ``config.json`` has no checksum.
 * 2: the label log holds the rounds index (a round exists once its row is committed, with
   the labels it produced) and the checksum of ``config.json``; runs may record a data
-  fingerprint and attached files.
+  fingerprint and attached files. Optional additions that older readers of format 2 ignore:
+  a round's classifier head (``head.npz``, listed in its manifest) and the replaceable
+  derived frames of committed rounds (``derived/round_NNNN/``, recorded in the label log).
 """
 
 READABLE_FORMATS = (1, 2)
@@ -34,14 +36,17 @@ SAMPLES_FILE = "samples.parquet"
 FLIPS_FILE = "flips.parquet"
 EMBEDDINGS_FILE = "embeddings.parquet"
 COORDS_FILE = "coords.parquet"
+HEAD_FILE = "head.npz"
 EXTRA_DIR = "extra"
+DERIVED_DIR = "derived"
+"""Frames computed from a committed round after it was written (see ``RunStore.write_derived``)."""
 
 ROUND_DIR_RE = re.compile(r"^round_(\d+)$")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 """Names allowed for extra frames and attached files."""
 
 RESERVED_NAMES = frozenset(
-    {CONFIG_FILE, LABELS_FILE, f"{LABELS_FILE}-wal", f"{LABELS_FILE}-shm", ROUNDS_DIR}
+    {CONFIG_FILE, LABELS_FILE, f"{LABELS_FILE}-wal", f"{LABELS_FILE}-shm", ROUNDS_DIR, DERIVED_DIR}
 )
 
 

@@ -5,11 +5,17 @@ Frames are stored with pyarrow's pandas metadata, so ``int64``, ``int32``, ``flo
 and datetimes come back unchanged. Column names must be unique strings. Categorical columns
 are refused: alfaviz's frames hold plain codes (see :mod:`alfaviz.schema`), and Parquet cannot
 keep the categories of numbers or dates.
+
+Named numeric arrays (a round's classifier head, see ``RunStore.write_round(head=...)``) go
+to NumPy's ``.npz`` format instead and are read back with ``allow_pickle=False``: nothing in
+the file is executed or unpickled.
 """
 
 from __future__ import annotations
 
 import io
+import re
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,10 +31,12 @@ from alfaviz.store._io import canonical
 
 __all__ = [
     "EMBEDDING_COL",
+    "arrays_to_npz",
     "check_frame",
     "check_row",
     "embeddings_to_parquet",
     "frame_to_parquet",
+    "npz_to_arrays",
     "parquet_to_table",
     "table_to_embeddings",
     "table_to_frame",
@@ -40,6 +48,7 @@ PARQUET_FORMAT_VERSION = 1
 
 EMBEDDING_COL = "embedding"
 _META_KEY = b"alfaviz"
+_ARRAY_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
 def check_frame(df: Any, what: str) -> pd.DataFrame:
@@ -205,3 +214,60 @@ def table_to_embeddings(table: pa.Table, path: Path) -> tuple[np.ndarray, np.nda
     except (KeyError, pa.ArrowException, ValueError, AttributeError) as exc:
         raise RunStoreError(f"{path} is corrupt: not an embeddings table ({exc}).") from exc
     return ids, matrix
+
+
+def arrays_to_npz(arrays: Any, what: str) -> bytes:
+    """Named numeric arrays (e.g. a head's ``state_dict`` as numpy) as ``.npz`` bytes.
+
+    Parameters
+    ----------
+    arrays : Mapping[str, array-like]
+        Names (letters, digits, ``_ . -``) to integer or floating arrays; torch tensors are
+        moved to the CPU first.
+    what : str
+        The argument's name, for the error messages.
+
+    Returns
+    -------
+    bytes
+    """
+    if not isinstance(arrays, Mapping) or not arrays:
+        raise AlfavizInputError(
+            f"{what} must be a non-empty dict of name -> numeric array; got "
+            f"{type(arrays).__name__}. Pass e.g. {{'weight': W, 'bias': b}}."
+        )
+    out: dict[str, np.ndarray] = {}
+    for name, value in arrays.items():
+        if not isinstance(name, str) or not _ARRAY_NAME_RE.match(name):
+            raise AlfavizInputError(
+                f"{what} names must be letters, digits, '_', '.' or '-'; got {name!r}."
+            )
+        if hasattr(value, "detach"):  # torch tensor, possibly on a GPU
+            value = value.detach().cpu().numpy()
+        try:
+            arr = np.ascontiguousarray(np.asarray(value))
+        except (ValueError, TypeError) as exc:
+            raise AlfavizInputError(f"{what}[{name!r}] must be a numeric array; {exc}.") from exc
+        if arr.dtype.kind not in "iuf":
+            raise AlfavizInputError(
+                f"{what}[{name!r}] must be numeric (integer or float); got dtype {arr.dtype}."
+            )
+        out[name] = arr
+    buf = io.BytesIO()
+    np.savez(buf, **out)  # type: ignore[arg-type]
+    return buf.getvalue()
+
+
+def npz_to_arrays(data: bytes, path: Path) -> dict[str, np.ndarray]:
+    """The arrays of ``.npz`` bytes read from ``path`` (``allow_pickle=False``)."""
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            arrays = {name: np.array(npz[name], copy=True) for name in npz.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
+        raise RunStoreError(
+            f"{path} is corrupt or truncated ({type(exc).__name__}: {exc}); refusing to load it."
+        ) from None
+    bad = [n for n, a in arrays.items() if a.dtype.kind not in "iuf"]
+    if bad:
+        raise RunStoreError(f"{path} is corrupt: arrays {bad} are not numeric.")
+    return arrays

@@ -13,7 +13,11 @@ Layout of a run directory::
           flips.parquet
           embeddings.parquet       optional: sample_id + a fixed-size-list column ``embedding``
           coords.parquet           optional: sample_id, x, y
+          head.npz                 optional: the round's classifier head (numeric arrays)
           extra/<name>.parquet     optional named frames
+      derived/
+        round_0003/
+          <name>.<sha256[:16]>.parquet   replaceable frames computed from the committed round
 
 Durability
 ----------
@@ -42,6 +46,14 @@ Durability
   partially. Parquet pages also carry CRC checksums that pyarrow verifies on read.
 * Labels and events go to ``labels.sqlite`` (see :class:`LabelLog`): one row per action,
   committed as soon as it is added; a batch of machine labels in one transaction.
+* **Derived frames** (:meth:`RunStore.write_derived`, e.g. interpolation paths projected on
+  demand after the round was written) never touch the immutable round folder. Each version
+  is written under a name that carries its SHA-256 (fsync'ed, renamed into place), and one
+  SQLite transaction then records it in ``run_meta`` with its size, its SHA-256 and the
+  checksum of the ``round.json`` it was computed from; only then is the version it replaced
+  deleted. A reader follows the record, so it sees the old version or the new one, never a
+  partial file; a version whose round was since overwritten counts as absent. Files no record
+  names (an interrupted write) are removed on the next writable open.
 
 Reopening
 ---------
@@ -59,6 +71,7 @@ import json
 import logging
 import os
 import platform
+import re
 import sqlite3
 import sys
 import time
@@ -96,10 +109,12 @@ from alfaviz.store._labels import LabelLog, check_labels
 from alfaviz.store._layout import (
     CONFIG_FILE,
     COORDS_FILE,
+    DERIVED_DIR,
     EMBEDDINGS_FILE,
     EXTRA_DIR,
     FLIPS_FILE,
     FORMAT_VERSION,
+    HEAD_FILE,
     LABELS_FILE,
     NAME_RE,
     READABLE_FORMATS,
@@ -111,10 +126,12 @@ from alfaviz.store._layout import (
     round_dir_name,
 )
 from alfaviz.store._parquet import (
+    arrays_to_npz,
     check_frame,
     check_row,
     embeddings_to_parquet,
     frame_to_parquet,
+    npz_to_arrays,
     parquet_to_table,
     table_to_embeddings,
     table_to_frame,
@@ -126,6 +143,15 @@ logger = logging.getLogger(__name__)
 
 _CONFIG_SHA_KEY = "config_sha256"
 _INDEX_KEY = "rounds_index"
+_DERIVED_KEY = f"{DERIVED_DIR}/"
+"""Prefix of the ``run_meta`` keys that record derived frames (``derived/round_0003/paths``)."""
+_DERIVED_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+_ANY_DERIVED_FILE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*\.[0-9a-f]{16}\.parquet$")
+
+
+def _derived_file_re(name: str) -> re.Pattern[str]:
+    """The file names :meth:`RunStore.write_derived` gives the versions of frame ``name``."""
+    return re.compile(rf"^{re.escape(name)}\.[0-9a-f]{{16}}\.parquet$")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -847,6 +873,9 @@ class RunStore:
                     logger.info("restored %s after an interrupted overwrite", final)
                     continue
                 remove_tree(old)
+        for entry in self._derived_leftovers():
+            logger.info("removing %s left by an interrupted write of a derived frame", entry)
+            remove_tree(entry)
 
     def _round_problems(self, *, deep: bool) -> list[str]:
         """Problems of the committed rounds: missing, replaced or (``deep``) damaged files."""
@@ -889,6 +918,7 @@ class RunStore:
         embedding_ids: Any | None = None,
         coords: pd.DataFrame | None = None,
         extra: Mapping[str, pd.DataFrame] | None = None,
+        head: Mapping[str, Any] | None = None,
         overwrite: bool = False,
         labels: Iterable[tuple[Any, ...]] | None = None,
         label_round: int | None = None,
@@ -916,6 +946,10 @@ class RunStore:
             2-D layout with at least the columns ``sample_id, x, y``.
         extra : Mapping[str, pandas.DataFrame], optional
             Further named frames (names: letters, digits, ``_ . -``).
+        head : Mapping[str, array-like], optional
+            The round's classifier head as named numeric arrays (its ``state_dict``, e.g.
+            ``weight`` (C, D) and ``bias`` (C,)), written to ``head.npz`` and listed in the
+            manifest like every other artefact; read it back with :meth:`read_head`.
         overwrite : bool
             Replace an existing round (or rewrite a damaged one). Rounds are immutable
             otherwise.
@@ -964,6 +998,8 @@ class RunStore:
                     f"coords must have columns sample_id, x, y; missing {missing}. Add them."
                 )
             files[COORDS_FILE] = frame_to_parquet(coords, "coords")
+        if head is not None:
+            files[HEAD_FILE] = arrays_to_npz(head, "head")
         if extra is not None and not isinstance(extra, Mapping):
             raise AlfavizInputError(
                 f"extra must be a dict of name -> DataFrame; got {type(extra).__name__}."
@@ -1114,6 +1150,10 @@ class RunStore:
             )
         return self._read_manifest(round, rdir / ROUND_FILE, index[round])
 
+    def round_checksum(self, round: int) -> str:
+        """The checksum of ``round``'s committed ``round.json``: it names this write of it."""
+        return str(self._manifest(round)["checksum"])
+
     def artefacts(self, round: int) -> list[str]:
         """Files written for ``round`` (relative names, e.g. ``"coords.parquet"``)."""
         return sorted(self._manifest(round)["files"])
@@ -1218,6 +1258,27 @@ class RunStore:
         """The 2-D coordinates of ``round`` (``sample_id, x, y``, as written)."""
         return self._read_frame(round, COORDS_FILE, "coords")
 
+    def read_head(self, round: int) -> dict[str, np.ndarray]:
+        """The classifier head written with ``round`` (see ``write_round(head=...)``).
+
+        Returns
+        -------
+        dict of str to numpy.ndarray
+            The arrays as written (e.g. ``weight`` (C, D) and ``bias`` (C,)).
+
+        Raises
+        ------
+        RunStoreError
+            If the round has no head (rounds written before heads were stored have none; see
+            :meth:`has_head`) or the file is damaged.
+        """
+        data, file = self._read_bytes(round, HEAD_FILE, "classifier head")
+        return npz_to_arrays(data, file)
+
+    def has_head(self, round: int) -> bool:
+        """Whether ``round`` was written with its classifier head (``head.npz``)."""
+        return HEAD_FILE in self._manifest(round)["files"]
+
     def read_extra(self, round: int, name: str) -> pd.DataFrame:
         """The extra frame ``name`` of ``round``."""
         if not isinstance(name, str) or not NAME_RE.match(name):
@@ -1225,6 +1286,214 @@ class RunStore:
                 f"extra frame name {name!r} must be letters, digits, '_', '.' or '-'."
             )
         return self._read_frame(round, f"{EXTRA_DIR}/{name}.parquet", f"extra frame {name!r}")
+
+    # derived frames ----------------------------------------------------------------------------
+    def _derived_dir(self, round: int) -> Path:
+        return self._path / DERIVED_DIR / round_dir_name(round)
+
+    @staticmethod
+    def _derived_key(round: int, name: str) -> str:
+        return f"{_DERIVED_KEY}{round_dir_name(round)}/{name}"
+
+    @staticmethod
+    def _check_derived_name(name: Any) -> str:
+        if not isinstance(name, str) or not _DERIVED_NAME_RE.match(name):
+            raise AlfavizInputError(
+                f"derived frame name {name!r} must be letters, digits, '_' or '-' (starting "
+                "with a letter or digit), e.g. 'paths'."
+            )
+        return name
+
+    @staticmethod
+    def _parse_record(value: str | None, name: str) -> dict[str, Any] | None:
+        """A derived frame's record, or ``None`` if it is absent or unreadable."""
+        if value is None:
+            return None
+        try:
+            rec = json.loads(value)
+        except ValueError:
+            return None
+        if not isinstance(rec, dict) or not isinstance(rec.get("file"), str):
+            return None
+        if not _derived_file_re(name).match(rec["file"]):
+            return None  # never follow a name the store did not make
+        return rec
+
+    def _derived_records(self) -> dict[tuple[int, str], dict[str, Any] | None]:
+        """Every derived frame recorded in the label log: ``{(round, name): record}``."""
+        out: dict[tuple[int, str], dict[str, Any] | None] = {}
+        for key, value in self._log.run_meta().items():
+            if not key.startswith(_DERIVED_KEY):
+                continue
+            parts = key[len(_DERIVED_KEY) :].split("/")
+            m = ROUND_DIR_RE.match(parts[0]) if len(parts) == 2 else None
+            if m is None or not _DERIVED_NAME_RE.match(parts[1]):
+                continue
+            out[(int(m.group(1)), parts[1])] = self._parse_record(value, parts[1])
+        return out
+
+    def derived_names(self, round: int) -> list[str]:
+        """Names of the derived frames recorded for ``round`` as it is committed now."""
+        committed = self._manifest(round)["checksum"]
+        return sorted(
+            name
+            for (r, name), rec in self._derived_records().items()
+            if r == round and rec is not None and rec.get("round") == committed
+        )
+
+    def write_derived(self, round: int, name: str, frame: pd.DataFrame) -> Path:
+        """Replace the derived frame ``name`` of the committed ``round``, atomically.
+
+        A derived frame is computed from a round after the round was written (the
+        interpolation paths projected on demand, say); unlike the round's own artefacts it may
+        be replaced. The round folder is never touched: the frame goes to
+        ``derived/round_NNNN/<name>.<sha256[:16]>.parquet`` (fsync'ed, renamed into place) and
+        one SQLite transaction then records it, with its size, SHA-256 and the checksum of the
+        round it belongs to. The version it replaces is deleted after that commit. A crash at
+        any point leaves the previous version or the new one readable.
+
+        Parameters
+        ----------
+        round : int
+            A written round.
+        name : str
+            Letters, digits, ``_`` or ``-``.
+        frame : pandas.DataFrame
+
+        Returns
+        -------
+        Path
+            The file now recorded for ``(round, name)``.
+
+        Raises
+        ------
+        RunStoreError
+            If the run is read-only or ``round`` has not been written.
+        """
+        round = check_int(round, "round")
+        name = self._check_derived_name(name)
+        self._check_writable(f"write the derived frame {name!r} of round {round}")
+        what = f"derived frame {name!r}"
+        data = frame_to_parquet(check_frame(frame, what), what)
+        committed = self._manifest(round)["checksum"]
+        digest = sha256(data)
+        fname = f"{name}.{digest[:16]}.parquet"
+        ddir = self._derived_dir(round)
+        for folder in (ddir.parent, ddir):
+            if not folder.is_dir():
+                folder.mkdir()
+                write_point(f"mkdir {folder.name}")
+                fsync_dir(folder.parent)
+        tmp = ddir / temp_name(fname, "tmp")
+        try:
+            write_file(tmp, data)
+            os.replace(tmp, ddir / fname)  # atomic; a same-content version is replaced by itself
+            write_point(f"move {fname} into place")
+            fsync_dir(ddir)
+        finally:
+            if tmp.exists():
+                remove_tree(tmp)
+        record = {"file": fname, "bytes": len(data), "sha256": digest, "round": committed}
+        previous = self._log._swap_run_meta(
+            self._derived_key(round, name), canonical(record), f"{name} of round {round}"
+        )
+        old = self._parse_record(previous, name)
+        if old is not None and old["file"] != fname and (ddir / old["file"]).exists():
+            remove_tree(ddir / old["file"])
+            fsync_dir(ddir)
+        logger.info("wrote %s of round %d (%d bytes)", what, round, len(data))
+        return ddir / fname
+
+    def read_derived(self, round: int, name: str) -> pd.DataFrame | None:
+        """The derived frame ``name`` of ``round``, or ``None`` if there is none to read.
+
+        ``None`` also when the recorded version belongs to an earlier write of the round (it
+        was overwritten since), or when its file is missing or damaged (logged as a warning;
+        :meth:`verify` reports it): a derived frame can always be computed again, and the next
+        :meth:`write_derived` replaces it.
+
+        Raises
+        ------
+        RunStoreError
+            If ``round`` has not been written.
+        """
+        round = check_int(round, "round")
+        name = self._check_derived_name(name)
+        committed = self._manifest(round)["checksum"]
+        key = self._derived_key(round, name)
+        for attempt in range(2):
+            rec = self._parse_record(self._log.run_meta().get(key), name)
+            if rec is None or rec.get("round") != committed:
+                return None
+            file = self._derived_dir(round) / rec["file"]
+            try:
+                data = file.read_bytes()
+            except FileNotFoundError:
+                if attempt == 0:
+                    continue  # replaced by another writer just now: follow the new record
+                logger.warning("%s is missing although the run records it; ignoring it", file)
+                return None
+            problem = self._derived_problem(file, rec, data) if self._verify else None
+            if problem is None:
+                try:
+                    return table_to_frame(parquet_to_table(data, file), file)
+                except RunStoreError as exc:
+                    problem = str(exc)
+            logger.warning("%s; ignoring it (it is computed again when needed)", problem)
+            return None
+        return None  # pragma: no cover - the loop returns
+
+    @staticmethod
+    def _derived_problem(file: Path, rec: Mapping[str, Any], data: bytes | None) -> str | None:
+        if data is None:
+            try:
+                data = file.read_bytes()
+            except FileNotFoundError:
+                return f"{file} is missing although {LABELS_FILE} records it"
+        if len(data) != rec.get("bytes") or sha256(data) != rec.get("sha256"):
+            return f"{file} is truncated or corrupt: it does not match its recorded SHA-256"
+        return None
+
+    def _derived_files(self) -> list[tuple[int, Path]]:
+        """Every entry in the ``derived/round_NNNN/`` folders: ``(round, path)``."""
+        root = self._path / DERIVED_DIR
+        if not root.is_dir():
+            return []
+        found = []
+        for folder in sorted(root.iterdir()):
+            m = ROUND_DIR_RE.match(folder.name)
+            if m and folder.is_dir() and not folder.is_symlink():
+                found.extend((int(m.group(1)), entry) for entry in sorted(folder.iterdir()))
+        return found
+
+    def _derived_leftovers(self) -> list[Path]:
+        """Derived files no record names (interrupted writes) and stale temporary files."""
+        records = self._derived_records()
+        named = {(r, rec["file"]) for (r, _), rec in records.items() if rec is not None}
+        out = []
+        for r, entry in self._derived_files():
+            parsed = parse_temp_name(entry.name)
+            if parsed is not None:
+                if is_stale(entry, parsed):
+                    out.append(entry)
+            elif (r, entry.name) not in named and _ANY_DERIVED_FILE_RE.match(entry.name):
+                out.append(entry)
+        return out
+
+    def _derived_problems(self) -> list[str]:
+        """Damaged versions of the derived frames of the rounds as committed now."""
+        index = self._index()
+        problems = []
+        for (r, name), rec in sorted(self._derived_records().items()):
+            if rec is None or index.get(r) != rec.get("round"):
+                continue  # unreadable or stale: ignored, replaced by the next write
+            problem = self._derived_problem(self._derived_dir(r) / rec["file"], rec, None)
+            if problem:
+                problems.append(
+                    f"{problem}; the derived frame {name!r} of round {r} is ignored and "
+                    "computed again when needed."
+                )
+        return problems
 
     # verification -----------------------------------------------------------------------------
     def verify(self) -> list[str]:
@@ -1276,6 +1545,7 @@ class RunStore:
                     )
         if log_ok:
             problems.extend(self._round_problems(deep=True))
+            problems.extend(self._derived_problems())
             problems.extend(self._leftovers())
         return problems
 
@@ -1302,6 +1572,11 @@ class RunStore:
                         f"{entry} is a round folder whose write never committed (it is not in "
                         "the rounds index); it is ignored and removed on a writable open."
                     )
+        for entry in self._derived_leftovers():
+            found.append(
+                f"{entry} is left over from an interrupted write of a derived frame (no record "
+                "names it); it is ignored and removed on a writable open."
+            )
         return found
 
     # labels and events (delegates to the LabelLog) ---------------------------------------------
