@@ -195,9 +195,47 @@ def _random_fill(n: int, picked: np.ndarray, k: int, seed: int) -> np.ndarray:
 
 @torch.no_grad()
 def paths_frame(
-    head: nn.Module, z: torch.Tensor, anchors: torch.Tensor, rows: np.ndarray, steps: int
+    head: nn.Module,
+    z: torch.Tensor,
+    anchors: torch.Tensor,
+    rows: np.ndarray,
+    steps: int,
+    *,
+    sample_ids: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """Predictions along z_u → z*_c for ``rows``: one row per (sample, anchor, t)."""
+    """Predictions along z_u → z*_c for ``rows``: one row per (sample, anchor, t).
+
+    The one implementation of the interpolation paths: the ALFA-Mix strategy calls it for the
+    selected batch, and :func:`alfaviz.session.round.interpolation_paths` for any sample on
+    demand.
+
+    Parameters
+    ----------
+    head : nn.Module
+        The classifier head (C logits from a D-dimensional embedding).
+    z : torch.Tensor, shape (n, D)
+    anchors : torch.Tensor, shape (C, D)
+    rows : numpy.ndarray of int, shape (m,)
+        Positions into ``z`` of the samples whose paths are wanted.
+    steps : int
+        Points per path, ``t = linspace(0, 1, steps)``.
+    sample_ids : numpy.ndarray of int, shape (m,), optional
+        The ids written in the ``sample_id`` column for ``rows``; the positions themselves by
+        default.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``sample_id, anchor_class, path_t, path_pred, path_prob``, ``m * C * steps``
+        rows ordered by sample (as in ``rows``), anchor and ``t``; empty (with the columns)
+        when ``rows`` is empty.
+    """
+    rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+    ids = rows if sample_ids is None else np.asarray(sample_ids, dtype=np.int64).reshape(-1)
+    if ids.shape != rows.shape:
+        raise AlfavizInputError(
+            f"sample_ids must give one id per row; got {ids.size} ids for {rows.size} rows."
+        )
     parts = []
     for s in range(0, rows.size, 256):
         r = rows[s : s + 256]
@@ -211,12 +249,22 @@ def paths_frame(
         parts.append(
             pd.DataFrame(
                 {
-                    schema.SAMPLE_ID: np.repeat(r, n_cls * n_t),
+                    schema.SAMPLE_ID: np.repeat(ids[s : s + 256], n_cls * n_t),
                     schema.ANCHOR_CLASS: np.tile(np.repeat(np.arange(n_cls), n_t), m),
                     schema.PATH_T: np.tile(t, m * n_cls).astype(np.float32),
                     schema.PATH_PRED: pred.reshape(-1).cpu().numpy().astype(np.int32),
                     schema.PATH_PROB: pmax.reshape(-1).float().cpu().numpy(),
                 }
             )
+        )
+    if not parts:
+        return pd.DataFrame(
+            {
+                schema.SAMPLE_ID: np.zeros(0, np.int64),
+                schema.ANCHOR_CLASS: np.zeros(0, np.int64),
+                schema.PATH_T: np.zeros(0, np.float32),
+                schema.PATH_PRED: np.zeros(0, np.int32),
+                schema.PATH_PROB: np.zeros(0, np.float32),
+            }
         )
     return pd.concat(parts, ignore_index=True)

@@ -20,6 +20,7 @@ _LAZY: dict[str, str] = {
     "Experiment": "alfaviz.session.experiment",
     "LoggingCallback": "alfaviz.session.experiment",
     "open_run": "alfaviz.session.experiment",
+    "MAX_PATH_SAMPLES": "alfaviz.session.paths",
     "Pool": "alfaviz.session.pool",
     "RoundOutcome": "alfaviz.session.round",
     "run_round": "alfaviz.session.round",
@@ -37,6 +38,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from alfaviz.session.experiment import Experiment as Experiment
     from alfaviz.session.experiment import LoggingCallback as LoggingCallback
     from alfaviz.session.experiment import open_run as open_run
+    from alfaviz.session.paths import MAX_PATH_SAMPLES as MAX_PATH_SAMPLES
     from alfaviz.session.pool import Pool as Pool
     from alfaviz.session.round import RoundOutcome as RoundOutcome
     from alfaviz.session.round import run_round as run_round

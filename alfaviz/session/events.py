@@ -17,10 +17,11 @@ __all__ = ["EVENT_KINDS", "Event", "EventKind", "EventStream"]
 
 log = logging.getLogger(__name__)
 
-EventKind = Literal["label", "skip", "undo", "round_started", "round_written"]
+EventKind = Literal["label", "skip", "undo", "round_started", "round_written", "paths"]
 
-EVENT_KINDS: tuple[str, ...] = ("label", "skip", "undo", "round_started", "round_written")
-"""Every kind of event, in the order a round produces them."""
+EVENT_KINDS: tuple[str, ...] = ("label", "skip", "undo", "round_started", "round_written", "paths")
+"""Every kind of event: those of a round in the order it produces them, then ``paths``
+(interpolation paths projected on demand for a written round)."""
 
 
 @dataclass(frozen=True)
@@ -29,9 +30,10 @@ class Event:
 
     Attributes
     ----------
-    kind : {"label", "skip", "undo", "round_started", "round_written"}
+    kind : {"label", "skip", "undo", "round_started", "round_written", "paths"}
     round : int
-        The round the change belongs to (for labels: the round whose training first uses it).
+        The round the change belongs to (for labels: the round whose training first uses it;
+        for ``paths``: the round whose paths were projected).
     sample_id : int or None
         The sample a label, skip or undo is about.
     label : int or None
@@ -41,7 +43,9 @@ class Event:
     action_id : int or None
         The row of the label log that records the change.
     payload : Mapping
-        Anything else (for ``round_written``: the round's row of the ``rounds`` frame).
+        Anything else (for ``round_written``: the round's row of the ``rounds`` frame; for
+        ``paths``: ``sample_ids``, the samples whose paths were added, and ``persisted``,
+        whether they were stored with the run or only kept in memory).
     """
 
     kind: EventKind

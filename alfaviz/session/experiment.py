@@ -5,21 +5,24 @@ of a run. It owns a :class:`~alfaviz.session.Pool` (rebuilt from the label log a
 whole after every change), a :class:`~alfaviz.learner.Learner`, the strategy and the
 :class:`~alfaviz.store.RunStore`. Every label, human or oracle, goes into the store's SQLite log
 before anything else sees it, and every change fires one :class:`~alfaviz.session.Event` on
-the experiment's stream (``label``, ``skip``, ``undo``, ``round_started``, ``round_written``),
-which views observe. Nothing here prints.
+the experiment's stream (``label``, ``skip``, ``undo``, ``round_started``, ``round_written``,
+``paths``), which views observe. Nothing here prints.
 
 Round ``r`` (:func:`~alfaviz.session.run_round`): train on the labelled set from the same
 initial weights, measure test accuracy, embed the whole train pool, query ``budget`` samples,
-compute 2-D coordinates; then the experiment writes the round and (with the oracle) labels the
-queried samples. Labels requested in round ``r`` are first used for training in round
-``r + 1``; ``labelled_round`` records exactly that (``0`` for the initial set, ``-1`` for
-unlabelled), the pattern baal uses, and so does the ``round`` column of the label log.
+compute 2-D coordinates; then the experiment writes the round (with the classifier head it
+was queried with, so that :meth:`Experiment.project_paths` can later compute the interpolation
+paths of any sample of that round) and (with the oracle) labels the queried samples. Labels
+requested in round ``r`` are first used for training in round ``r + 1``; ``labelled_round``
+records exactly that (``0`` for the initial set, ``-1`` for unlabelled), the pattern baal
+uses, and so does the ``round`` column of the label log.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime
@@ -45,6 +48,7 @@ from alfaviz.errors import AlfavizInputError, RunStoreError
 from alfaviz.learner import Learner, TrainConfig, build_model
 from alfaviz.session.config import RunConfig, check_int, check_seed, seed_for
 from alfaviz.session.events import Event, EventStream
+from alfaviz.session.paths import BATCH_PATHS, PathProjector
 from alfaviz.session.pool import Pool
 from alfaviz.session.round import RoundOutcome, run_round
 from alfaviz.store import RunStore
@@ -56,7 +60,7 @@ log = logging.getLogger(__name__)
 
 INIT_STATE_FILE = "initial_state.pt"
 QUERIED_EXTRA = "queried"
-PATHS_EXTRA = "paths"
+PATHS_EXTRA = BATCH_PATHS
 Labelling = Literal["oracle", "human"]
 
 
@@ -249,6 +253,8 @@ class Experiment:
         self._queried: np.ndarray = np.zeros(0, dtype=np.int64)
         self._prev_coords: np.ndarray | None = None
         self._rounds_done = 0
+        self._projector: PathProjector | None = None
+        self._projector_lock = threading.Lock()
         if _store is not None:
             self.store = _store
             return
@@ -566,8 +572,8 @@ class Experiment:
         self.store.write_round(
             r, samples=out.samples, flips=out.flips, rounds_row=out.row,
             embeddings=out.embeddings, embedding_ids=np.arange(self.data.n_train, dtype=np.int64),
-            coords=out.coords, extra=extra, labels=labels, label_round=r + 1,
-            session=self._session,
+            coords=out.coords, extra=extra, head=_head_state(self.learner.head), labels=labels,
+            label_round=r + 1, session=self._session,
         )  # fmt: skip
         row = dict(out.row)
         row[schema.time_column("store")] = time.perf_counter() - t0
@@ -622,6 +628,90 @@ class Experiment:
     def label_log(self) -> pd.DataFrame:
         """Every labelling action (label, skip, undo) in order."""
         return self.store.actions()
+
+    # interpolation paths ------------------------------------------------------------------
+    @property
+    def _paths(self) -> PathProjector:
+        with self._projector_lock:
+            if self._projector is None:
+                self._projector = PathProjector(
+                    self.store,
+                    self.data.n_train,
+                    self.data.n_classes,
+                    lambda: getattr(self.strategy, "path_steps", None),
+                )
+            return self._projector
+
+    def project_paths(self, sample_ids: Any, round: int | None = None) -> pd.DataFrame:
+        """The interpolation paths of any samples in a written round, computed once.
+
+        For each sample and each class anchor, the head's prediction at ``path_steps``
+        points ``t`` from 0 (the sample's embedding, so the first point predicts its
+        pseudo-label) to 1 (the anchor), each placed on the round's stored 2-D layout: the
+        same computation as the batch's paths stored with the round
+        (:func:`~alfaviz.session.round.interpolation_paths`), from what the round stored (its
+        embeddings, layout, training labels and classifier head). A batch sample's paths
+        therefore equal the stored ones up to float rounding.
+
+        Paths are computed only for samples not projected before in that round; the others
+        are read back. The round's projected paths are stored with the run (the round's
+        derived ``paths`` frame, see :meth:`~alfaviz.store.RunStore.write_derived`), so that
+        a later call, a reopened run and the dashboard find them (:meth:`round_paths`). A run
+        open read-only keeps them in memory instead, for the life of this object. When new
+        paths were added, one ``paths`` event is fired (``payload``: ``sample_ids``, the
+        new ones, and ``persisted``).
+
+        Parameters
+        ----------
+        sample_ids : int or array-like of int
+            Global ids in the train pool, at most
+            :data:`~alfaviz.session.MAX_PATH_SAMPLES` (256) distinct ones per call;
+            duplicates are dropped and an empty list gives an empty frame.
+        round : int, optional
+            A written round; the latest by default.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Conformed to :data:`~alfaviz.schema.PATHS`: one row per (sample, anchor, t), the
+            samples in the order asked for, then by anchor class and ``t``. ``x`` and ``y``
+            are NaN when the run stores no 2-D layout (``projection="none"``).
+
+        Raises
+        ------
+        AlfavizInputError
+            For an id outside the train pool, more than 256 samples, a round not written yet,
+            or ids that are not integers.
+        RunStoreError
+            If the round was written by an earlier alfaviz that did not store its classifier
+            head (its batch's paths are still in :meth:`round_paths`), or is damaged.
+        """
+        result = self._paths.project(sample_ids, round)
+        if result.new_ids.size:
+            self._emit(
+                "paths", result.round,
+                payload={"sample_ids": result.new_ids.tolist(), "persisted": result.persisted},
+            )  # fmt: skip
+        return result.paths
+
+    def round_paths(self, round: int | None = None) -> pd.DataFrame:
+        """The interpolation paths known for ``round``: its batch's, then any projected since.
+
+        The paths stored with the round for its batch come first; those that
+        :meth:`project_paths` added for other samples follow (a batch sample appears once,
+        with its stored paths).
+
+        Parameters
+        ----------
+        round : int, optional
+            A written round; the latest by default.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Conformed to :data:`~alfaviz.schema.PATHS`.
+        """
+        return self._paths.round_paths(self._paths.check_round(round))
 
     # reopening ----------------------------------------------------------------------------
     def _resume(self) -> None:
@@ -712,6 +802,13 @@ def _load_state(data: bytes, run: Path) -> dict[str, torch.Tensor]:
             f"{run / INIT_STATE_FILE} is corrupt or not a plain state dict "
             f"({type(exc).__name__}); restore it from a copy of the run."
         ) from None
+
+
+def _head_state(head: nn.Module) -> dict[str, np.ndarray]:
+    """The head's ``state_dict`` as float32 numpy arrays, for ``write_round(head=...)``."""
+    return {
+        k: v.detach().to("cpu", torch.float32).numpy().copy() for k, v in head.state_dict().items()
+    }
 
 
 def open_run(path: str | Path, **kwargs: Any) -> Experiment:

@@ -2,6 +2,12 @@
 
 :func:`run_round` computes a round and returns it as a :class:`RoundOutcome`; it writes
 nothing. The :class:`~alfaviz.session.Experiment` writes the outcome and labels the batch.
+
+The interpolation paths are framed here too, in one place for the batch and for any sample
+asked for later: :func:`round_anchors` (the anchors of a round's labelled set),
+:func:`place_paths` (the mixed points on the round's 2-D map) and
+:func:`interpolation_paths` (:func:`~alfaviz.alfamix.query.paths_frame`, the function the
+ALFA-Mix strategy computes the batch's paths with, followed by :func:`place_paths`).
 """
 
 from __future__ import annotations
@@ -24,7 +30,13 @@ from alfaviz.learner import Learner, TrainStats
 from alfaviz.session.pool import Pool
 from alfaviz.strategies import QueryResult, Strategy
 
-__all__ = ["RoundOutcome", "run_round"]
+__all__ = [
+    "RoundOutcome",
+    "interpolation_paths",
+    "place_paths",
+    "round_anchors",
+    "run_round",
+]
 
 Projector = Callable[[np.ndarray], "np.ndarray | None"]
 
@@ -213,7 +225,9 @@ def _outcome(
     if result.paths is not None and len(result.paths):
         paths = schema.conform(result.paths, schema.PATHS)
         if coords is not None:
-            paths = _place_paths(paths, z, coords, pool, data.n_classes)
+            lab = pool.labelled_ids
+            anchors = round_anchors(z, lab, pool.labels[lab], data.n_classes)
+            paths = place_paths(paths, z, coords, anchors)
     return RoundOutcome(
         r, row, samples, schema.conform(flips, schema.FLIPS),
         schema.conform(queried, schema.QUERIED), paths, z.astype(np.float32, copy=False),
@@ -221,21 +235,60 @@ def _outcome(
     )  # fmt: skip
 
 
-def _place_paths(
-    paths: pd.DataFrame, z: np.ndarray, coords: np.ndarray, pool: Pool, n_classes: int
-) -> pd.DataFrame:
-    """Put every point of the batch's interpolation paths on the round's 2-D map.
+def round_anchors(
+    z: np.ndarray, labelled_ids: np.ndarray, labels: np.ndarray, n_classes: int
+) -> np.ndarray:
+    """The class anchors of a round: the mean embedding of each class's labelled samples.
 
-    The mixed embedding at ``t`` is ``(1 - t) z_u + t z*_c`` with the anchors of the labelled
-    set; it is placed from its nearest pool embeddings (:func:`place_points`).
+    Parameters
+    ----------
+    z : numpy.ndarray, shape (n_train, dim)
+        The round's embeddings, row ``i`` for sample ``i``.
+    labelled_ids : numpy.ndarray of int, shape (n_labelled,)
+        The samples labelled at the start of the round (its training set).
+    labels : numpy.ndarray of int, shape (n_labelled,)
+        Their labels.
+    n_classes : int
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_classes, dim)
+        :func:`~alfaviz.alfamix.mixing.compute_anchors`, in the dtype of ``z``.
     """
     from alfaviz.alfamix.mixing import compute_anchors
+
+    lab = np.asarray(labelled_ids, dtype=np.int64)
+    return compute_anchors(
+        torch.as_tensor(z[lab]), torch.as_tensor(np.asarray(labels, dtype=np.int64)), n_classes
+    ).numpy()
+
+
+def place_paths(
+    paths: pd.DataFrame, z: np.ndarray, coords: np.ndarray, anchors: np.ndarray
+) -> pd.DataFrame:
+    """Put every point of some interpolation paths on the round's 2-D map.
+
+    The mixed embedding at ``t`` is ``(1 - t) z_u + t z*_c``; it is placed from its nearest
+    pool embeddings (:func:`~alfaviz.analysis.projection.place_points`).
+
+    Parameters
+    ----------
+    paths : pandas.DataFrame
+        Conformed to :data:`~alfaviz.schema.PATHS`.
+    z : numpy.ndarray, shape (n_train, dim)
+        The round's embeddings, row ``i`` for sample ``i``.
+    coords : numpy.ndarray, shape (n_train, 2)
+        The round's 2-D layout of ``z``.
+    anchors : numpy.ndarray, shape (n_classes, dim)
+        From :func:`round_anchors`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``paths`` with ``x`` and ``y`` filled in, conformed to :data:`~alfaviz.schema.PATHS`.
+    """
     from alfaviz.analysis.projection import place_points
 
-    lab = pool.labelled_ids
-    anchors = compute_anchors(
-        torch.as_tensor(z[lab]), torch.as_tensor(pool.labels[lab]), n_classes
-    ).numpy()
     sid = paths[schema.SAMPLE_ID].to_numpy(np.int64)
     cls = paths[schema.ANCHOR_CLASS].to_numpy(np.int64)
     t = paths[schema.PATH_T].to_numpy(np.float32)[:, None]
@@ -244,6 +297,54 @@ def _place_paths(
     out = paths.copy()
     out[schema.X], out[schema.Y] = xy[:, 0], xy[:, 1]
     return schema.conform(out, schema.PATHS)
+
+
+def interpolation_paths(
+    head: torch.nn.Module,
+    z: np.ndarray,
+    sample_ids: np.ndarray,
+    anchors: np.ndarray,
+    *,
+    steps: int,
+    coords: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """The interpolation paths of ``sample_ids``, framed and placed like the batch's.
+
+    Predictions along ``z_u → z*_c`` for every anchor
+    (:func:`~alfaviz.alfamix.query.paths_frame`, which the ALFA-Mix strategy uses for the
+    batch), with each point placed on the round's map by :func:`place_paths`.
+
+    Parameters
+    ----------
+    head : torch.nn.Module
+        The round's classifier head; evaluated in eval mode without gradients.
+    z : numpy.ndarray, shape (n_train, dim)
+        The round's embeddings, row ``i`` for sample ``i``.
+    sample_ids : numpy.ndarray of int, shape (m,)
+        Global ids (rows of ``z``).
+    anchors : numpy.ndarray, shape (n_classes, dim)
+        From :func:`round_anchors`.
+    steps : int
+        Points per path, ``t = linspace(0, 1, steps)``.
+    coords : numpy.ndarray, shape (n_train, 2), optional
+        The round's 2-D layout; without it ``x`` and ``y`` stay NaN.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Conformed to :data:`~alfaviz.schema.PATHS`: ``m * n_classes * steps`` rows.
+    """
+    from alfaviz._tensor import eval_mode
+    from alfaviz.alfamix.query import paths_frame
+
+    ids = np.asarray(sample_ids, dtype=np.int64).reshape(-1)
+    zt = torch.as_tensor(np.ascontiguousarray(z))
+    with eval_mode(head):
+        frame = paths_frame(head, zt, torch.as_tensor(anchors), ids, int(steps))
+    paths = schema.conform(frame, schema.PATHS)
+    if coords is not None and len(paths):
+        paths = place_paths(paths, z, coords, anchors)
+    return paths
 
 
 def _fill_defaults(full: pd.DataFrame) -> pd.DataFrame:
