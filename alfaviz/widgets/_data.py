@@ -21,6 +21,7 @@ __all__ = ["RunData"]
 
 _QUERIED = "queried"
 _PATHS = "paths"
+_PATHS_EVENT = "paths"
 
 
 class RunData:
@@ -39,9 +40,10 @@ class RunData:
     Notes
     -----
     Frames are read from the run store and cached per round; the cache is dropped on every
-    event of the run (a label, a skip, an undo, a round). Views never write frames: the only
-    writes go through :meth:`submit_label`, :meth:`skip` and :meth:`undo`, which are the
-    Experiment's own.
+    event of the run (a label, a skip, an undo, a round), and a ``paths`` event drops only
+    that round's paths. Views never write frames: the only writes go through
+    :meth:`submit_label`, :meth:`skip` and :meth:`undo`, and :meth:`project_paths` (which
+    stores the paths it projects with the round), which are the Experiment's own.
     """
 
     def __init__(self, run: Experiment | str | Path, *, read_only: bool | None = None) -> None:
@@ -64,7 +66,10 @@ class RunData:
     # events ------------------------------------------------------------------------------
     def _on_event(self, event: Any) -> None:
         with self._lock:
-            self._cache.clear()
+            if event.kind == _PATHS_EVENT:  # only that round's paths changed
+                self._cache.pop((_PATHS, int(event.round)), None)
+            else:
+                self._cache.clear()
             self.version += 1
 
     def attach(self, state: AppState) -> Callable[[], None]:
@@ -159,9 +164,47 @@ class RunData:
         return self._cached("queried", r, lambda: self._extra(r, _QUERIED, schema.QUERIED))
 
     def paths(self, round: int) -> pd.DataFrame:
-        """Predictions along the paths of the batch (:data:`~alfaviz.schema.PATHS`)."""
+        """Predictions along the interpolation paths known for ``round``.
+
+        The paths stored with the round for its batch, then those projected on demand for
+        other samples (:meth:`project_paths`, here or in any earlier session on this run),
+        each sample once.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Conformed to :data:`~alfaviz.schema.PATHS`; cached until the run changes.
+        """
         r = self._check_round(round)
-        return self._cached("paths", r, lambda: self._extra(r, _PATHS, schema.PATHS))
+        return self._cached(_PATHS, r, lambda: self.experiment.round_paths(r))
+
+    def project_paths(self, sample_ids: Any, round: int) -> pd.DataFrame:
+        """The interpolation paths of any ``sample_ids`` in ``round``, computed once.
+
+        Calls :meth:`alfaviz.session.Experiment.project_paths` (the core computes them; a
+        view never runs the model itself), then drops this round's cached :meth:`paths`, so
+        the next read includes them. The Experiment's ``paths`` event, fired when new paths
+        were added, bumps ``data_version`` of an attached state, so the views redraw. Looking
+        at a run does not write labels, so this is allowed on a read-only :class:`RunData`;
+        a run directory without write permission keeps the paths in memory.
+
+        Parameters
+        ----------
+        sample_ids : int or array-like of int
+            Global ids, at most :data:`~alfaviz.session.MAX_PATH_SAMPLES` distinct ones.
+        round : int
+            A written round.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Conformed to :data:`~alfaviz.schema.PATHS`, the samples in the order asked for.
+        """
+        r = self._check_round(round)
+        frame = self.experiment.project_paths(sample_ids, round=r)
+        with self._lock:
+            self._cache.pop((_PATHS, r), None)
+        return frame
 
     def _extra(self, r: int, name: str, frame: schema.Frame) -> pd.DataFrame:
         store = self.experiment.store
