@@ -131,6 +131,15 @@ def _on_run(action: Callable[[Experiment], Any]) -> Callable[[Path], Any]:
     return call
 
 
+def _after_round(action: Callable[[Experiment], Any]) -> Callable[[Path], Any]:
+    def call(tmp: Path) -> Any:
+        exp = _made_run(tmp)
+        exp.step()
+        return action(exp)
+
+    return call
+
+
 def _df(**cols: Any) -> pd.DataFrame:
     return pd.DataFrame(cols)
 
@@ -474,6 +483,32 @@ BAD: list[Bad] = [
         r"explode",
     ),
     Bad("label", "observer not callable", _on_run(lambda e: e.subscribe(42)), r"callable"),
+    # -- interpolation paths on demand ----------------------------------------------------------
+    Bad("paths", "paths before any round", _on_run(lambda e: e.project_paths([1])), r"no round"),
+    Bad(
+        "paths",
+        "paths of an id beyond the pool",
+        _after_round(lambda e: e.project_paths([10**9])),
+        r"sample_ids 1000000000 is not in the train pool",
+    ),
+    Bad(
+        "paths",
+        "paths of too many samples",
+        _after_round(lambda e: e.project_paths(range(300))),
+        r"at most 256 per call",
+    ),
+    Bad(
+        "paths",
+        "paths of a round not written",
+        _after_round(lambda e: e.project_paths([1], round=3)),
+        r"round 3 has not been written",
+    ),
+    Bad(
+        "paths",
+        "paths of string ids",
+        _after_round(lambda e: e.project_paths(["7"])),
+        r"integer sample ids",
+    ),
     # -- configs and reopening ----------------------------------------------------------------
     Bad("config", "unknown config key", lambda _: RunConfig.from_dict({"speed": 1}), r"speed"),
     Bad("config", "config not a dict", lambda _: RunConfig.from_dict([1, 2]), r"dict"),
