@@ -660,14 +660,12 @@ def embedding_figure(
         name="selection",
         showlegend=False,
     )
-    batch_sel = sel[np.isin(sel, q)] if q.size else sel
-    if len(sel) > MAX_PATH_SAMPLES:  # a large selection is only highlighted
-        batch_sel = batch_sel[:0]
+    drawn = sel if len(sel) <= MAX_PATH_SAMPLES else sel[:0]  # a large one is only ringed
     seg = path_segments(
         samples,
         anchors,
         paths if paths is not None else samples.iloc[:0],
-        batch_sel,
+        drawn,
         placed=not pca,
     )
     path_trace = go.Scattergl(
@@ -881,6 +879,14 @@ class EmbeddingMap(View):
         )
         self.batch_button.add_class("alfaviz-embedding-batch")
         self.batch_button.on_click(self._guard(self._on_batch))
+        self.paths_button = widgets.Button(
+            description="show paths",
+            disabled=True,
+            tooltip=f"Project the interpolation paths of the selected samples (at most "
+            f"{MAX_PATH_SAMPLES}) toward every class anchor; the batch's are stored already",
+        )
+        self.paths_button.add_class("alfaviz-embedding-paths")
+        self.paths_button.on_click(self._guard(self._on_paths))
         self.details = widgets.HTML("")
         self.details.add_class("alfaviz-embedding-details")
         self._observe(self._on_round, ["round"])
@@ -890,7 +896,9 @@ class EmbeddingMap(View):
         self._observe(self._on_data, ["data_version"])
         if self.renderer == "scatter" and self._view is not None:
             self._draw(self._view, None)
-        bar = widgets.HBox([self.colour, self.slider, self.pca_button, self.batch_button])
+        bar = widgets.HBox(
+            [self.colour, self.slider, self.pca_button, self.batch_button, self.paths_button]
+        )
         return widgets.VBox([bar, main, self.details])
 
     def _round(self) -> int:
@@ -1018,7 +1026,10 @@ class EmbeddingMap(View):
         rows, shown_at = self._selected_rows(v)
         ids = v.samples[schema.SAMPLE_ID].to_numpy(np.int64)
         sel = ids[rows]
-        batch_sel = sel[np.isin(sel, v.queried)] if v.queried.size else sel
+        known = v.paths[schema.SAMPLE_ID].to_numpy(np.int64)
+        missing = sel[~np.isin(sel, known)]
+        self.paths_button.disabled = not (0 < len(sel) <= MAX_PATH_SAMPLES and missing.size)
+        drawn = sel  # those with known paths get them: the batch's, or projected on demand
         xy = pd.DataFrame(
             {
                 schema.SAMPLE_ID: ids[rows],
@@ -1028,8 +1039,8 @@ class EmbeddingMap(View):
             }
         )
         if len(sel) > MAX_PATH_SAMPLES:
-            batch_sel = batch_sel[:0]
-        seg = path_segments(xy, v.anchors, v.paths, batch_sel, placed=not v.pca)
+            drawn = drawn[:0]
+        seg = path_segments(xy, v.anchors, v.paths, drawn, placed=not v.pca)
         if self.renderer == "scatter":
             self.canvas.select(shown_at)
             names = _anchor_names(v.anchors, self.data.class_names)
@@ -1172,6 +1183,26 @@ class EmbeddingMap(View):
     def _on_pca(self, change: dict[str, Any]) -> None:
         self.pca_button.description = "stored map" if change["new"] else "PCA view"
         self._redraw(pca=bool(change["new"]))
+
+    def _on_paths(self, button: Any = None) -> None:
+        """Ask the run for the paths of the selected samples that have none yet.
+
+        The Experiment computes and stores them (a view never runs the model); its event
+        bumps ``data_version`` and the map redraws with them.
+        """
+        v = self._view
+        if v is None:
+            return
+        rows, _ = self._selected_rows(v)
+        sel = v.samples[schema.SAMPLE_ID].to_numpy(np.int64)[rows]
+        missing = sel[~np.isin(sel, v.paths[schema.SAMPLE_ID].to_numpy(np.int64))]
+        if missing.size == 0 or len(sel) > MAX_PATH_SAMPLES:
+            return
+        before = self.state.data_version
+        self.paths_button.disabled = True
+        self.data.project_paths(missing.tolist(), v.round)
+        if self.state.data_version == before:  # a RunData not attached to this state
+            self._on_data({"new": before})
 
     def _on_batch(self, button: Any = None) -> None:
         """Select the round's batch, in pick order."""

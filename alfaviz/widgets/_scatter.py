@@ -22,6 +22,8 @@ import ipywidgets as widgets
 import numpy as np
 import plotly.colors as pcolors
 
+from alfaviz import schema
+
 __all__ = ["N_COLOURS", "ScatterCanvas", "available", "colour_table", "point_size"]
 
 N_COLOURS = 256
@@ -189,11 +191,12 @@ class ScatterCanvas:
         self._xy: tuple[np.ndarray, np.ndarray] | None = None
         self._shown: np.ndarray = np.zeros(0, dtype=np.int64)
         # jupyter-scatter needs one point to start from; it is replaced by the first round
-        start = pd.DataFrame({"x": np.zeros(1, np.float32), "y": np.zeros(1, np.float32)})
+        zero = np.zeros(1, np.float32)
+        start = pd.DataFrame({schema.X: zero, schema.Y: zero})
         self.scatter = jscatter.Scatter(
             data=start,
-            x="x",
-            y="y",
+            x=schema.X,
+            y=schema.Y,
             height=height,
             axes=False,
             legend=False,
@@ -240,8 +243,8 @@ class ScatterCanvas:
         if x.size == self._n and self._n:
             self.scatter.xy(x=x, y=y, **scales)
         else:
-            self.scatter.data(pd.DataFrame({"x": x, "y": y}), reset_scales=True)
-            self.scatter.xy(x="x", y="y", **scales)
+            self.scatter.data(pd.DataFrame({schema.X: x, schema.Y: y}), reset_scales=True)
+            self.scatter.xy(x=schema.X, y=schema.Y, **scales)
             self.scatter.size(default=point_size(x.size))
             self._n = x.size
         self._xy = (x, y)

@@ -202,3 +202,30 @@ def test_round_replay_and_pca_keep_the_point_order(view):
     assert not np.array_equal(m.canvas.drawn[0], data.samples(1)[schema.X].to_numpy(np.float32))
     m.pca_button.value = False
     assert m.errors.messages == []
+
+
+def test_paths_of_any_sample_on_demand(tmp_path):
+    from tests.widgets.conftest import make_run
+
+    run = make_run(tmp_path / "run", labelling="oracle", rounds=1)
+    data = RunData(run)
+    state = AppState(round=0)
+    data.attach(state)
+    m = EmbeddingMap(state, data)
+    batch = set(data.queried(0)[schema.SAMPLE_ID].tolist())
+    sid = next(int(i) for i in m._view.shown_ids if int(i) not in batch)
+    assert m.paths_button.disabled  # nothing selected
+    state.select([sid])
+    assert not m.paths_button.disabled  # a sample without stored paths
+    assert m.scatter.widget.annotations == m.canvas._overlay
+    n_anchor = len(data.anchor_points(0))
+    assert len(m.scatter.widget.annotations) == 2 * n_anchor  # only the anchors so far
+    m.paths_button.click()
+    assert m.errors.messages == []
+    assert sid in set(data.paths(0)[schema.SAMPLE_ID].tolist())  # stored with the round
+    lines = m.scatter.widget.annotations
+    assert len(lines) >= 3 * n_anchor  # a curve per anchor joins the crosses
+    assert m.paths_button.disabled  # they are known now
+    # a reopened run finds them without projecting again
+    again = RunData(str(run.path))
+    assert sid in set(again.paths(0)[schema.SAMPLE_ID].tolist())
