@@ -838,7 +838,6 @@ class EmbeddingMap(View):
             self.scatter = self.canvas.scatter
             if self.data.n_rounds:
                 self._view = self._load(self._round(), False)
-            main: widgets.Widget = self.canvas.widget
         else:
             self.figure = count_views(go.FigureWidget(self._initial_figure()))
             pts = self.figure.data[TRACES["points"]]
@@ -846,7 +845,6 @@ class EmbeddingMap(View):
             pts.on_hover(self._guard(self._on_hover))
             pts.on_click(self._guard(self._on_click))
             self.figure.data[TRACES["selection"]].on_hover(self._guard(self._on_hover))
-            main = self.figure
         options = colour_options(self._view.samples if self._view else None)
         value = self.state.colour_by if self.state.colour_by in options else _STATUS
         self.colour = widgets.Dropdown(
@@ -894,8 +892,12 @@ class EmbeddingMap(View):
         self._observe(self._on_colour, ["colour_by"])
         self._observe(self._on_hovered, ["hovered_id"])
         self._observe(self._on_data, ["data_version"])
-        if self.renderer == "scatter" and self._view is not None:
-            self._draw(self._view, None)
+        if self.renderer == "scatter":
+            if self._view is not None:
+                self._draw(self._view, None)
+            main: widgets.Widget = self.canvas.widget  # made from the first drawing
+        else:
+            main = self.figure
         bar = widgets.HBox(
             [self.colour, self.slider, self.pca_button, self.batch_button, self.paths_button]
         )
@@ -1009,7 +1011,7 @@ class EmbeddingMap(View):
     def _batch(self) -> Iterator[None]:
         """One message per user action: plotly's ``batch_update`` or the canvas's held sync."""
         if self.renderer == "scatter":
-            with self.scatter.widget.hold_sync():
+            with self.canvas.hold_sync():
                 yield
         else:
             with patch(self.figure):

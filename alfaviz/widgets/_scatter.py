@@ -200,23 +200,42 @@ class ScatterCanvas:
             height=height,
             axes=False,
             legend=False,
-            lasso_initiator=True,
-            lasso_on_long_press=True,
+            lasso_on_long_press=True,  # (a lasso initiator would swallow clicks on points)
             color_selected="#000000",
             opacity_unselected=0.35,
             size=1,
         )
-        w = self.scatter.widget
-        w.add_class("alfaviz-scatter-canvas")
-        w.observe(self._selection_changed, names=["selection"])
-        w.observe(self._hover_changed, names=["hovering"])
         self.title = widgets.HTML("")
         self.legend = widgets.HTML("")
-        self.widget = widgets.VBox([self.title, w, self.legend])
+        self._box: widgets.VBox | None = None
         self._legend_spec: Any = None
         self._overlay: list[Any] = []
         self._scales: tuple[tuple[float, float], tuple[float, float]] = ((-1.0, 1.0), (-1.0, 1.0))
         self._anchor_marks: list[tuple[str, str]] = []
+
+    @property
+    def widget(self) -> widgets.VBox:
+        """Title, canvas and legend.
+
+        The canvas widget is made on first use, so that it starts from the first drawing
+        (points, colours, selection) instead of receiving it as updates: jupyter-scatter's
+        front-end drops a points update that arrives while it is still drawing.
+        """
+        if self._box is None:
+            w = self.scatter.widget
+            w.add_class("alfaviz-scatter-canvas")
+            if self._overlay:
+                w.annotations = self._overlay
+            w.observe(self._selection_changed, names=["selection"])
+            w.observe(self._hover_changed, names=["hovering"])
+            self._box = widgets.VBox([self.title, w, self.legend])
+        return self._box
+
+    def hold_sync(self) -> Any:
+        """A context that sends the canvas's changes as one message (or does nothing yet)."""
+        import contextlib
+
+        return self.scatter.widget.hold_sync() if self._box else contextlib.nullcontext()
 
     @property
     def drawn(self) -> tuple[np.ndarray, np.ndarray]:
@@ -263,8 +282,8 @@ class ScatterCanvas:
     def select(self, positions: np.ndarray) -> None:
         """Highlight the drawn points at ``positions`` (the others fade)."""
         pos = np.asarray(positions, dtype=np.int32)
-        cur = self.scatter.widget.selection
-        if cur is not None and np.array_equal(np.asarray(cur, dtype=np.int32), pos):
+        cur = self.scatter.selection()
+        if np.array_equal(np.asarray(cur, dtype=np.int32), pos):
             return
         self._shown = pos.astype(np.int64)
         self.scatter.selection(pos if pos.size else [])
@@ -311,7 +330,8 @@ class ScatterCanvas:
         # paths). Its own list stays empty, so replays do not resend stale lines.
         if out != self._overlay:
             self._overlay = out
-            self.scatter.widget.annotations = out
+            if self._box is not None:
+                self.scatter.widget.annotations = out
         marks = [(name, colour) for _, _, name, colour in anchors]
         if marks != self._anchor_marks:
             self._anchor_marks = marks
