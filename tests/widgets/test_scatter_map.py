@@ -229,3 +229,24 @@ def test_paths_of_any_sample_on_demand(tmp_path):
     # a reopened run finds them without projecting again
     again = RunData(str(run.path))
     assert sid in set(again.paths(0)[schema.SAMPLE_ID].tolist())
+
+
+def test_only_numeric_binary_arrays_reach_the_canvas(view):
+    m, state, data = view
+    for colour_by in ("status", schema.CRITICAL_EPS, schema.PSEUDO_LABEL):
+        state.colour_by = colour_by
+        state.select(data.queried(1)[schema.SAMPLE_ID].tolist()[:2])
+        sent = m.scatter.widget.get_state()
+        n = len(m._view.shown_ids)
+        arrays = {k: v for k, v in sent.items() if isinstance(v, dict) and "dtype" in v}
+        assert arrays["points"]["dtype"] == "float32"
+        assert tuple(arrays["points"]["shape"]) == (n, 4)
+        assert arrays["selection"]["dtype"] in ("uint32", "int32")
+        assert len(arrays["selection"]["shape"]) == 1
+        for k, v in arrays.items():
+            assert v["dtype"] in ("float32", "int32", "uint32"), k
+        for k, v in sent.items():  # lists are colour tables and the like, never per point
+            if isinstance(v, list):
+                assert len(v) <= 256 or len(v) < n // 4, k
+            if not k.startswith("_"):  # the front-end code itself (_esm, _css) aside
+                assert not (isinstance(v, str) and len(v) > 10_000), k
