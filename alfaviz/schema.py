@@ -29,6 +29,12 @@ Frames
     Learning curves of a strategy comparison: one row per (strategy, seed, round).
 ``query_samples`` and ``query_flips`` (:data:`QUERY_SAMPLES`, :data:`QUERY_FLIPS`)
     What a strategy's ``query`` returns, before the run adds rounds, labels and coordinates.
+``strategy_scores`` (:data:`STRATEGY_SCORES`)
+    What other strategies score and pick on a written round: one row per (round, strategy,
+    sample_id) over the round's unlabelled pool (``Experiment.compare_strategies``).
+
+A samples frame may carry one float32 column ``score:<strategy>`` per strategy compared on
+its round (:func:`score_column`, the ``score:`` family of :data:`SAMPLES`).
 
 ``*_ids`` columns hold global sample ids; positions (``*_idx``) never appear in a frame.
 """
@@ -91,6 +97,7 @@ __all__ = [
     "PATH_PROB",
     "PATH_T",
     "PAYLOAD",
+    "PICKED",
     "PROB_MAX",
     "PSEUDO_LABEL",
     "QUERIED",
@@ -104,6 +111,7 @@ __all__ = [
     "SAMPLES_COLUMNS",
     "SAMPLE_ID",
     "SCORE",
+    "SCORE_PREFIX",
     "SEED",
     "SELECTED",
     "SESSION",
@@ -113,6 +121,7 @@ __all__ = [
     "STD_DIFF",
     "STEP_NORM",
     "STRATEGY",
+    "STRATEGY_SCORES",
     "TESTS",
     "TIME_PREFIX",
     "TRAIN_ACCURACY",
@@ -126,6 +135,7 @@ __all__ = [
     "X",
     "Y",
     "conform",
+    "score_column",
     "time_column",
 ]
 
@@ -180,6 +190,10 @@ PATH_PROB = "prob"
 # the queried batch
 ORDER = "order"
 
+# other strategies on the same round
+PICKED = "picked"
+SCORE_PREFIX = SCORE + ":"
+
 # the label log
 ACTION_ID = "id"
 TS = "ts"
@@ -210,6 +224,11 @@ WIN = "win"
 def time_column(phase: str) -> str:
     """Name of the rounds column holding the seconds spent in ``phase`` (``time_<phase>``)."""
     return TIME_PREFIX + phase
+
+
+def score_column(strategy: str) -> str:
+    """Name of the samples column holding ``strategy``'s score (``score:<strategy>``)."""
+    return SCORE_PREFIX + strategy
 
 
 # --------------------------------------------------------------------------------------------
@@ -317,7 +336,9 @@ SAMPLES = Frame(
         Column(X, "float32", _NAN, "2-D coordinate (UMAP or PCA) of the round"),
         Column(Y, "float32", _NAN, "2-D coordinate (UMAP or PCA) of the round"),
     ),
-    doc="One row per (round, sample_id) over the train pool.",
+    prefixed=((SCORE_PREFIX, "float32"),),
+    doc="One row per (round, sample_id) over the train pool; other strategies' scores on the "
+    "round may follow as score:<strategy> (float32, NaN where a strategy gave none).",
 )
 
 _FLIP_COLUMNS: tuple[Column, ...] = (
@@ -379,6 +400,21 @@ QUERIED = Frame(
         Column(FILL, "bool", False, "picked by the random fill"),
     ),
     doc="The batch a round queried, in order.",
+)
+
+STRATEGY_SCORES = Frame(
+    "strategy_scores",
+    (
+        _req(ROUND, "int32", "the round whose stored inputs the strategy queried"),
+        _req(STRATEGY, "str", "the strategy's registered name"),
+        _req(SAMPLE_ID, "int64", "global id of a sample of the round's unlabelled pool"),
+        Column(SCORE, "float32", _NAN, "the strategy's score (NaN: it gave none)"),
+        Column(PICKED, "bool", False, "in the batch the strategy picked"),
+        Column(ORDER, "int32", -1, "position in that batch (-1: not picked)"),
+        Column(RANDOM_STATE, "int64", -1, "seed the strategy's query actually used"),
+    ),
+    doc="What each strategy scores and picks on a written round, from the round's stored "
+    "inputs: one row per (round, strategy, sample_id) of the round's unlabelled pool.",
 )
 
 COORDS = Frame(
@@ -513,6 +549,7 @@ FRAMES: dict[str, Frame] = {
         CURVES,
         QUERY_SAMPLES,
         QUERY_FLIPS,
+        STRATEGY_SCORES,
     )
 }
 """Every frame by name."""

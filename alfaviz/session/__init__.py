@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 _LAZY: dict[str, str] = {
     "RunConfig": "alfaviz.session.config",
     "seed_for": "alfaviz.session.config",
+    "comparison_seed": "alfaviz.session.config",
     "EVENT_KINDS": "alfaviz.session.events",
     "Event": "alfaviz.session.events",
     "EventStream": "alfaviz.session.events",
@@ -30,6 +31,7 @@ __all__ = sorted(_LAZY)
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from alfaviz.session.config import RunConfig as RunConfig
+    from alfaviz.session.config import comparison_seed as comparison_seed
     from alfaviz.session.config import seed_for as seed_for
     from alfaviz.session.events import EVENT_KINDS as EVENT_KINDS
     from alfaviz.session.events import Event as Event

@@ -7,6 +7,7 @@ command line) goes through :meth:`RunConfig.from_dict`, which checks every field
 
 from __future__ import annotations
 
+import hashlib
 import json
 import numbers
 from collections.abc import Mapping
@@ -24,6 +25,7 @@ __all__ = [
     "RunConfig",
     "check_int",
     "check_seed",
+    "comparison_seed",
     "seed_for",
 ]
 
@@ -67,6 +69,32 @@ def seed_for(seed: int, round: int) -> int:
         ``(seed * 7919 + round) mod 2**63``.
     """
     return (int(seed) * 7919 + int(round)) % (MAX_SEED + 1)
+
+
+def comparison_seed(seed: int, round: int, strategy: str) -> int:
+    """The seed of ``strategy``'s query on ``round`` in a strategy comparison of a run.
+
+    Used by :meth:`~alfaviz.session.Experiment.compare_strategies`: each (round, strategy)
+    gets its own seed, derived from the run's seed alone, so a comparison is reproducible and
+    does not depend on which other strategies were asked for or in what order.
+
+    Parameters
+    ----------
+    seed : int
+        The run's seed, in ``0..2**63-1``.
+    round : int
+    strategy : str
+        The strategy's registered name.
+
+    Returns
+    -------
+    int
+        The first 8 bytes of ``sha256("alfaviz-compare:<seed>:<round>:<strategy>")`` as a
+        big-endian integer, masked to ``0..2**63-1`` (stable across versions and platforms).
+    """
+    text = f"alfaviz-compare:{int(seed)}:{int(round)}:{strategy}"
+    digest = hashlib.sha256(text.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") & MAX_SEED
 
 
 def _choice(value: Any, name: str, choices: tuple[str, ...]) -> str:

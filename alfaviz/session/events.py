@@ -17,11 +17,14 @@ __all__ = ["EVENT_KINDS", "Event", "EventKind", "EventStream"]
 
 log = logging.getLogger(__name__)
 
-EventKind = Literal["label", "skip", "undo", "round_started", "round_written", "paths"]
+EventKind = Literal["label", "skip", "undo", "round_started", "round_written", "paths", "scores"]
 
-EVENT_KINDS: tuple[str, ...] = ("label", "skip", "undo", "round_started", "round_written", "paths")
+EVENT_KINDS: tuple[str, ...] = (
+    "label", "skip", "undo", "round_started", "round_written", "paths", "scores",
+)  # fmt: skip
 """Every kind of event: those of a round in the order it produces them, then ``paths``
-(interpolation paths projected on demand for a written round)."""
+(interpolation paths projected on demand for a written round) and ``scores`` (other
+strategies' scores and picks recorded for a written round)."""
 
 
 @dataclass(frozen=True)
@@ -30,10 +33,11 @@ class Event:
 
     Attributes
     ----------
-    kind : {"label", "skip", "undo", "round_started", "round_written", "paths"}
+    kind : {"label", "skip", "undo", "round_started", "round_written", "paths", "scores"}
     round : int
         The round the change belongs to (for labels: the round whose training first uses it;
-        for ``paths``: the round whose paths were projected).
+        for ``paths``: the round whose paths were projected; for ``scores``: the round the
+        strategies were compared on).
     sample_id : int or None
         The sample a label, skip or undo is about.
     label : int or None
@@ -45,7 +49,8 @@ class Event:
     payload : Mapping
         Anything else (for ``round_written``: the round's row of the ``rounds`` frame; for
         ``paths``: ``sample_ids``, the samples whose paths were added, and ``persisted``,
-        whether they were stored with the run or only kept in memory).
+        whether they were stored with the run or only kept in memory; for ``scores``:
+        ``strategies``, the names whose scores were added, and ``persisted``).
     """
 
     kind: EventKind
