@@ -510,6 +510,9 @@ def path_segments(
         gy = g[schema.Y].to_numpy(np.float64) if schema.Y in g else np.full(len(g), np.nan)
         curve = placed and bool(np.isfinite(gx).all() and np.isfinite(gy).all())
         if curve:  # start at the sample's own point, then follow the placed mixed points
+            if t[-1] == 1:  # t = 1 is the anchor itself: end on its marker
+                gx, gy = gx.copy(), gy.copy()
+                gx[-1], gy[-1] = x1, y1
             cx = np.concatenate([[x0], gx[1:]]) if t[0] == 0 else np.concatenate([[x0], gx])
             cy = np.concatenate([[y0], gy[1:]]) if t[0] == 0 else np.concatenate([[y0], gy])
             seg_x += [*cx.tolist(), nan]

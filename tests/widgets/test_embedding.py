@@ -192,6 +192,30 @@ def test_path_segments_end_at_the_anchors_and_mark_the_flip():
     assert len(path_segments(s, _anchors(), _paths(sid, 0), [])["line_x"]) == 0
 
 
+def test_placed_paths_follow_their_points_and_end_on_the_anchor_marker():
+    s = _samples()
+    sid = 103
+    row = s[s[schema.SAMPLE_ID] == sid].iloc[0]
+    p = _paths(sid, int(row[schema.PSEUDO_LABEL]))
+    rng = np.random.default_rng(0)
+    p[schema.X] = rng.normal(size=len(p)).astype(np.float32)  # placed somewhere on the map
+    p[schema.Y] = rng.normal(size=len(p)).astype(np.float32)
+    seg = path_segments(s, _anchors(), p, [sid])
+    breaks = np.flatnonzero(np.isnan(seg["line_x"]))
+    assert len(breaks) == 3  # one curve per anchor
+    first = slice(0, breaks[0])
+    assert breaks[0] == 11  # the sample's own point, then t = 0.1 .. 1
+    x0, y0 = float(row[schema.X]), float(row[schema.Y])
+    np.testing.assert_allclose([seg["line_x"][0], seg["line_y"][0]], [x0, y0], rtol=1e-6)
+    g = p[p[schema.ANCHOR_CLASS] == 0]
+    np.testing.assert_allclose(seg["line_x"][first][1:-1], g[schema.X].to_numpy()[1:-1])
+    # t = 1 is the anchor: the curve ends on its marker, wherever its placement fell
+    np.testing.assert_allclose([seg["line_x"][breaks[0] - 1], seg["line_y"][breaks[0] - 1]],
+                               [10.0, 0.0])  # fmt: skip
+    straight = path_segments(s, _anchors(), p, [sid], placed=False)
+    assert len(straight["line_x"]) == 9
+
+
 def test_pca_2d_keeps_paths_straight():
     rng = np.random.default_rng(0)
     z = rng.normal(size=(200, 16)).astype(np.float32)
