@@ -6,13 +6,14 @@ whole after every change), a :class:`~alfaviz.learner.Learner`, the strategy and
 :class:`~alfaviz.store.RunStore`. Every label, human or oracle, goes into the store's SQLite log
 before anything else sees it, and every change fires one :class:`~alfaviz.session.Event` on
 the experiment's stream (``label``, ``skip``, ``undo``, ``round_started``, ``round_written``,
-``paths``), which views observe. Nothing here prints.
+``paths``, ``scores``), which views observe. Nothing here prints.
 
 Round ``r`` (:func:`~alfaviz.session.run_round`): train on the labelled set from the same
 initial weights, measure test accuracy, embed the whole train pool, query ``budget`` samples,
 compute 2-D coordinates; then the experiment writes the round (with the classifier head it
 was queried with, so that :meth:`Experiment.project_paths` can later compute the interpolation
-paths of any sample of that round) and (with the oracle) labels the queried samples. Labels
+paths of any sample of that round, and :meth:`Experiment.compare_strategies` what any other
+strategy would score and pick on it) and (with the oracle) labels the queried samples. Labels
 requested in round ``r`` are first used for training in round ``r + 1``; ``labelled_round``
 records exactly that (``0`` for the initial set, ``-1`` for unlabelled), the pattern baal
 uses, and so does the ``round`` column of the label log.
@@ -50,7 +51,8 @@ from alfaviz.session.config import RunConfig, check_int, check_seed, seed_for
 from alfaviz.session.events import Event, EventStream
 from alfaviz.session.paths import BATCH_PATHS, PathProjector
 from alfaviz.session.pool import Pool
-from alfaviz.session.round import RoundOutcome, run_round
+from alfaviz.session.round import QUERIED_EXTRA, RoundOutcome, run_round
+from alfaviz.session.scores import ScoreRecorder
 from alfaviz.store import RunStore
 from alfaviz.strategies import QueryResult, Strategy, clone, get_strategy
 
@@ -59,7 +61,6 @@ __all__ = ["Callback", "Experiment", "LoggingCallback", "open_run"]
 log = logging.getLogger(__name__)
 
 INIT_STATE_FILE = "initial_state.pt"
-QUERIED_EXTRA = "queried"
 PATHS_EXTRA = BATCH_PATHS
 Labelling = Literal["oracle", "human"]
 
@@ -255,6 +256,7 @@ class Experiment:
         self._rounds_done = 0
         self._projector: PathProjector | None = None
         self._projector_lock = threading.Lock()
+        self._scorer: ScoreRecorder | None = None
         if _store is not None:
             self.store = _store
             return
@@ -712,6 +714,102 @@ class Experiment:
             Conformed to :data:`~alfaviz.schema.PATHS`.
         """
         return self._paths.round_paths(self._paths.check_round(round))
+
+    # other strategies on the same round ----------------------------------------------------
+    @property
+    def _scores(self) -> ScoreRecorder:
+        with self._projector_lock:
+            if self._scorer is None:
+                self._scorer = ScoreRecorder(
+                    self.store,
+                    self.data.n_train,
+                    self.data.n_classes,
+                    self.seed,
+                    lambda: self.strategy.name,
+                )
+            return self._scorer
+
+    def compare_strategies(
+        self, strategies: str | Sequence[str] | None = None, round: int | None = None
+    ) -> pd.DataFrame:
+        """What other strategies would score and pick on a written round, computed once.
+
+        Each strategy's own :meth:`~alfaviz.strategies.Strategy.query` (built by
+        :func:`~alfaviz.strategies.get_strategy` with its default parameters) runs on exactly
+        the inputs the round's query saw, read back from what the round stored: its
+        embeddings, the samples labelled at the start of the round with their labels then
+        (before its batch was labelled), its classifier head and its budget. Its seed
+        (``random_state``) is :func:`~alfaviz.session.config.comparison_seed` of the run's
+        seed, the round and the strategy's name, so the result depends on nothing else (not
+        on which other strategies are asked for, nor on the order). Every built-in strategy
+        runs from these alone, BALD included: its MC dropout masks the embedding before the
+        head, as it does in a BALD run.
+
+        Each (round, strategy) is queried once: the round's results are stored with the run
+        (its derived ``scores`` frame, see :meth:`~alfaviz.store.RunStore.write_derived`) and
+        read back by later calls, a reopened run and the dashboard (:meth:`round_scores`,
+        ``RunData.samples``, which carries them as ``score:<strategy>`` columns). A run open
+        read-only keeps them in memory instead, for the life of this object. When some were
+        added, one ``scores`` event is fired (``payload``: ``strategies``, the new names, and
+        ``persisted``).
+
+        The run's own strategy may be asked for by name: its rows are the round's own
+        records (the ``score`` column of its samples frame, its queried batch and the seed in
+        its ``rounds`` row), not a new query, and are not stored again.
+
+        Parameters
+        ----------
+        strategies : str or sequence of str, optional
+            Registered names (case, ``-`` and ``_`` do not matter; duplicates are dropped).
+            By default every registered strategy other than the run's own, in registry order.
+        round : int, optional
+            A written round; the latest by default.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Conformed to :data:`~alfaviz.schema.STRATEGY_SCORES`: one row per (strategy,
+            sample) of the round's unlabelled pool, the strategies in the order asked for, the
+            samples by id. ``score`` is float32 (NaN where a strategy gives none, ``-inf``
+            for ALFA-Mix's never-flipping samples), ``picked`` marks the strategy's batch
+            (``budget`` samples, or the whole pool if smaller), ``order`` its pick order
+            (``-1`` if not picked) and ``random_state`` the seed its query used (the same on
+            every row of a strategy).
+
+        Raises
+        ------
+        AlfavizInputError
+            For an unknown strategy name, names that are not strings, no round written yet,
+            or a round not written.
+        RunStoreError
+            If the round is damaged, or was written by an earlier alfaviz without its
+            classifier head and a strategy needs it (random and coreset do not).
+        """
+        result = self._scores.compare(strategies, round)
+        if result.new:
+            self._emit(
+                "scores", result.round,
+                payload={"strategies": list(result.new), "persisted": result.persisted},
+            )  # fmt: skip
+        return result.scores
+
+    def round_scores(self, round: int | None = None) -> pd.DataFrame:
+        """Every strategy :meth:`compare_strategies` recorded for ``round`` so far.
+
+        Nothing is computed. The run's own strategy is not among them (its scores are the
+        round's ``score`` column).
+
+        Parameters
+        ----------
+        round : int, optional
+            A written round; the latest by default.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Conformed to :data:`~alfaviz.schema.STRATEGY_SCORES`, empty if none was recorded.
+        """
+        return self._scores.recorded(self._scores.check_round(round))
 
     # reopening ----------------------------------------------------------------------------
     def _resume(self) -> None:

@@ -31,6 +31,7 @@ from alfaviz.session.pool import Pool
 from alfaviz.strategies import QueryResult, Strategy
 
 __all__ = [
+    "QUERIED_EXTRA",
     "RoundOutcome",
     "interpolation_paths",
     "place_paths",
@@ -39,6 +40,9 @@ __all__ = [
 ]
 
 Projector = Callable[[np.ndarray], "np.ndarray | None"]
+
+QUERIED_EXTRA = "queried"
+"""The extra frame of a round holding its batch in pick order (:data:`~alfaviz.schema.QUERIED`)."""
 
 
 @dataclass(frozen=True)
