@@ -22,6 +22,8 @@ __all__ = ["RunData"]
 _QUERIED = "queried"
 _PATHS = "paths"
 _PATHS_EVENT = "paths"
+_SAMPLES = "samples"
+_SCORES_EVENT = "scores"
 
 
 class RunData:
@@ -40,10 +42,12 @@ class RunData:
     Notes
     -----
     Frames are read from the run store and cached per round; the cache is dropped on every
-    event of the run (a label, a skip, an undo, a round), and a ``paths`` event drops only
-    that round's paths. Views never write frames: the only writes go through
-    :meth:`submit_label`, :meth:`skip` and :meth:`undo`, and :meth:`project_paths` (which
-    stores the paths it projects with the round), which are the Experiment's own.
+    event of the run (a label, a skip, an undo, a round), a ``paths`` event drops only that
+    round's paths and a ``scores`` event only that round's samples. Views never write frames:
+    the only writes go through :meth:`submit_label`, :meth:`skip` and :meth:`undo`,
+    :meth:`project_paths` (which stores the paths it projects with the round) and
+    :meth:`compare_strategies` (which stores the scores it records with the round), which are
+    the Experiment's own.
     """
 
     def __init__(self, run: Experiment | str | Path, *, read_only: bool | None = None) -> None:
@@ -68,6 +72,8 @@ class RunData:
         with self._lock:
             if event.kind == _PATHS_EVENT:  # only that round's paths changed
                 self._cache.pop((_PATHS, int(event.round)), None)
+            elif event.kind == _SCORES_EVENT:  # only that round's score:<strategy> columns
+                self._cache.pop((_SAMPLES, int(event.round)), None)
             else:
                 self._cache.clear()
             self.version += 1
@@ -145,12 +151,29 @@ class RunData:
         return self._cached("rounds", -1, lambda: self.experiment.rounds)
 
     def samples(self, round: int) -> pd.DataFrame:
-        """One row per train sample in ``round`` (:data:`~alfaviz.schema.SAMPLES`)."""
+        """One row per train sample in ``round`` (:data:`~alfaviz.schema.SAMPLES`).
+
+        After the round's stored columns come one float32 column
+        :func:`score_column(name) <alfaviz.schema.score_column>` (``score:<name>``) per
+        strategy recorded for the round by :meth:`compare_strategies` (here or in any
+        earlier session on this run), in the order they were recorded: the strategy's score
+        of each sample of the round's unlabelled pool, NaN for the others (the labelled
+        ones). The map offers them as colourings.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Cached until the run changes.
+        """
         r = self._check_round(round)
-        store = self.experiment.store
-        return self._cached(
-            "samples", r, lambda: schema.conform(store.read_samples(r), schema.SAMPLES)
-        )
+        return self._cached(_SAMPLES, r, lambda: self._samples(r))
+
+    def _samples(self, r: int) -> pd.DataFrame:
+        samples = schema.conform(self.experiment.store.read_samples(r), schema.SAMPLES)
+        scores = self.experiment.round_scores(r)
+        if not len(scores):
+            return samples
+        return schema.conform(_with_score_columns(samples, scores), schema.SAMPLES)
 
     def flips(self, round: int) -> pd.DataFrame:
         """One row per (sample, anchor) in ``round`` (:data:`~alfaviz.schema.FLIPS`)."""
@@ -204,6 +227,35 @@ class RunData:
         frame = self.experiment.project_paths(sample_ids, round=r)
         with self._lock:
             self._cache.pop((_PATHS, r), None)
+        return frame
+
+    def compare_strategies(self, round: int, strategies: Any = None) -> pd.DataFrame:
+        """What other strategies would score and pick on ``round``, computed once.
+
+        Calls :meth:`alfaviz.session.Experiment.compare_strategies` (the core queries the
+        strategies; a view never runs the model itself), then drops this round's cached
+        :meth:`samples`, so the next read carries a ``score:<strategy>`` column for each.
+        The Experiment's ``scores`` event, fired when new strategies were recorded, bumps
+        ``data_version`` of an attached state, so the views redraw. Looking at a run does not
+        write labels, so this is allowed on a read-only :class:`RunData`; a run directory
+        without write permission keeps the scores in memory.
+
+        Parameters
+        ----------
+        round : int
+            A written round.
+        strategies : str or sequence of str, optional
+            Registered names; by default every one other than the run's own.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Conformed to :data:`~alfaviz.schema.STRATEGY_SCORES`.
+        """
+        r = self._check_round(round)
+        frame = self.experiment.compare_strategies(strategies, round=r)
+        with self._lock:
+            self._cache.pop((_SAMPLES, r), None)
         return frame
 
     def _extra(self, r: int, name: str, frame: schema.Frame) -> pd.DataFrame:
@@ -303,3 +355,32 @@ class RunData:
         """Undo this session's last human action, or return None."""
         self._writable()
         return self.experiment.undo()
+
+
+def _with_score_columns(samples: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
+    """``samples`` with one ``score:<strategy>`` column per strategy in ``scores``.
+
+    Parameters
+    ----------
+    samples : pandas.DataFrame
+        A round's samples frame (not modified).
+    scores : pandas.DataFrame
+        That round's :data:`~alfaviz.schema.STRATEGY_SCORES` rows.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy with the new float32 columns, aligned by ``sample_id`` (NaN where a strategy
+        scored no such sample).
+    """
+    ids = samples[schema.SAMPLE_ID].to_numpy(np.int64)
+    index = pd.Index(ids)
+    cols: dict[str, np.ndarray] = {}
+    for name, part in scores.groupby(schema.STRATEGY, sort=False):
+        values = np.full(ids.size, np.nan, dtype=np.float32)
+        at = index.get_indexer(part[schema.SAMPLE_ID].to_numpy(np.int64))
+        ok = at >= 0
+        values[at[ok]] = part[schema.SCORE].to_numpy(np.float32)[ok]
+        cols[schema.score_column(str(name))] = values
+    out = samples.drop(columns=[c for c in cols if c in samples.columns])
+    return pd.concat([out, pd.DataFrame(cols, index=out.index)], axis=1)
