@@ -509,6 +509,37 @@ BAD: list[Bad] = [
         _after_round(lambda e: e.project_paths(["7"])),
         r"integer sample ids",
     ),
+    # -- other strategies on the same round -----------------------------------------------------
+    Bad(
+        "compare",
+        "compare before any round",
+        _on_run(lambda e: e.compare_strategies()),
+        r"no round has been written yet",
+    ),
+    Bad(
+        "compare",
+        "compare with an unknown strategy",
+        _after_round(lambda e: e.compare_strategies(["entropy", "clever"])),
+        r"unknown strategy 'clever'; choose one of",
+    ),
+    Bad(
+        "compare",
+        "compare on a round not written",
+        _after_round(lambda e: e.compare_strategies(round=3)),
+        r"round 3 has not been written",
+    ),
+    Bad(
+        "compare",
+        "compare with a number for a name",
+        _after_round(lambda e: e.compare_strategies([1])),
+        r"strategies must be strategy names",
+    ),
+    Bad(
+        "compare",
+        "compare with a strategy instance",
+        _after_round(lambda e: e.compare_strategies(Entropy())),
+        r"strategies must be a strategy name or a list",
+    ),
     # -- configs and reopening ----------------------------------------------------------------
     Bad("config", "unknown config key", lambda _: RunConfig.from_dict({"speed": 1}), r"speed"),
     Bad("config", "config not a dict", lambda _: RunConfig.from_dict([1, 2]), r"dict"),
