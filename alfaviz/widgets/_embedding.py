@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import html
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -89,6 +90,13 @@ _LABELS = {
 
 # --------------------------------------------------------------------------------------------
 # pure helpers
+
+
+def _option_label(option: str) -> str:
+    """What the colour menu says for a colouring: ``score:entropy`` reads "entropy score"."""
+    if option.startswith(_SCORE_PREFIX):
+        return f"{option[len(_SCORE_PREFIX) :]} score"
+    return _LABELS.get(option, option)
 
 
 def _labelled(samples: pd.DataFrame, round: int) -> np.ndarray:
@@ -387,7 +395,7 @@ def colour_spec(
                 f"colour_by {colour_by!r}: this round's samples frame holds no such score; "
                 f"available: {colour_options(samples)}."
             )
-        return _continuous(col(colour_by), colour_by, "n/a")
+        return _continuous(col(colour_by), _option_label(colour_by), "no score")
     raise ValueError(f"colour_by must be one of {colour_options(samples)}; got {colour_by!r}.")
 
 
@@ -851,7 +859,7 @@ class EmbeddingMap(View):
         options = colour_options(self._view.samples if self._view else None)
         value = self.state.colour_by if self.state.colour_by in options else _STATUS
         self.colour = widgets.Dropdown(
-            options=[(_LABELS.get(o, o), o) for o in options],
+            options=[(_option_label(o), o) for o in options],
             value=value,
             description="colour",
             layout=widgets.Layout(width="220px"),
@@ -888,6 +896,14 @@ class EmbeddingMap(View):
         )
         self.paths_button.add_class("alfaviz-embedding-paths")
         self.paths_button.on_click(self._guard(self._on_paths))
+        self.scores_button = widgets.Button(
+            description="score others",
+            tooltip="Score this round's pool with Entropy, Margin, BADGE, CoreSet, BALD and "
+            "Random on the same model (recorded with the run), to colour the map by them",
+        )
+        self.scores_button.add_class("alfaviz-embedding-scores")
+        self.scores_button.on_click(self._guard(self._on_scores))
+        self.scores_thread: threading.Thread | None = None
         self.details = widgets.HTML("")
         self.details.add_class("alfaviz-embedding-details")
         self._observe(self._on_round, ["round"])
@@ -902,8 +918,10 @@ class EmbeddingMap(View):
         else:
             main = self.figure
         bar = widgets.HBox(
-            [self.colour, self.slider, self.pca_button, self.batch_button, self.paths_button]
-        )
+            [self.colour, self.slider, self.pca_button, self.batch_button, self.paths_button,
+             self.scores_button],
+            layout=widgets.Layout(flex_flow="row wrap"),
+        )  # fmt: skip
         return widgets.VBox([bar, main, self.details])
 
     def _round(self) -> int:
@@ -1141,7 +1159,7 @@ class EmbeddingMap(View):
     def _sync_options(self, samples: pd.DataFrame, value: str) -> None:
         options = colour_options(samples)
         if [o for _, o in self.colour.options] != options:
-            self.colour.options = [(_LABELS.get(o, o), o) for o in options]
+            self.colour.options = [(_option_label(o), o) for o in options]
         if self.colour.value != value:
             self.colour.value = value
 
@@ -1208,6 +1226,35 @@ class EmbeddingMap(View):
         self.data.project_paths(missing.tolist(), v.round)
         if self.state.data_version == before:  # a RunData not attached to this state
             self._on_data({"new": before})
+
+    def _on_scores(self, button: Any = None, *, wait: bool = False) -> None:
+        """Ask the run to score the shown round with the other strategies, off the UI thread.
+
+        The Experiment computes and records them; its ``scores`` event bumps
+        ``data_version``, and the colour menu then lists ``score:<strategy>``.
+        """
+        v = self._view
+        if v is None or (self.scores_thread is not None and self.scores_thread.is_alive()):
+            return
+        self.scores_button.disabled = True
+        self.scores_button.description = "scoring…"
+        r, before = v.round, self.state.data_version
+
+        def work() -> None:
+            try:
+                self.data.compare_strategies(r)
+                if self.state.data_version == before:  # a RunData not attached to this state
+                    self._on_data({"new": before})
+            except Exception as exc:
+                self.errors.report(self.name, exc)
+            finally:
+                self.scores_button.disabled = False
+                self.scores_button.description = "score others"
+
+        self.scores_thread = threading.Thread(target=work, name="alfaviz-scores", daemon=True)
+        self.scores_thread.start()
+        if wait:
+            self.scores_thread.join()
 
     def _on_batch(self, button: Any = None) -> None:
         """Select the round's batch, in pick order."""

@@ -250,3 +250,28 @@ def test_only_numeric_binary_arrays_reach_the_canvas(view):
                 assert len(v) <= 256 or len(v) < n // 4, k
             if not k.startswith("_"):  # the front-end code itself (_esm, _css) aside
                 assert not (isinstance(v, str) and len(v) > 10_000), k
+
+
+def test_other_strategies_scores_become_colourings(tmp_path):
+    from tests.widgets.conftest import make_run
+
+    run = make_run(tmp_path / "run", labelling="oracle", rounds=1)
+    data = RunData(run)
+    state = AppState(round=0)
+    data.attach(state)
+    m = EmbeddingMap(state, data)
+    assert not [o for _, o in m.colour.options if o.startswith("score:")]
+    m._on_scores(wait=True)  # what the button does, waiting for its worker thread
+    assert m.errors.messages == []
+    options = dict((o, label) for label, o in m.colour.options)
+    for name in ("entropy", "margin", "badge", "coreset", "random"):
+        assert f"score:{name}" in options
+        assert options[f"score:{name}"] == f"{name} score"
+    assert not m.scores_button.disabled
+    state.colour_by = "score:entropy"
+    s = data.samples(0).sort_values(schema.SAMPLE_ID)
+    ent = s["score:entropy"].to_numpy()
+    unl = np.flatnonzero(np.isfinite(ent))
+    hi, lo = unl[np.argmax(ent[unl])], unl[np.argmin(ent[unl])]
+    assert _shown_colour(m, hi) != _shown_colour(m, lo)  # the colours follow the scores
+    assert "entropy" in m.canvas.legend.value
