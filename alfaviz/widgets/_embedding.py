@@ -888,6 +888,11 @@ class EmbeddingMap(View):
         )
         self.batch_button.add_class("alfaviz-embedding-batch")
         self.batch_button.on_click(self._guard(self._on_batch))
+        self.clear_button = widgets.Button(
+            description="clear", tooltip="Clear the selection", layout={"width": "70px"}
+        )
+        self.clear_button.add_class("alfaviz-embedding-clear")
+        self.clear_button.on_click(self._guard(lambda _: self.state.select(())))
         self.paths_button = widgets.Button(
             description="show paths",
             disabled=True,
@@ -918,8 +923,8 @@ class EmbeddingMap(View):
         else:
             main = self.figure
         bar = widgets.HBox(
-            [self.colour, self.slider, self.pca_button, self.batch_button, self.paths_button,
-             self.scores_button],
+            [self.colour, self.slider, self.pca_button, self.batch_button, self.clear_button,
+             self.paths_button, self.scores_button],
             layout=widgets.Layout(flex_flow="row wrap"),
         )  # fmt: skip
         return widgets.VBox([bar, main, self.details])

@@ -30,6 +30,14 @@ N_COLOURS = 256
 """Colours sampled from a continuous colour scale."""
 
 _ANCHOR_WIDTH = 3
+_C, _S = "c", "s"  # the highlight canvas's colour and size columns (its own frame)
+_RING_SIZES = (1, 13, 8)
+"""Point sizes on the highlight canvas: the parked point, a ring's black disc, its centre."""
+_RINGS_CSS = (
+    "<style>.alfaviz-scatter-rings{pointer-events:none}"
+    ".alfaviz-scatter-rings *{pointer-events:none;visibility:hidden}"
+    ".alfaviz-scatter-rings canvas{visibility:visible}</style>"
+)
 _PATH_COLOUR = (0.24, 0.24, 0.24, 0.7)
 _FLIP_COLOUR = (0.84, 0.15, 0.16, 1.0)
 
@@ -154,6 +162,16 @@ def _domain(v: np.ndarray) -> tuple[float, float]:
 class ScatterCanvas:
     """A jupyter-scatter canvas that the embedding map drives.
 
+    Two regl canvases share one place and one camera (jupyter-scatter's view sync):
+
+    - the *points* canvas draws every point of the round and takes the pointer (pan, zoom,
+      lasso, box, click, hover);
+    - the *highlight* canvas, transparent and laid over it, draws the selection as rings, the
+      class anchors and the interpolation paths. A selection made anywhere (the batch button,
+      the heatmap, the gallery) redraws only these few points, not the whole pool; a lasso
+      on the points canvas is handed on as a selection (and stays drawn there too, until a
+      selection made elsewhere replaces it).
+
     Parameters
     ----------
     on_select : callable
@@ -166,12 +184,12 @@ class ScatterCanvas:
     Attributes
     ----------
     scatter : jscatter.Scatter
-        The jupyter-scatter plot; ``scatter.widget`` is its anywidget.
+        The points canvas; ``scatter.widget`` is its anywidget.
+    rings : jscatter.Scatter
+        The highlight canvas.
     title : ipywidgets.HTML
     legend : ipywidgets.HTML
         Categories or colour scale, and the anchors.
-    widget : ipywidgets.VBox
-        Title, canvas and legend.
     """
 
     def __init__(
@@ -181,61 +199,137 @@ class ScatterCanvas:
         *,
         height: int = 520,
     ) -> None:
+        import uuid
+
         import jscatter
-        import pandas as pd
 
         self._jscatter = jscatter
         self._on_select = on_select
         self._on_hover = on_hover
         self._n = 0
         self._xy: tuple[np.ndarray, np.ndarray] | None = None
-        self._shown: np.ndarray = np.zeros(0, dtype=np.int64)
+        self._values = np.zeros(0, dtype=np.float32)
+        self._colours: list[str] = ["#000000"]
+        self._highlighted = np.zeros(0, dtype=np.int64)
+        self._clearing = False
+        self._lassoed = np.zeros(0, dtype=np.int64)  # the points canvas's own selection
+        self._scales: tuple[tuple[float, float], tuple[float, float]] = ((-1.0, 1.0), (-1.0, 1.0))
+        self._sync = f"alfaviz-{uuid.uuid4().hex}"
+        common = {"height": height, "axes": False, "legend": False}
         # jupyter-scatter needs one point to start from; it is replaced by the first round
-        zero = np.zeros(1, np.float32)
-        start = pd.DataFrame({schema.X: zero, schema.Y: zero})
         self.scatter = jscatter.Scatter(
-            data=start,
+            data=self._frame(np.zeros(1, np.float32), np.zeros(1, np.float32)),
             x=schema.X,
             y=schema.Y,
-            height=height,
-            axes=False,
-            legend=False,
             lasso_on_long_press=True,  # (a lasso initiator would swallow clicks on points)
             color_selected="#000000",
-            opacity_unselected=0.35,
             size=1,
+            **common,
+        )
+        self.rings = jscatter.Scatter(
+            data=self._rings_frame(),
+            x=schema.X,
+            y=schema.Y,
+            color_by=_C,
+            color_map=self._rings_colours(),
+            color_norm=(0.0, 1.0),
+            size_by=_S,
+            size_map=list(_RING_SIZES),
+            size_norm=(0.0, 1.0),
+            background_color=(1.0, 1.0, 1.0, 0.0),
+            opacity=1.0,
+            **common,
         )
         self.title = widgets.HTML("")
         self.legend = widgets.HTML("")
         self._box: widgets.VBox | None = None
         self._legend_spec: Any = None
         self._overlay: list[Any] = []
-        self._scales: tuple[tuple[float, float], tuple[float, float]] = ((-1.0, 1.0), (-1.0, 1.0))
         self._anchor_marks: list[tuple[str, str]] = []
 
+    # frames ------------------------------------------------------------------------------
+    @staticmethod
+    def _frame(x: np.ndarray, y: np.ndarray) -> Any:
+        import pandas as pd
+
+        return pd.DataFrame({schema.X: x, schema.Y: y})
+
+    def _rings_colours(self) -> list[Any]:
+        """The points' colours, then black (the rings) and transparent (the parked point)."""
+        return [*self._colours, "#000000", (0.0, 0.0, 0.0, 0.0)]
+
+    def _rings_frame(self) -> Any:
+        """The highlight canvas's points: two invisible ones parked at opposite corners (it
+        may not be empty, and jupyter-scatter's front-end fails on a data range of zero width),
+        a black disc per highlighted point and, on top, a smaller one in the point's colour."""
+        import pandas as pd
+
+        pos = self._highlighted
+        (x0, x1), (y0, y1) = self._scales
+        if self._xy is not None and pos.size:
+            hx, hy = self._xy[0][pos], self._xy[1][pos]
+        else:
+            hx = hy = np.zeros(0, np.float32)
+        n_col = len(self._colours)
+        k = np.floor(self._values[pos] * (n_col - 1)) if pos.size else np.zeros(0)
+        inner = ((k + 0.5) / (n_col + 1)).astype(np.float32)
+        black = np.full(pos.size, (n_col + 0.5) / (n_col + 1), np.float32)
+        b = pos.size
+        return pd.DataFrame(
+            {
+                schema.X: np.concatenate([[x0, x1], hx, hx]).astype(np.float32),
+                schema.Y: np.concatenate([[y0, y1], hy, hy]).astype(np.float32),
+                _C: np.concatenate([[1.0, 1.0], black, inner]).astype(np.float32),
+                _S: np.concatenate([[0.25, 0.25], np.full(b, 0.75), np.full(b, 1.0)]).astype(
+                    np.float32
+                ),
+            }
+        )
+
+    def _redraw_rings(self) -> None:
+        self.rings.data(self._rings_frame())
+        self.rings.xy(x=schema.X, y=schema.Y, x_scale=self._scales[0], y_scale=self._scales[1])
+
+    # the widget --------------------------------------------------------------------------
     @property
     def widget(self) -> widgets.VBox:
-        """Title, canvas and legend.
+        """Title, the two canvases in one place, and the legend.
 
-        The canvas widget is made on first use, so that it starts from the first drawing
+        The canvas widgets are made on first use, so that they start from the first drawing
         (points, colours, selection) instead of receiving it as updates: jupyter-scatter's
         front-end drops a points update that arrives while it is still drawing.
         """
         if self._box is None:
-            w = self.scatter.widget
+            w, r = self.scatter.widget, self.rings.widget
             w.add_class("alfaviz-scatter-canvas")
+            r.add_class("alfaviz-scatter-rings")
+            w.view_sync = r.view_sync = self._sync
             if self._overlay:
-                w.annotations = self._overlay
+                r.annotations = self._overlay
             w.observe(self._selection_changed, names=["selection"])
             w.observe(self._hover_changed, names=["hovering"])
-            self._box = widgets.VBox([self.title, w, self.legend])
+            for v in (w, r):
+                v.layout.grid_area = "map"
+                v.layout.width = "100%"
+            # one grid cell holds both canvases (a grid given a width of its own makes them
+            # resize each other until Chromium's page crashes)
+            stack = widgets.GridBox(
+                [w, r],
+                layout=widgets.Layout(grid_template_areas='"map"', grid_template_columns="1fr"),
+            )
+            self._box = widgets.VBox([widgets.HTML(_RINGS_CSS), self.title, stack, self.legend])
         return self._box
 
     def hold_sync(self) -> Any:
-        """A context that sends the canvas's changes as one message (or does nothing yet)."""
+        """A context that sends each canvas's changes as one message (or does nothing yet)."""
         import contextlib
 
-        return self.scatter.widget.hold_sync() if self._box else contextlib.nullcontext()
+        if self._box is None:
+            return contextlib.nullcontext()
+        stack = contextlib.ExitStack()
+        stack.enter_context(self.scatter.widget.hold_sync())
+        stack.enter_context(self.rings.widget.hold_sync())
+        return stack
 
     @property
     def drawn(self) -> tuple[np.ndarray, np.ndarray]:
@@ -244,11 +338,14 @@ class ScatterCanvas:
             return np.zeros(0, np.float32), np.zeros(0, np.float32)
         return self._xy
 
+    @property
+    def highlighted(self) -> np.ndarray:
+        """Drawn positions shown as rings (int64), in the order given to :meth:`select`."""
+        return self._highlighted
+
     # drawing ---------------------------------------------------------------------------
     def points(self, x: np.ndarray, y: np.ndarray) -> None:
         """Draw ``len(x)`` points at ``(x, y)`` (float32); same count keeps the colours."""
-        import pandas as pd
-
         x = np.ascontiguousarray(x, dtype=np.float32)
         y = np.ascontiguousarray(y, dtype=np.float32)
         if (
@@ -262,11 +359,13 @@ class ScatterCanvas:
         if x.size == self._n and self._n:
             self.scatter.xy(x=x, y=y, **scales)
         else:
-            self.scatter.data(pd.DataFrame({schema.X: x, schema.Y: y}), reset_scales=True)
+            self.scatter.data(self._frame(x, y), reset_scales=True)
             self.scatter.xy(x=schema.X, y=schema.Y, **scales)
             self.scatter.size(default=point_size(x.size))
             self._n = x.size
+            self._highlighted = self._highlighted[self._highlighted < x.size]
         self._xy = (x, y)
+        self._redraw_rings()
 
     def colour(self, spec: Any, title: str) -> None:
         """Colour the points by ``spec`` (a ColourSpec over the drawn points)."""
@@ -274,19 +373,31 @@ class ScatterCanvas:
         if values.size != self._n:
             raise ValueError(f"the colouring covers {values.size} points but {self._n} are drawn")
         self.scatter.color(by=values, map=colours, norm=(0.0, 1.0))
-        if self.title.value != title:
-            self.title.value = f'<div style="font-size:12px">{html.escape(title)}</div>'
+        changed = colours != self._colours
+        self._values, self._colours = values, colours
+        if changed:
+            self.rings.color(map=self._rings_colours())
+        if changed or self._highlighted.size:  # the rings' centres take the points' colours
+            self._redraw_rings()
+        text = f'<div style="font-size:12px">{html.escape(title)}</div>'
+        if self.title.value != text:
+            self.title.value = text
         self._legend_spec = spec
         self._update_legend()
 
     def select(self, positions: np.ndarray) -> None:
-        """Highlight the drawn points at ``positions`` (the others fade)."""
-        pos = np.asarray(positions, dtype=np.int32)
-        cur = self.scatter.selection()
-        if np.array_equal(np.asarray(cur, dtype=np.int32), pos):
+        """Ring the drawn points at ``positions``; only the highlight canvas redraws."""
+        pos = np.asarray(positions, dtype=np.int64)
+        lassoed = self._lassoed
+        if lassoed.size and not np.array_equal(np.sort(lassoed), np.unique(pos)):
+            # the selection came from elsewhere: drop the points canvas's own (dimmed) one
+            self._lassoed = np.zeros(0, dtype=np.int64)
+            self._clearing = True
+            self.scatter.selection([])
+        if np.array_equal(pos, self._highlighted):
             return
-        self._shown = pos.astype(np.int64)
-        self.scatter.selection(pos if pos.size else [])
+        self._highlighted = pos
+        self._redraw_rings()
 
     def overlay(
         self,
@@ -331,7 +442,7 @@ class ScatterCanvas:
         if out != self._overlay:
             self._overlay = out
             if self._box is not None:
-                self.scatter.widget.annotations = out
+                self.rings.widget.annotations = out
         marks = [(name, colour) for _, _, name, colour in anchors]
         if marks != self._anchor_marks:
             self._anchor_marks = marks
@@ -345,11 +456,13 @@ class ScatterCanvas:
 
     # front-end events --------------------------------------------------------------------
     def _selection_changed(self, change: dict[str, Any]) -> None:
+        """A lasso, box or click on the points canvas: hand it on, then draw it as rings."""
         new = change["new"]
         pos = np.zeros(0, dtype=np.int64) if new is None else np.asarray(new, dtype=np.int64)
-        if np.array_equal(pos, self._shown):
-            return  # our own highlight coming back
-        self._shown = pos
+        if self._clearing:  # our own clearing (see select), coming back
+            self._clearing = False
+            return
+        self._lassoed = pos
         self._on_select(pos)
 
     def _hover_changed(self, change: dict[str, Any]) -> None:

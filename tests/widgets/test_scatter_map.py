@@ -139,11 +139,22 @@ def test_selection_is_highlighted_and_paths_drawn(view):
     batch = data.queried(1)[schema.SAMPLE_ID].tolist()
     state.select([batch[0], 5])
     w = m.scatter.widget
-    sel = np.asarray(w.selection)
-    assert sel.dtype.kind in "iu"
+    sel = m.canvas.highlighted
     assert m._view.shown_ids[sel].tolist() == [batch[0], 5]
+    assert w.selection is None or len(w.selection) == 0  # the points canvas is not redrawn
+    # rings: a black disc under a smaller disc in the point's own colour, on the top canvas
+    r = m.canvas.rings.widget
+    rp = np.asarray(r.points)
+    assert rp.shape == (2 + 2 * 2, 4)  # two parked points, two discs per selected point
+    colours = [to_hex(c, keep_alpha=True) for c in r.color]
+    at = [colours[int(np.floor(v * (len(colours) - 1)))] for v in rp[:, 2]]
+    assert at[0].endswith("00")  # the parked points are transparent
+    assert at[1].endswith("00")
+    assert at[2] == at[3] == "#000000ff"
+    assert [a[:7] for a in at[4:]] == [_shown_colour(m, int(k)) for k in sel]
+    np.testing.assert_allclose(rp[2:4, :2], np.asarray(w.points)[sel, :2], atol=1e-5)
     n_anchor = len(data.anchor_points(1))
-    lines = m.scatter.widget.annotations
+    lines = m.canvas.rings.widget.annotations
     # one curve per anchor for the batch sample (5 is not in the batch: no stored path), a
     # cross (two arms) per anchor, and a diamond per flip
     assert len(lines) >= n_anchor + 2 * n_anchor
@@ -154,8 +165,13 @@ def test_selection_is_highlighted_and_paths_drawn(view):
     curve = max(lines, key=lambda a: len(a.vertices))
     np.testing.assert_allclose(curve.vertices[0], np.asarray(w.points)[k, :2], atol=1e-5)
     state.select([])
-    assert len(np.asarray(w.selection if w.selection is not None else [])) == 0
-    assert len(m.scatter.widget.annotations) == 2 * n_anchor  # the anchors stay
+    assert m.canvas.highlighted.size == 0
+    assert len(np.asarray(r.points)) == 2
+    # never a data range of zero width on either canvas (Chromium's page crashed on one)
+    for c in (w, r):
+        assert c.x_domain[0] < c.x_domain[1]
+        assert c.y_domain[0] < c.y_domain[1]
+    assert len(m.canvas.rings.widget.annotations) == 2 * n_anchor  # the anchors stay
     assert m.errors.messages == []
 
 
@@ -164,12 +180,10 @@ def test_batch_button_selects_the_batch(view):
     m.batch_button.click()
     batch = data.queried(1)[schema.SAMPLE_ID].tolist()
     assert list(state.selected_ids) == batch
-    assert sorted(m._view.shown_ids[np.asarray(m.scatter.widget.selection)].tolist()) == sorted(
-        batch
-    )
+    assert m._view.shown_ids[m.canvas.highlighted].tolist() == batch
     # more than MAX_PATH_SAMPLES selected: highlighted, without paths covering the map
     assert len(batch) > MAX_PATH_SAMPLES
-    assert len(m.scatter.widget.annotations) == 2 * len(data.anchor_points(1))
+    assert len(m.canvas.rings.widget.annotations) == 2 * len(data.anchor_points(1))
 
 
 def test_lasso_and_hover_on_the_canvas_write_the_state(view):
@@ -178,10 +192,21 @@ def test_lasso_and_hover_on_the_canvas_write_the_state(view):
     ids = m._view.shown_ids
     w.selection = np.asarray([4, 2, 9], dtype=np.uint32)  # what the front-end sends
     assert state.selected_ids == (int(ids[4]), int(ids[2]), int(ids[9]))
+    assert m.canvas.highlighted.tolist() == [4, 2, 9]  # drawn as rings as well
     w.hovering = 7
     assert state.hovered_id == int(ids[7])
     assert f"id {int(ids[7])}" in m.details.value
-    w.selection = np.zeros(0, dtype=np.uint32)
+    w.selection = np.asarray([3], dtype=np.uint32)  # a click on a point
+    assert state.selected_ids == (int(ids[3]),)
+    m.batch_button.click()  # a selection made elsewhere replaces the canvas's own
+    assert len(w.selection) == 0
+    assert list(state.selected_ids) == _data.queried(1)[schema.SAMPLE_ID].tolist()
+    w.selection = np.asarray([3], dtype=np.uint32)
+    w.selection = np.asarray([], dtype=np.uint32)  # a click on the background clears
+    assert state.selected_ids == ()
+    assert m.canvas.highlighted.size == 0
+    m.batch_button.click()
+    m.clear_button.click()
     assert state.selected_ids == ()
     assert m.errors.messages == []
 
@@ -217,13 +242,13 @@ def test_paths_of_any_sample_on_demand(tmp_path):
     assert m.paths_button.disabled  # nothing selected
     state.select([sid])
     assert not m.paths_button.disabled  # a sample without stored paths
-    assert m.scatter.widget.annotations == m.canvas._overlay
+    assert m.canvas.rings.widget.annotations == m.canvas._overlay
     n_anchor = len(data.anchor_points(0))
-    assert len(m.scatter.widget.annotations) == 2 * n_anchor  # only the anchors so far
+    assert len(m.canvas.rings.widget.annotations) == 2 * n_anchor  # only the anchors so far
     m.paths_button.click()
     assert m.errors.messages == []
     assert sid in set(data.paths(0)[schema.SAMPLE_ID].tolist())  # stored with the round
-    lines = m.scatter.widget.annotations
+    lines = m.canvas.rings.widget.annotations
     assert len(lines) >= 3 * n_anchor  # a curve per anchor joins the crosses
     assert m.paths_button.disabled  # they are known now
     # a reopened run finds them without projecting again
