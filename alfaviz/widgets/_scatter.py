@@ -215,6 +215,7 @@ class ScatterCanvas:
         self._lassoed = np.zeros(0, dtype=np.int64)  # the points canvas's own selection
         self._scales: tuple[tuple[float, float], tuple[float, float]] = ((-1.0, 1.0), (-1.0, 1.0))
         self._sync = f"alfaviz-{uuid.uuid4().hex}"
+        self._rings_scales: tuple[tuple[float, float], tuple[float, float]] | None = None
         common = {"height": height, "axes": False, "legend": False}
         # jupyter-scatter needs one point to start from; it is replaced by the first round
         self.scatter = jscatter.Scatter(
@@ -287,8 +288,10 @@ class ScatterCanvas:
         )
 
     def _redraw_rings(self) -> None:
-        self.rings.data(self._rings_frame())
-        self.rings.xy(x=schema.X, y=schema.Y, x_scale=self._scales[0], y_scale=self._scales[1])
+        self.rings.data(self._rings_frame())  # placed with the scales it has
+        if self._rings_scales != self._scales:
+            self.rings.xy(x=schema.X, y=schema.Y, x_scale=self._scales[0], y_scale=self._scales[1])
+            self._rings_scales = self._scales
 
     # the widget --------------------------------------------------------------------------
     @property
@@ -365,7 +368,8 @@ class ScatterCanvas:
             self._n = x.size
             self._highlighted = self._highlighted[self._highlighted < x.size]
         self._xy = (x, y)
-        self._redraw_rings()
+        if self._highlighted.size or self._rings_scales != self._scales:
+            self._redraw_rings()
 
     def colour(self, spec: Any, title: str) -> None:
         """Colour the points by ``spec`` (a ColourSpec over the drawn points)."""
@@ -377,7 +381,7 @@ class ScatterCanvas:
         self._values, self._colours = values, colours
         if changed:
             self.rings.color(map=self._rings_colours())
-        if changed or self._highlighted.size:  # the rings' centres take the points' colours
+        if self._highlighted.size:  # the rings' centres take the points' colours
             self._redraw_rings()
         text = f'<div style="font-size:12px">{html.escape(title)}</div>'
         if self.title.value != text:
