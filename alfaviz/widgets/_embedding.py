@@ -838,6 +838,11 @@ class EmbeddingMap(View):
         self._flip_index: tuple[int, np.ndarray, pd.DataFrame] | None = None
         super().__init__(state, data, errors=errors)
 
+    @property
+    def scatter(self) -> Any:
+        """The jupyter-scatter plot of the points (scatter renderer only)."""
+        return self.canvas.scatter
+
     # building ----------------------------------------------------------------------------
     def _build(self) -> widgets.Widget:
         if self.renderer == "scatter":
@@ -846,7 +851,6 @@ class EmbeddingMap(View):
             self.canvas = ScatterCanvas(
                 self._guard(self._on_canvas_select), self._guard(self._on_canvas_hover)
             )
-            self.scatter = self.canvas.scatter
             if self.data.n_rounds:
                 self._view = self._load(self._round(), False)
         else:

@@ -218,15 +218,8 @@ class ScatterCanvas:
         self._rings_scales: tuple[tuple[float, float], tuple[float, float]] | None = None
         common = {"height": height, "axes": False, "legend": False}
         # jupyter-scatter needs one point to start from; it is replaced by the first round
-        self.scatter = jscatter.Scatter(
-            data=self._frame(np.zeros(1, np.float32), np.zeros(1, np.float32)),
-            x=schema.X,
-            y=schema.Y,
-            lasso_on_long_press=True,  # (a lasso initiator would swallow clicks on points)
-            color_selected="#000000",
-            size=1,
-            **common,
-        )
+        self._common = common
+        self.scatter = self._points_scatter(np.zeros(1, np.float32), np.zeros(1, np.float32))
         self.rings = jscatter.Scatter(
             data=self._rings_frame(),
             x=schema.X,
@@ -247,6 +240,30 @@ class ScatterCanvas:
         self._legend_spec: Any = None
         self._overlay: list[Any] = []
         self._anchor_marks: list[tuple[str, str]] = []
+
+    def _points_scatter(self, x: np.ndarray, y: np.ndarray) -> Any:
+        """A points canvas for ``len(x)`` points (a new one whenever that number changes:
+        jupyter-scatter cannot swap in data of another length once coloured by an array)."""
+        return self._jscatter.Scatter(
+            data=self._frame(x, y),
+            x=schema.X,
+            y=schema.Y,
+            x_scale=self._scales[0],
+            y_scale=self._scales[1],
+            lasso_on_long_press=True,  # (a lasso initiator would swallow clicks on points)
+            color_selected="#000000",
+            size=point_size(x.size),
+            **self._common,
+        )
+
+    def _dress(self, w: Any) -> None:
+        """What the points canvas's widget needs to sit under the highlight canvas."""
+        w.add_class("alfaviz-scatter-canvas")
+        w.view_sync = self._sync
+        w.observe(self._selection_changed, names=["selection"])
+        w.observe(self._hover_changed, names=["hovering"])
+        w.layout.grid_area = "map"
+        w.layout.width = "100%"
 
     # frames ------------------------------------------------------------------------------
     @staticmethod
@@ -304,19 +321,16 @@ class ScatterCanvas:
         """
         if self._box is None:
             w, r = self.scatter.widget, self.rings.widget
-            w.add_class("alfaviz-scatter-canvas")
+            self._dress(w)
             r.add_class("alfaviz-scatter-rings")
-            w.view_sync = r.view_sync = self._sync
+            r.view_sync = self._sync
             if self._overlay:
                 r.annotations = self._overlay
-            w.observe(self._selection_changed, names=["selection"])
-            w.observe(self._hover_changed, names=["hovering"])
-            for v in (w, r):
-                v.layout.grid_area = "map"
-                v.layout.width = "100%"
+            r.layout.grid_area = "map"
+            r.layout.width = "100%"
             # one grid cell holds both canvases (a grid given a width of its own makes them
             # resize each other until Chromium's page crashes)
-            stack = widgets.GridBox(
+            self._stack = stack = widgets.GridBox(
                 [w, r],
                 layout=widgets.Layout(grid_template_areas='"map"', grid_template_columns="1fr"),
             )
@@ -362,10 +376,14 @@ class ScatterCanvas:
         if x.size == self._n and self._n:
             self.scatter.xy(x=x, y=y, **scales)
         else:
-            self.scatter.data(self._frame(x, y), reset_scales=True)
-            self.scatter.xy(x=schema.X, y=schema.Y, **scales)
-            self.scatter.size(default=point_size(x.size))
+            old = self.scatter
+            self.scatter = self._points_scatter(x, y)
+            if self._box is not None:  # shown already: put the new canvas in the old's place
+                self._dress(self.scatter.widget)
+                self._stack.children = (self.scatter.widget, self.rings.widget)
+                old.widget.close()
             self._n = x.size
+            self._lassoed = np.zeros(0, dtype=np.int64)
             self._highlighted = self._highlighted[self._highlighted < x.size]
         self._xy = (x, y)
         if self._highlighted.size or self._rings_scales != self._scales:

@@ -300,3 +300,32 @@ def test_other_strategies_scores_become_colourings(tmp_path):
     hi, lo = unl[np.argmax(ent[unl])], unl[np.argmin(ent[unl])]
     assert _shown_colour(m, hi) != _shown_colour(m, lo)  # the colours follow the scores
     assert "entropy" in m.canvas.legend.value
+
+
+def test_canvas_takes_a_round_with_another_number_of_points():
+    from types import SimpleNamespace
+
+    from alfaviz.widgets._scatter import ScatterCanvas
+
+    picked = []
+    c = ScatterCanvas(picked.append, lambda _: None)
+    rng = np.random.default_rng(0)
+
+    def spec(n):
+        return SimpleNamespace(
+            values=rng.random(n).astype(np.float32), colorscale=[[0, "#000000"], [1, "#ff0000"]],
+            cmin=0.0, cmax=1.0, colorbar={}, label="x", colours=(),
+        )  # fmt: skip
+
+    c.points(rng.normal(size=500).astype(np.float32), rng.normal(size=500).astype(np.float32))
+    c.colour(spec(500), "first")
+    box = c.widget  # shown
+    first = c.scatter.widget
+    c.select(np.array([1, 499]))
+    c.points(rng.normal(size=300).astype(np.float32), rng.normal(size=300).astype(np.float32))
+    c.colour(spec(300), "second")  # (swapping the data of a coloured canvas used to fail)
+    assert c.scatter.widget is not first
+    assert np.asarray(c.scatter.widget.points).shape == (300, 4)
+    assert box.children[2].children[0] is c.scatter.widget  # in the old canvas's place
+    c.scatter.widget.selection = np.asarray([7], dtype=np.uint32)  # the new one still listens
+    assert picked[-1].tolist() == [7]
