@@ -18,7 +18,8 @@ anchors and 16-D embeddings for the PCA view; no training, no store) stands in f
   round change (new coordinates, same point order), both when the round was seen before
   (replaying with the slider: the view keeps each round's arrays) and on its first visit;
 - the bytes each update hands to the plot widget's comm (binary buffers and JSON), measured
-  by wrapping that comm's ``send`` (``view.figure.comm`` or ``view.scatter.widget.comm``):
+  by wrapping that comm's ``send`` (``view.figure.comm``, or for the canvas both
+  ``view.scatter.widget.comm`` and the highlight canvas's ``view.canvas.rings.widget.comm``):
   only the arrays that change should travel. The FigureWidget is measured as displayed (one
   front-end view counted), since until a view is counted every patch re-syncs the figure;
 - whether each update meets the Python-side target (at most 10 ms) and the build target
@@ -210,13 +211,16 @@ class _SyntheticStore:
 
 
 class _Wire:
-    """Counts what a widget (the FigureWidget, or jupyter-scatter's anywidget) hands to its comm
-    (buffers and JSON text)."""
+    """Counts what widgets (the FigureWidget, or the map canvas's two jupyter-scatter
+    anywidgets) hand to their comms (buffers and JSON text)."""
 
-    def __init__(self, widget: Any) -> None:
+    def __init__(self, *widgets: Any) -> None:
         self.buffer_bytes = 0
         self.json_bytes = 0
-        comm = widget.comm
+        for widget in widgets:
+            self._wrap(widget.comm)
+
+    def _wrap(self, comm: Any) -> None:
         original = comm.send
 
         def send(data: Any = None, metadata: Any = None, buffers: Any = None) -> Any:
@@ -332,7 +336,7 @@ def measure(
 
     else:
         widget = view.scatter.widget
-        wire = _Wire(widget)
+        wire = _Wire(widget, view.canvas.rings.widget)  # the points and the highlight canvases
         shown = data.samples(1)[schema.SAMPLE_ID].to_numpy(np.int64)  # every point is drawn
         drawn = len(widget.points)
 
