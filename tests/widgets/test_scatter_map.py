@@ -220,6 +220,15 @@ def test_round_replay_and_pca_keep_the_point_order(view):
     np.testing.assert_array_equal(m.canvas.drawn[0], x0)
     assert "Round 0" in m.canvas.title.value
     assert m.slider.value == 0
+    # written straight into the shown canvas's buffer: the same places jupyter-scatter's own
+    # scale gives, and the rings (placed by jupyter-scatter) sit on their points
+    w = m.scatter.widget
+    lo, hi = w.x_scale_domain
+    np.testing.assert_allclose(np.asarray(w.points)[:, 0], 2 * (x0 - lo) / (hi - lo) - 1, atol=1e-5)
+    state.select([int(m._view.shown_ids[3])])
+    rp = np.asarray(m.canvas.rings.widget.points)
+    np.testing.assert_allclose(rp[2, :2], np.asarray(w.points)[3, :2], atol=1e-5)
+    assert np.asarray(w.points).dtype == np.float32
     state.round = 1
     m.pca_button.value = True
     assert "PCA" in m.canvas.title.value
