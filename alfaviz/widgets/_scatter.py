@@ -218,6 +218,7 @@ class ScatterCanvas:
         self._sync = f"alfaviz-{uuid.uuid4().hex}"
         self._rings_scales: tuple[tuple[float, float], tuple[float, float]] | None = None
         self._pts: np.ndarray | None = None  # the shown points buffer, (n, 4) float32
+        self._overlay_key: tuple[Any, ...] | None = None
         common = {"height": height, "axes": False, "legend": False}
         # jupyter-scatter needs one point to start from; it is replaced by the first round
         self._common = common
@@ -307,6 +308,18 @@ class ScatterCanvas:
         )
 
     def _redraw_rings(self) -> None:
+        if self._box is not None and self._rings_scales is not None:
+            # shown: write its small buffer (x, y in normalised coordinates, colour, size)
+            f = self._rings_frame()
+            (x0, x1), (y0, y1) = self._scales
+            buf = np.empty((len(f), 4), dtype=np.float32)
+            buf[:, 0] = (f[schema.X].to_numpy(np.float32) - x0) * (2.0 / (x1 - x0)) - 1.0
+            buf[:, 1] = (f[schema.Y].to_numpy(np.float32) - y0) * (2.0 / (y1 - y0)) - 1.0
+            buf[:, 2] = f[_C].to_numpy(np.float32)
+            buf[:, 3] = f[_S].to_numpy(np.float32)
+            self.rings.widget.points = buf
+            self._rings_scales = self._scales
+            return
         self.rings.data(self._rings_frame())  # placed with the scales it has
         if self._rings_scales != self._scales:
             self.rings.xy(x=schema.X, y=schema.Y, x_scale=self._scales[0], y_scale=self._scales[1])
@@ -477,6 +490,15 @@ class ScatterCanvas:
         seg: dict[str, np.ndarray],
     ) -> None:
         """Draw the anchors (x, y, name, colour) as crosses, and paths with flip points."""
+        key = (
+            tuple(anchors),
+            self._scales,
+            *(np.ascontiguousarray(seg[k]).tobytes() for k in ("line_x", "line_y", "flip_x")),
+            np.ascontiguousarray(seg["flip_y"]).tobytes(),
+        )
+        if key == self._overlay_key:  # the same drawing: nothing to build or send
+            return
+        self._overlay_key = key
         Line = self._jscatter.Line
         (x0, x1), (y0, y1) = self._scales
         sx, sy = 2.0 / (x1 - x0), 2.0 / (y1 - y0)
