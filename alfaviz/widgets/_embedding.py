@@ -766,6 +766,7 @@ class _Round:
     y: np.ndarray
     pca: bool
     status: np.ndarray  # int32 status code of every row
+    in_order: bool = False  # pos is every row in row order
 
 
 def _order(ids: np.ndarray) -> np.ndarray:
@@ -981,6 +982,7 @@ class EmbeddingMap(View):
             y=y,
             pca=pca,
             status=status,
+            in_order=len(pos) == len(s) and bool(np.array_equal(pos, np.arange(len(s)))),
         )
         return out
 
@@ -1135,7 +1137,8 @@ class EmbeddingMap(View):
         colour_by = self._colour_key(v.samples)
         with self._batch():
             if self.renderer == "scatter":
-                self.canvas.points(v.x[v.pos], v.y[v.pos])
+                every = v.in_order  # every row drawn, in row order: no copy
+                self.canvas.points(v.x if every else v.x[v.pos], v.y if every else v.y[v.pos])
                 self._patch_colour(v, colour_by)
                 self._patch_selection(v)
                 return

@@ -154,8 +154,10 @@ def _legend_html(spec: Any, anchors: Sequence[tuple[str, str]]) -> str:
 
 def _domain(v: np.ndarray) -> tuple[float, float]:
     """The finite range of ``v`` with a 3 % margin (never empty)."""
-    f = v[np.isfinite(v)]
-    lo, hi = (float(f.min()), float(f.max())) if f.size else (-1.0, 1.0)
+    lo, hi = (float(v.min()), float(v.max())) if v.size else (-1.0, 1.0)
+    if not (np.isfinite(lo) and np.isfinite(hi)):  # (the map draws finite points only)
+        f = v[np.isfinite(v)]
+        lo, hi = (float(f.min()), float(f.max())) if f.size else (-1.0, 1.0)
     pad = 0.03 * (hi - lo) if hi > lo else 1.0
     return lo - pad, hi + pad
 
@@ -380,10 +382,9 @@ class ScatterCanvas:
         """Draw ``len(x)`` points at ``(x, y)`` (float32); same count keeps the colours."""
         x = np.ascontiguousarray(x, dtype=np.float32)
         y = np.ascontiguousarray(y, dtype=np.float32)
-        if (
-            self._xy is not None
-            and np.array_equal(self._xy[0], x)
-            and np.array_equal(self._xy[1], y)
+        if self._xy is not None and (
+            (x is self._xy[0] and y is self._xy[1])  # the same arrays (a kept round)
+            or (np.array_equal(self._xy[0], x) and np.array_equal(self._xy[1], y))
         ):
             return
         self._scales = (_domain(x), _domain(y))
