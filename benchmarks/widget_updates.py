@@ -179,7 +179,14 @@ class SyntheticRun:
         return schema.conform(pd.DataFrame({c: [] for c in schema.FLIPS.names}), schema.FLIPS)
 
     def anchor_points(self, round: int) -> pd.DataFrame:
-        """Mean position of each class's labelled samples."""
+        """Mean position of each class's labelled samples, computed once per round (RunData
+        caches it per round too, so a view's first visit of a round does not pay for it)."""
+        cache = self.__dict__.setdefault("_anchor_cache", {})
+        if round not in cache:
+            cache[round] = self._anchor_points(round)
+        return cache[round]
+
+    def _anchor_points(self, round: int) -> pd.DataFrame:
         s = self._samples[round]
         lab = s[s[schema.LABELLED_ROUND] >= 0]
         g = lab.groupby(schema.LABEL)[[schema.X, schema.Y]].mean().reset_index()
