@@ -5,6 +5,7 @@ nor any GUI library; each name below is imported the first time it is used.
 
 - :class:`Experiment` and :func:`open_run`: run active-learning rounds, or reopen a run;
 - :func:`dashboard`: every view of a run, linked (needs ``alfaviz[widgets]``);
+- :func:`explain`: why a sample was (or was not) picked in a round, as an ``Explanation``;
 - :func:`load_dataset`: a data source by name, folder or file;
 - :func:`find_candidates` and :func:`alfamix_query`: the ALFA-Mix method as functions;
 - :func:`get_strategy` and :data:`STRATEGIES`: the query strategies;
@@ -24,6 +25,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "Experiment": ("alfaviz.session", "Experiment"),
     "open_run": ("alfaviz.session", "open_run"),
     "dashboard": ("alfaviz.widgets", "dashboard"),
+    "explain": ("alfaviz.analysis.explain", "explain"),
     "load_dataset": ("alfaviz.data", "load_dataset"),
     "find_candidates": ("alfaviz.alfamix", "find_candidates"),
     "alfamix_query": ("alfaviz.alfamix", "alfamix_query"),
