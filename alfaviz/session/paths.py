@@ -28,6 +28,7 @@ from torch import nn
 
 from alfaviz import schema
 from alfaviz.errors import AlfavizInputError, RunStoreError
+from alfaviz.session._derived import DerivedRecorder
 from alfaviz.session.round import interpolation_paths, round_anchors
 from alfaviz.store import RunStore
 
@@ -119,7 +120,7 @@ def _by_sample(values: pd.DataFrame, column: str, n: int, fill: float, dtype: An
     return out
 
 
-class PathProjector:
+class PathProjector(DerivedRecorder):
     """Computes, keeps and reads back the interpolation paths of any sample of a round.
 
     Parameters
@@ -138,41 +139,22 @@ class PathProjector:
     The inputs of the last round used are kept in memory (its embeddings among them).
     """
 
+    derived = ON_DEMAND_PATHS
+    what = "projected paths"
+    nothing_yet = "there are no paths to project"
+
     def __init__(
         self, store: RunStore, n_train: int, n_classes: int, steps: Callable[[], int]
     ) -> None:
-        self._store = store
+        super().__init__(store)
         self._n_train = int(n_train)
         self._n_classes = int(n_classes)
         self._steps = steps
         self._lock = threading.RLock()
         self._inputs: _RoundInputs | None = None
         self._inputs_round: int | None = None
-        self._memory: dict[tuple[int, str], pd.DataFrame] = {}
-        self._warned_read_only = False
 
     # checks ---------------------------------------------------------------------------------
-    def check_round(self, round: int | None) -> int:
-        """``round`` as a written round; ``None`` means the latest."""
-        written = self._store.rounds_written()
-        if not written:
-            raise AlfavizInputError(
-                "no round has been written yet, so there are no paths to project; run one "
-                "with Experiment.step() first."
-            )
-        if round is None:
-            return int(written[-1])
-        if isinstance(round, (bool, np.bool_)) or not isinstance(round, (int, np.integer)):
-            raise AlfavizInputError(
-                f"round must be the integer of a written round, or None for the latest; got "
-                f"{round!r}."
-            )
-        if int(round) not in written:
-            raise AlfavizInputError(
-                f"round {int(round)} has not been written yet; rounds {written[0]}.."
-                f"{written[-1]} exist (round=None means the latest)."
-            )
-        return int(round)
 
     def check_ids(self, sample_ids: Any) -> np.ndarray:
         """``sample_ids`` as distinct int64 ids in request order, at most MAX_PATH_SAMPLES."""
@@ -282,29 +264,6 @@ class PathProjector:
         if isinstance(steps, (int, np.integer)) and not isinstance(steps, bool) and steps >= 2:
             return int(steps)
         return DEFAULT_PATH_STEPS
-
-    def _keep(self, r: int, checksum: str, frame: pd.DataFrame) -> bool:
-        """Store the round's on-demand paths; in memory when the run cannot be written."""
-        if not self._store.read_only:
-            try:
-                self._store.write_derived(r, ON_DEMAND_PATHS, frame)
-            except (RunStoreError, OSError) as exc:
-                log.warning(
-                    "could not store the projected paths of round %d (%s); keeping them in memory",
-                    r,
-                    exc,
-                )
-            else:
-                self._memory.pop((r, checksum), None)
-                return True
-        elif not self._warned_read_only:
-            log.info(
-                "%s is open read-only: projected paths are kept in memory, not stored",
-                self._store.path,
-            )
-            self._warned_read_only = True
-        self._memory[(r, checksum)] = frame
-        return False
 
     def _round_inputs(self, r: int, checksum: str) -> _RoundInputs:
         cached = self._inputs

@@ -31,6 +31,7 @@ from torch import nn
 
 from alfaviz import schema
 from alfaviz.errors import AlfavizInputError, RunStoreError
+from alfaviz.session._derived import DerivedRecorder
 from alfaviz.session.config import comparison_seed
 from alfaviz.session.paths import _by_sample, _head_from_state
 from alfaviz.session.round import QUERIED_EXTRA
@@ -152,7 +153,7 @@ def _key(name: str) -> str:
     return name.lower().replace("-", "").replace("_", "")
 
 
-class ScoreRecorder:
+class ScoreRecorder(DerivedRecorder):
     """Queries, keeps and reads back other strategies' scores and picks on a run's rounds.
 
     Parameters
@@ -173,40 +174,21 @@ class ScoreRecorder:
     Thread-safe: one lock covers reading, querying and writing a round's scores.
     """
 
+    derived = COMPARE_SCORES
+    what = "strategy scores"
+    nothing_yet = "there is nothing to compare strategies on"
+
     def __init__(
         self, store: RunStore, n_train: int, n_classes: int, seed: int, own: Callable[[], str]
     ) -> None:
-        self._store = store
+        super().__init__(store)
         self._n_train = int(n_train)
         self._n_classes = int(n_classes)
         self._seed = int(seed)
         self._own = own
         self._lock = threading.RLock()
-        self._memory: dict[tuple[int, str], pd.DataFrame] = {}
-        self._warned_read_only = False
 
     # checks ---------------------------------------------------------------------------------
-    def check_round(self, round: Any) -> int:
-        """``round`` as a written round; ``None`` means the latest."""
-        written = self._store.rounds_written()
-        if not written:
-            raise AlfavizInputError(
-                "no round has been written yet, so there is nothing to compare strategies on; "
-                "run one with Experiment.step() first."
-            )
-        if round is None:
-            return int(written[-1])
-        if isinstance(round, (bool, np.bool_)) or not isinstance(round, (int, np.integer)):
-            raise AlfavizInputError(
-                f"round must be the integer of a written round, or None for the latest; got "
-                f"{round!r}."
-            )
-        if int(round) not in written:
-            raise AlfavizInputError(
-                f"round {int(round)} has not been written yet; rounds {written[0]}.."
-                f"{written[-1]} exist (round=None means the latest)."
-            )
-        return int(round)
 
     @property
     def own(self) -> str:
@@ -368,29 +350,6 @@ class ScoreRecorder:
             }
         )
         return schema.conform(frame, schema.STRATEGY_SCORES, extra="drop")
-
-    def _keep(self, r: int, checksum: str, frame: pd.DataFrame) -> bool:
-        """Store the round's recorded scores; in memory when the run cannot be written."""
-        if not self._store.read_only:
-            try:
-                self._store.write_derived(r, COMPARE_SCORES, frame)
-            except (RunStoreError, OSError) as exc:
-                log.warning(
-                    "could not store the strategy scores of round %d (%s); keeping them in memory",
-                    r,
-                    exc,
-                )
-            else:
-                self._memory.pop((r, checksum), None)
-                return True
-        elif not self._warned_read_only:
-            log.info(
-                "%s is open read-only: strategy scores are kept in memory, not stored",
-                self._store.path,
-            )
-            self._warned_read_only = True
-        self._memory[(r, checksum)] = frame
-        return False
 
     def query_inputs(self, round: int) -> RoundQueryInputs:
         """What ``round``'s query saw, read back from the store.
