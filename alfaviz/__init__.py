@@ -6,6 +6,9 @@ nor any GUI library; each name below is imported the first time it is used.
 - :class:`Experiment` and :func:`open_run`: run active-learning rounds, or reopen a run;
 - :func:`dashboard`: every view of a run, linked (needs ``alfaviz[widgets]``);
 - :func:`explain`: why a sample was (or was not) picked in a round, as an ``Explanation``;
+- :func:`explain_round`: every pick of a round, its reason and what its label says about the
+  method's hypothesis, as a frame;
+- :func:`compare_batches`: the run's batch beside other strategies' on the same round;
 - :func:`load_dataset`: a data source by name, folder or file;
 - :func:`find_candidates` and :func:`alfamix_query`: the ALFA-Mix method as functions;
 - :func:`get_strategy` and :data:`STRATEGIES`: the query strategies;
@@ -26,6 +29,8 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "open_run": ("alfaviz.session", "open_run"),
     "dashboard": ("alfaviz.widgets", "dashboard"),
     "explain": ("alfaviz.analysis.explain", "explain"),
+    "explain_round": ("alfaviz.analysis.hypothesis", "explain_round"),
+    "compare_batches": ("alfaviz.analysis.ab", "compare_batches"),
     "load_dataset": ("alfaviz.data", "load_dataset"),
     "find_candidates": ("alfaviz.alfamix", "find_candidates"),
     "alfamix_query": ("alfaviz.alfamix", "alfamix_query"),
@@ -43,6 +48,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from alfaviz import schema as schema
     from alfaviz.alfamix import alfamix_query as alfamix_query
     from alfaviz.alfamix import find_candidates as find_candidates
+    from alfaviz.analysis.ab import compare_batches as compare_batches
+    from alfaviz.analysis.explain import explain as explain
+    from alfaviz.analysis.hypothesis import explain_round as explain_round
     from alfaviz.data import load_dataset as load_dataset
     from alfaviz.errors import AlfavizInputError as AlfavizInputError
     from alfaviz.errors import RunStoreError as RunStoreError

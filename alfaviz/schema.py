@@ -57,9 +57,11 @@ __all__ = [
     "AUC",
     "AUC_FRAME",
     "AUC_SUMMARY",
+    "BATCH_DIVERSITY",
     "BUDGET",
     "CANDIDATE",
     "CANDIDATES_PER_LEVEL",
+    "CLASSES_COVERED",
     "CLUSTER",
     "COORDS",
     "CRITICAL",
@@ -68,13 +70,16 @@ __all__ = [
     "ENTROPY",
     "EPOCHS",
     "EVENTS",
+    "EXPLAIN_ROUND",
     "FILL",
     "FIRST_FLIP_EPS",
     "FLIPPED",
     "FLIPS",
     "FLIPS_COLUMNS",
+    "FLIP_TARGETS",
     "FLIP_TO",
     "FRAMES",
+    "HYPOTHESIS",
     "INCONSISTENCY",
     "INFO_KEYS",
     "KIND",
@@ -84,26 +89,35 @@ __all__ = [
     "LEVEL",
     "MEAN",
     "MEAN_DIFF",
+    "MEAN_DISTANCE",
     "N_CANDIDATES",
     "N_FILL",
     "N_KMEANS",
     "N_LABELLED",
+    "N_OUTCOME_PREFIX",
     "N_PAIRS",
+    "N_PICKED",
+    "N_SAMPLES",
     "N_SEEDS",
     "ORDER",
     "OTHER",
+    "OUTCOME",
+    "OUTCOMES",
     "PATHS",
     "PATH_PRED",
     "PATH_PROB",
     "PATH_T",
     "PAYLOAD",
     "PICKED",
+    "PICKED_BY",
     "PROB_MAX",
+    "PSEUDO_CLASSES_COVERED",
     "PSEUDO_LABEL",
     "QUERIED",
     "QUERY_FLIPS",
     "QUERY_SAMPLES",
     "RANDOM_STATE",
+    "RATE_PREFIX",
     "ROUND",
     "ROUNDS",
     "ROUNDS_COLUMNS",
@@ -219,6 +233,23 @@ STD_DIFF = "std_diff"
 T_STAT = "t"
 CRITICAL = "critical"
 WIN = "win"
+
+# why a round's picks were made, and what their labels say about the method's hypothesis
+FLIP_TARGETS = "flip_targets"
+PICKED_BY = "picked_by"
+OUTCOME = "outcome"
+N_PICKED = "n_picked"
+N_OUTCOME_PREFIX = "n_"
+RATE_PREFIX = "rate_"
+OUTCOMES: tuple[str, ...] = ("pseudo_label", "flip_target", "neither")
+"""How a label relates to the round's prediction: it equals the pseudo-label, it is one of
+the classes mixing flips the sample to, or neither (``unlabelled`` when no label is known)."""
+
+# strategy A/B on one round
+N_SAMPLES = "batch_size"
+MEAN_DISTANCE = "mean_distance"
+CLASSES_COVERED = "classes_covered"
+PSEUDO_CLASSES_COVERED = "pseudo_classes_covered"
 
 
 def time_column(phase: str) -> str:
@@ -536,6 +567,56 @@ ROUNDS_COLUMNS: tuple[str, ...] = ROUNDS.names[:8]
 """Leading columns of the per-round frame (round, strategy, n_labelled, level, the candidate
 and pick counts, accuracy)."""
 
+EXPLAIN_ROUND = Frame(
+    "explain_round",
+    (
+        _req(ROUND, "int32", "the round"),
+        _req(STRATEGY, "str", "the run's own strategy, or the baseline compared with it"),
+        _req(SAMPLE_ID, "int64", "global id of a sample the strategy picked in the round"),
+        Column(ORDER, "int32", -1, "position in the strategy's batch"),
+        Column(PSEUDO_LABEL, "int32", -1, "the model's class for the sample in the round"),
+        Column(INCONSISTENCY, "int32", 0, "anchors whose mixing flips it (stopping level)"),
+        Column(FLIP_TARGETS, "str", "", "classes mixing flips it to, ascending, comma-joined"),
+        Column(CRITICAL_EPS, "float64", _INF, "smallest critical ε over the anchors"),
+        Column(PICKED_BY, "str", "", "k-means, fill, or empty for another strategy"),
+        Column(CLUSTER, "int32", -1, "its k-means cluster (-1: none)"),
+        Column(LABEL, "int32", -1, "its label: a person's or the oracle's, else the dataset's"),
+        Column(SOURCE, "str", "", "initial, oracle, human, dataset, or empty when unknown"),
+        Column(OUTCOME, "str", "unlabelled", "pseudo_label, flip_target, neither or unlabelled"),
+    ),
+    doc="Each pick of a round (the run's strategy and a baseline), why it was made and how "
+    "its label relates to the prediction (alfaviz.analysis.hypothesis.explain_round).",
+)
+
+HYPOTHESIS = Frame(
+    "hypothesis",
+    (
+        _req(ROUND, "int32", "the round"),
+        _req(STRATEGY, "str", "the run's own strategy, or the baseline"),
+        Column(N_PICKED, "int32", 0, "samples the strategy picked"),
+        Column(N_LABELLED, "int32", 0, "picks whose label is known"),
+        *(Column(N_OUTCOME_PREFIX + o, "int32", 0, f"labels that are a {o}") for o in OUTCOMES),
+        *(
+            Column(RATE_PREFIX + o, "float64", _NAN, f"share of known labels that are a {o}")
+            for o in OUTCOMES
+        ),
+    ),
+    doc="Per round and strategy, how often a pick's label equals the pseudo-label, a flip "
+    "target, or neither (alfaviz.analysis.hypothesis.hypothesis_rates).",
+)
+
+BATCH_DIVERSITY = Frame(
+    "batch_diversity",
+    (
+        _req(STRATEGY, "str", "a strategy compared on the round"),
+        Column(N_SAMPLES, "int32", 0, "size of its batch"),
+        Column(MEAN_DISTANCE, "float64", _NAN, "mean pairwise Euclidean distance (embedding)"),
+        Column(CLASSES_COVERED, "int32", 0, "distinct dataset labels in the batch"),
+        Column(PSEUDO_CLASSES_COVERED, "int32", 0, "distinct pseudo-labels in the batch"),
+    ),
+    doc="How diverse each strategy's batch is on one round (alfaviz.analysis.ab).",
+)
+
 FRAMES: dict[str, Frame] = {
     f.name: f
     for f in (
@@ -550,6 +631,9 @@ FRAMES: dict[str, Frame] = {
         QUERY_SAMPLES,
         QUERY_FLIPS,
         STRATEGY_SCORES,
+        EXPLAIN_ROUND,
+        HYPOTHESIS,
+        BATCH_DIVERSITY,
     )
 }
 """Every frame by name."""
