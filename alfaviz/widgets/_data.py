@@ -14,6 +14,7 @@ from alfaviz import schema
 from alfaviz.errors import AlfavizInputError, RunStoreError
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
+    from alfaviz.analysis.ab import BatchComparison
     from alfaviz.session import Experiment
     from alfaviz.widgets._state import AppState
 
@@ -24,6 +25,8 @@ _PATHS = "paths"
 _PATHS_EVENT = "paths"
 _SAMPLES = "samples"
 _SCORES_EVENT = "scores"
+_ROUND_EVENTS = frozenset({"round_started", "round_written"})
+_LOOK_EVENTS = frozenset({_PATHS_EVENT, _SCORES_EVENT})  # looking: no label, no round
 
 
 class RunData:
@@ -43,7 +46,13 @@ class RunData:
     -----
     Frames are read from the run store and cached per round; the cache is dropped on every
     event of the run (a label, a skip, an undo, a round), a ``paths`` event drops only that
-    round's paths and a ``scores`` event only that round's samples. Views never write frames:
+    round's paths and a ``scores`` event only that round's samples. The strategy A/B
+    comparisons (:meth:`compare_batches`) depend only on a round's stored inputs and are
+    dropped only when a round is started or written; the hypothesis rates
+    (:meth:`hypothesis`) depend on the labels too and are dropped on every event but
+    ``paths`` and ``scores``. Both are slow the first time (they query strategies) and are
+    meant to be asked for off the UI thread: they are thread-safe, and two threads asking
+    for the same one compute it once. Views never write frames:
     the only writes go through :meth:`submit_label`, :meth:`skip` and :meth:`undo`,
     :meth:`project_paths` (which stores the paths it projects with the round) and
     :meth:`compare_strategies` (which stores the scores it records with the round), which are
@@ -65,6 +74,11 @@ class RunData:
         self._lock = threading.Lock()
         self.version = 0
         self._features: np.ndarray | None = None
+        self._comparisons: dict[tuple[int, tuple[str, ...]], BatchComparison] = {}
+        self._hypotheses: dict[str, pd.DataFrame] = {}
+        self._round_gen = 0  # bumped by round events (drops the comparisons)
+        self._label_gen = 0  # bumped by every event that is not only looking (drops rates)
+        self._compute_lock = threading.Lock()  # one slow computation at a time
         self._unsubscribe = run.subscribe(self._on_event)
 
     # events ------------------------------------------------------------------------------
@@ -76,6 +90,12 @@ class RunData:
                 self._cache.pop((_SAMPLES, int(event.round)), None)
             else:
                 self._cache.clear()
+            if event.kind in _ROUND_EVENTS:
+                self._comparisons.clear()
+                self._round_gen += 1
+            if event.kind not in _LOOK_EVENTS:
+                self._hypotheses.clear()
+                self._label_gen += 1
             self.version += 1
 
     def attach(self, state: AppState) -> Callable[[], None]:
@@ -258,6 +278,119 @@ class RunData:
             self._cache.pop((_SAMPLES, r), None)
         return frame
 
+    # strategy A/B and the hypothesis (slow the first time: ask off the UI thread) ---------
+    def _ab_names(self, strategies: Any) -> tuple[str, ...]:
+        from alfaviz.analysis.ab import AB_STRATEGIES
+
+        if strategies is None:
+            return tuple(AB_STRATEGIES)
+        if isinstance(strategies, str):
+            return (strategies,)
+        return tuple(str(s) for s in strategies)
+
+    def cached_comparison(self, round: int, strategies: Any = None) -> BatchComparison | None:
+        """The :meth:`compare_batches` result of ``round`` if it is at hand, else None.
+
+        Never computes anything (safe on the UI thread).
+        """
+        r = self._check_round(round)
+        with self._lock:
+            return self._comparisons.get((r, self._ab_names(strategies)))
+
+    def comparison_recorded(self, round: int, strategies: Any = None) -> bool:
+        """Whether every strategy of a :meth:`compare_batches` of ``round`` is recorded.
+
+        Then the comparison queries nothing and is quick (it reads the recorded batches).
+        Reads the round's recorded scores (milliseconds); queries nothing.
+        """
+        r = self._check_round(round)
+        own = _strategy_key(str(self.experiment.strategy.name))
+        need = {_strategy_key(n) for n in self._ab_names(strategies)} - {own}
+        recorded = self.experiment.round_scores(r)[schema.STRATEGY].astype(str).tolist()
+        return need <= {_strategy_key(n) for n in recorded}
+
+    def compare_batches(self, round: int, strategies: Any = None) -> BatchComparison:
+        """The run's own batch on ``round`` beside other strategies' batches, computed once.
+
+        Calls :func:`alfaviz.analysis.ab.compare_batches` on the run (which queries each
+        strategy not recorded yet through :meth:`compare_strategies`' core twin and records
+        it with the run; BADGE and CoreSet can take seconds, so call this off the UI thread).
+        The result is kept until a round is started or written: a round's batches depend
+        only on its stored inputs, not on later labels.
+
+        Parameters
+        ----------
+        round : int
+            A written round.
+        strategies : str or sequence of str, optional
+            Registered names; :data:`alfaviz.analysis.ab.AB_STRATEGIES` by default.
+
+        Returns
+        -------
+        alfaviz.analysis.ab.BatchComparison
+        """
+        from alfaviz.analysis.ab import compare_batches
+
+        r = self._check_round(round)
+        names = self._ab_names(strategies)
+        key = (r, names)
+        with self._compute_lock:
+            with self._lock:
+                hit = self._comparisons.get(key)
+                gen = self._round_gen
+            if hit is not None:
+                return hit
+            result = compare_batches(self.experiment, r, list(names))
+            with self._lock:
+                if gen == self._round_gen:
+                    self._comparisons[key] = result
+                self._cache.pop((_SAMPLES, r), None)  # it may have recorded new scores
+        return result
+
+    def cached_hypothesis(self, baseline: str | None = "entropy") -> pd.DataFrame | None:
+        """The :meth:`hypothesis` rates if they are at hand (no label since), else None."""
+        with self._lock:
+            return self._hypotheses.get(str(baseline))
+
+    def hypothesis(self, baseline: str | None = "entropy") -> pd.DataFrame:
+        """How the picks' labels relate to their pseudo-label and flip targets, per round.
+
+        Calls :func:`alfaviz.analysis.hypothesis.hypothesis_rates` on the run, for every
+        written round, the run's own picks beside ``baseline``'s (queried once per round and
+        recorded with the run). Kept until the next label, skip, undo or round. It takes
+        about a quarter of a second on a small run even when every baseline is recorded (it
+        reads every round's frames), so call it off the UI thread.
+
+        Parameters
+        ----------
+        baseline : str or None
+            A registered strategy set beside the run's own, or None for the own picks only.
+
+        Returns
+        -------
+        pandas.DataFrame
+            :data:`~alfaviz.schema.HYPOTHESIS`, one row per (round, strategy); empty before
+            the first round.
+        """
+        from alfaviz.analysis.hypothesis import hypothesis_rates
+
+        key = str(baseline)
+        with self._compute_lock:
+            with self._lock:
+                hit = self._hypotheses.get(key)
+                gen = self._label_gen
+            if hit is not None:
+                return hit
+            if self.n_rounds == 0:
+                empty = pd.DataFrame({c: [] for c in schema.HYPOTHESIS.names})
+                result = schema.conform(empty, schema.HYPOTHESIS)
+            else:
+                result = hypothesis_rates(self.experiment, baseline=baseline)
+            with self._lock:
+                if gen == self._label_gen:
+                    self._hypotheses[key] = result
+        return result
+
     def _extra(self, r: int, name: str, frame: schema.Frame) -> pd.DataFrame:
         store = self.experiment.store
         if not any(a.endswith(f"{name}.parquet") for a in store.artefacts(r)):
@@ -355,6 +488,11 @@ class RunData:
         """Undo this session's last human action, or return None."""
         self._writable()
         return self.experiment.undo()
+
+
+def _strategy_key(name: str) -> str:
+    """A strategy name as the registry matches it (case, ``-`` and ``_`` do not matter)."""
+    return name.lower().replace("-", "").replace("_", "")
 
 
 def _with_score_columns(samples: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
