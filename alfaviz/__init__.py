@@ -9,6 +9,7 @@ nor any GUI library; each name below is imported the first time it is used.
 - :func:`explain_round`: every pick of a round, its reason and what its label says about the
   method's hypothesis, as a frame;
 - :func:`compare_batches`: the run's batch beside other strategies' on the same round;
+- :func:`export_report`: one round's selection as a self-contained, offline HTML file;
 - :func:`load_dataset`: a data source by name, folder or file;
 - :func:`find_candidates` and :func:`alfamix_query`: the ALFA-Mix method as functions;
 - :func:`get_strategy` and :data:`STRATEGIES`: the query strategies;
@@ -31,6 +32,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "explain": ("alfaviz.analysis.explain", "explain"),
     "explain_round": ("alfaviz.analysis.hypothesis", "explain_round"),
     "compare_batches": ("alfaviz.analysis.ab", "compare_batches"),
+    "export_report": ("alfaviz.analysis.selection_report", "export_report"),
     "load_dataset": ("alfaviz.data", "load_dataset"),
     "find_candidates": ("alfaviz.alfamix", "find_candidates"),
     "alfamix_query": ("alfaviz.alfamix", "alfamix_query"),
@@ -51,6 +53,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from alfaviz.analysis.ab import compare_batches as compare_batches
     from alfaviz.analysis.explain import explain as explain
     from alfaviz.analysis.hypothesis import explain_round as explain_round
+    from alfaviz.analysis.selection_report import export_report as export_report
     from alfaviz.data import load_dataset as load_dataset
     from alfaviz.errors import AlfavizInputError as AlfavizInputError
     from alfaviz.errors import RunStoreError as RunStoreError
