@@ -1,4 +1,4 @@
-"""The ``alfaviz`` command line: ``run``, ``compare`` and ``info``.
+"""The ``alfaviz`` command line: ``run``, ``compare``, ``info`` and ``report``.
 
 Every user error is one clear line on stderr (exit status 2), never a traceback; ``--debug``
 shows the traceback when you need it.
@@ -23,6 +23,7 @@ alfaviz: explore active learning with ALFA-Mix.
   alfaviz run --strategy entropy --rounds 10 --out runs/entropy
   alfaviz compare --strategies alfamix random entropy badge --seeds 0 1 2 3 4
   alfaviz info runs/<run-directory>
+  alfaviz report runs/<run-directory> [--round 2] [--out report.html]
 """
 
 
@@ -118,6 +119,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = sub.add_parser("info", help="summarise a run directory", description="Summarise a run.")
     info.add_argument("run_dir", metavar="RUN", help="a run directory written by `alfaviz run`")
+
+    rep = sub.add_parser(
+        "report",
+        help="write a round's selection as one offline HTML file",
+        description="Write a self-contained HTML report of one round's selection: the batch "
+        "with thumbnails and the reason for each pick, the inconsistency heatmap, the learning "
+        "curve and the label outcomes. The file embeds everything it needs (plotly.js "
+        "included), so it opens without a network connection and can be handed out. Prints "
+        "the path written.",
+    )
+    rep.add_argument("run_dir", metavar="RUN", help="a run directory written by `alfaviz run`")
+    rep.add_argument(
+        "--round", type=int, default=None, help="a written round (default: the latest)"
+    )
+    rep.add_argument(
+        "--out", default=None, metavar="FILE",
+        help="the HTML file to write (default: RUN/report_round_<R>.html)",
+    )  # fmt: skip
+    rep.add_argument(
+        "--baseline", default="entropy",
+        help="strategy whose picks are compared in the label outcomes, or 'none' (entropy)",
+    )  # fmt: skip
     return parser
 
 
@@ -278,6 +301,15 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from alfaviz.analysis.selection_report import export_report
+
+    baseline = None if args.baseline.strip().lower() in ("", "none") else args.baseline
+    path = export_report(args.run_dir, args.round, args.out, baseline=baseline)
+    print(path)
+    return 0
+
+
 def _writable(path: Path) -> bool:
     """Whether this process may write the run (its folder and its label log)."""
     import os
@@ -298,7 +330,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    handlers = {"run": _cmd_run, "compare": _cmd_compare, "info": _cmd_info}
+    handlers = {"run": _cmd_run, "compare": _cmd_compare, "info": _cmd_info, "report": _cmd_report}
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:
