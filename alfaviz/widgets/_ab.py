@@ -341,6 +341,7 @@ class StrategyAB(View):
         self._wanted: int | None = None
         self._bar_ids: list[tuple[int, ...]] = []
         self.show_buttons: dict[str, widgets.Button] = {}
+        self.message = ""
         super().__init__(state, data, errors=errors)
 
     # building ------------------------------------------------------------------------------
@@ -407,6 +408,7 @@ class StrategyAB(View):
         with self._thread_lock:
             self._wanted = r
             if self.thread is None:
+                self._say(f"Comparing the strategies on round {r}…")
                 self.run_button.disabled = True
                 self.run_button.description = "comparing…"
                 self.thread = threading.Thread(target=self._work, name="alfaviz-ab", daemon=True)

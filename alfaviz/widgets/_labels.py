@@ -24,17 +24,28 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import ipywidgets as widgets
 import numpy as np
+import pandas as pd
 
 from alfaviz import schema
+from alfaviz.analysis.hypothesis import outcome_of
 from alfaviz.widgets._base import View
 from alfaviz.widgets._gallery import feature_bar_svg, features, flip_targets, thumbnails
+from alfaviz.widgets._hypothesis import OUTCOME_COLOURS
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from alfaviz.widgets._base import ErrorArea
     from alfaviz.widgets._data import RunData
     from alfaviz.widgets._state import AppState
 
-__all__ = ["KEYS", "LabelPanel", "Outcome", "class_keys", "teaching_outcome"]
+__all__ = [
+    "KEYS",
+    "TALLY",
+    "LabelPanel",
+    "Outcome",
+    "batch_tally",
+    "class_keys",
+    "teaching_outcome",
+]
 
 KEYS: tuple[str, ...] = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "0")
 """Keys of the 1st to 10th class, in order (when class names are not the digits 0..9)."""
@@ -82,6 +93,54 @@ def teaching_outcome(label: int, pseudo_label: int, flip_to: tuple[int, ...]) ->
     return "neither"
 
 
+UNLABELLED = "unlabelled"
+TALLY: tuple[str, ...] = (*schema.OUTCOMES, UNLABELLED)
+"""Keys of :func:`batch_tally`: the outcomes, then the batch's samples with no label yet."""
+
+_TALLY_LABELS = {"pseudo_label": "pseudo-label", "flip_target": "flip target", "neither": "neither"}
+
+
+def batch_tally(
+    samples: pd.DataFrame, flips: pd.DataFrame, queried: pd.DataFrame, labels: np.ndarray
+) -> dict[str, int]:
+    """How the labels of a batch so far relate to the model's pseudo-label and flip targets.
+
+    Parameters
+    ----------
+    samples : pandas.DataFrame
+        The samples frame of the round the batch came from (its pseudo-labels).
+    flips : pandas.DataFrame
+        That round's :data:`~alfaviz.schema.FLIPS` frame (its flip targets).
+    queried : pandas.DataFrame
+        That round's batch (:data:`~alfaviz.schema.QUERIED`).
+    labels : numpy.ndarray of int, shape (n_train,)
+        The live label of every train sample (``-1``: none; a skipped sample has none).
+
+    Returns
+    -------
+    dict of str to int
+        A count per key of :data:`TALLY`, each the number of the batch's samples whose label
+        has that :func:`~alfaviz.analysis.hypothesis.outcome_of`; they sum to the batch size.
+    """
+    ids = queried[schema.SAMPLE_ID].to_numpy(np.int64)
+    out = dict.fromkeys(TALLY, 0)
+    if ids.size == 0:
+        return out
+    pseudo = dict(
+        zip(
+            samples[schema.SAMPLE_ID].to_numpy(np.int64).tolist(),
+            samples[schema.PSEUDO_LABEL].to_numpy(np.int64).tolist(),
+            strict=True,
+        )
+    )
+    targets = flip_targets(flips, ids.tolist())
+    live = np.asarray(labels)
+    for sid in ids.tolist():
+        label = int(live[sid]) if 0 <= sid < live.size else -1
+        out[outcome_of(label, pseudo.get(sid, -1), targets[sid])] += 1
+    return out
+
+
 class LabelPanel(View):
     """Label the waiting batch one sample at a time.
 
@@ -106,6 +165,10 @@ class LabelPanel(View):
         The class Enter would give.
     last_outcome : str or None
         With teaching on, :func:`teaching_outcome` of the last label.
+    tally : dict of str to int
+        :func:`batch_tally` of the last round's batch, read from the run's frames and live
+        labels on every redraw (so a reloaded page or a second tab shows the same), shown in
+        :attr:`tally_text` (CSS class ``alfaviz-labels-tally``).
     message : str
         The last status line (plain text).
     """
@@ -124,6 +187,7 @@ class LabelPanel(View):
         self.queue: list[int] = []
         self.highlighted: int | None = None
         self.last_outcome: Outcome | None = None
+        self.tally: dict[str, int] = dict.fromkeys(TALLY, 0)
         self.message = ""
         self._teaching_default = bool(teaching)
         self.thumbs = thumbnails(data)
@@ -160,6 +224,8 @@ class LabelPanel(View):
         )
         self.teaching.observe(self._guard(lambda _c: self._show()), names="value")
         self.feedback = widgets.HTML()
+        self.tally_text = widgets.HTML()
+        self.tally_text.add_class("alfaviz-labels-tally")
         self.status = widgets.HTML()
         self.notice = widgets.HTML()
         body = widgets.VBox(
@@ -172,6 +238,7 @@ class LabelPanel(View):
                     [self.confirm_button, self.skip_button, self.undo_button, self.teaching]
                 ),
                 self.feedback,
+                self.tally_text,
                 self.status,
             ]
         )
@@ -226,7 +293,31 @@ class LabelPanel(View):
         names = self.data.class_names
         return names[c] if 0 <= c < len(names) else "?"
 
+    def _show_tally(self) -> None:
+        n = self.data.n_rounds
+        if n == 0:
+            self.tally = dict.fromkeys(TALLY, 0)
+            self.tally_text.value = ""
+            return
+        r = n - 1
+        self.tally = batch_tally(
+            self.data.samples(r), self.data.flips(r), self.data.queried(r), self.data.labels()
+        )
+        done = sum(self.tally[o] for o in schema.OUTCOMES)
+        chips = " · ".join(
+            f'<span data-outcome="{o}" data-count="{self.tally[o]}" style="color:'
+            f'{OUTCOME_COLOURS[o]};font-weight:bold">{self.tally[o]} {_TALLY_LABELS[o]}</span>'
+            for o in schema.OUTCOMES
+        )
+        self.tally_text.value = (
+            f'<div style="font-size:12px" title="How each label of the batch relates to the '
+            f"model's pseudo-label and to the classes mixing flips it to (ALFA-Mix's "
+            f'hypothesis: a flip target points at what the model does not know yet)">'
+            f"Round {r}'s batch: {done} of {sum(self.tally.values())} labelled · {chips}</div>"
+        )
+
     def _show(self) -> None:
+        self._show_tally()
         ro = self.data.read_only
         sid = self.current
         b = self.batch_size
