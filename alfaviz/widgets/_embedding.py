@@ -34,14 +34,18 @@ import plotly.colors as pcolors
 import plotly.graph_objects as go
 
 from alfaviz import schema
+from alfaviz.analysis.sweep import Sweep
+from alfaviz.errors import AlfavizInputError
 from alfaviz.widgets._base import View, count_views, patch
 from alfaviz.widgets._state import COLOUR_BY
+from alfaviz.widgets._sweep import SweepInputs, sweep_inputs
 
 __all__ = [
     "MAX_PATH_SAMPLES",
     "MAX_POINTS",
     "RENDERERS",
     "STATUS",
+    "SWEEP_STATUS",
     "TRACES",
     "ColourSpec",
     "EmbeddingMap",
@@ -53,6 +57,8 @@ __all__ = [
     "pca_2d",
     "pca_anchors",
     "status_codes",
+    "sweep_codes",
+    "sweep_spec",
 ]
 
 MAX_POINTS = 50_000
@@ -71,6 +77,18 @@ STATUS: tuple[str, ...] = ("unlabelled", "labelled", "candidate", "selected", "f
 """Status codes 0..4 of :func:`status_codes`, in order."""
 
 STATUS_COLOURS: tuple[str, ...] = ("#c9c9c9", "#1f77b4", "#ff7f0e", "#d62728", "#9467bd")
+
+SWEEP_STATUS: tuple[str, ...] = (
+    "not a candidate",
+    "labelled",
+    "candidate (also recorded)",
+    "candidate (new at this step)",
+    "recorded candidate, not at this step",
+)
+"""Codes 0..4 of :func:`sweep_codes`: how the map colours an ε sweep (``AppState.sweep_cap``).
+Codes 2 and 3 are the sweep's candidate set; 4 marks the round's own candidates it drops."""
+
+SWEEP_COLOURS: tuple[str, ...] = ("#d9d9d9", "#1f77b4", "#ff7f0e", "#d62728", "#c5b0d5")
 
 TRACES: dict[str, int] = {"points": 0, "selection": 1, "paths": 2, "flips": 3, "anchors": 4}
 """Index of each trace in the figure."""
@@ -397,6 +415,61 @@ def colour_spec(
             )
         return _continuous(col(colour_by), _option_label(colour_by), "no score")
     raise ValueError(f"colour_by must be one of {colour_options(samples)}; got {colour_by!r}.")
+
+
+def sweep_codes(inputs: SweepInputs, sweep: Sweep) -> np.ndarray:
+    """The sweep colouring's code (:data:`SWEEP_STATUS`) of every row of the round's frame.
+
+    Parameters
+    ----------
+    inputs : SweepInputs
+        The round's pool (:func:`~alfaviz.widgets._sweep.sweep_inputs`).
+    sweep : Sweep
+        ``inputs.sweep(alpha_cap)``: its mask is aligned with ``inputs.rows``.
+
+    Returns
+    -------
+    numpy.ndarray of int32, shape (n_rows,)
+        0 pool, 1 labelled, 2 candidate of the sweep and of the recorded round, 3 candidate
+        of the sweep only, 4 candidate of the recorded round only.
+    """
+    codes = inputs.labelled.astype(np.int32)
+    cand, rec = sweep.mask, inputs.recorded
+    codes[inputs.rows[cand & rec]] = 2
+    codes[inputs.rows[cand & ~rec]] = 3
+    codes[inputs.rows[~cand & rec]] = 4
+    return codes
+
+
+def sweep_label(sweep: Sweep) -> str:
+    """The legend line of a sweep: ``"ε step 0.1: 389 candidates (stops at ε 0.3)"``."""
+    text = f"ε step {sweep.alpha_cap:.4g}: {sweep.n_candidates:,} candidates"
+    text += f" (stops at ε {sweep.level:.3g}{'' if sweep.exact else ', not exact'})"
+    return text
+
+
+def sweep_spec(codes: np.ndarray, sweep: Sweep, positions: np.ndarray | None = None) -> ColourSpec:
+    """The :class:`ColourSpec` of a sweep: :func:`sweep_codes` of the drawn rows.
+
+    Parameters
+    ----------
+    codes : numpy.ndarray of int32, shape (n_rows,)
+    sweep : Sweep
+    positions : numpy.ndarray of int, optional
+        The drawn rows; all by default.
+    """
+    values = codes if positions is None else codes[positions]
+    ticks = list(range(len(SWEEP_STATUS)))
+    label = sweep_label(sweep)
+    return ColourSpec(
+        values=np.ascontiguousarray(values, dtype=np.int32),
+        colorscale=_discrete_scale(SWEEP_COLOURS),
+        cmin=-0.5,
+        cmax=len(SWEEP_STATUS) - 0.5,
+        colorbar={"title": {"text": label}, "tickvals": ticks, "ticktext": list(SWEEP_STATUS)},
+        label=label,
+        colours=SWEEP_COLOURS,
+    )
 
 
 def pca_2d(matrix: np.ndarray) -> np.ndarray:
@@ -779,9 +852,16 @@ def _order(ids: np.ndarray) -> np.ndarray:
 class EmbeddingMap(View):
     """The stored 2-D map of ``state.round``: coloured, selectable and replayable.
 
-    Observes ``round``, ``selected_ids``, ``colour_by``, ``hovered_id`` and
+    Observes ``round``, ``selected_ids``, ``colour_by``, ``hovered_id``, ``sweep_cap`` and
     ``data_version``; writes ``selected_ids`` (lasso, box, click or the batch button),
-    ``hovered_id`` (hover), ``round`` (its slider) and ``colour_by`` (its dropdown).
+    ``focus_id`` (a click on one point, or a lasso that holds one), ``hovered_id`` (hover),
+    ``round`` (its slider) and ``colour_by`` (its dropdown).
+
+    While ``sweep_cap`` is set (the ε slider, :class:`~alfaviz.widgets._sweep.EpsilonSweep`),
+    the points are coloured by that ε step's replayed candidate set (:data:`SWEEP_STATUS`)
+    instead of ``colour_by``, and the legend says how many there are; ``None`` brings the
+    colouring back. A run that cannot be replayed (another strategy, learned α) keeps its
+    colouring. With the plotly renderer above its cap the sweep colours the drawn points.
 
     Parameters
     ----------
@@ -810,6 +890,8 @@ class EmbeddingMap(View):
         Selects the round's batch (CSS class ``alfaviz-embedding-batch``).
     details : ipywidgets.HTML
         Id, pseudo-label, flips and critical ε of the hovered sample.
+    sweep : Sweep or None
+        The ε sweep shown (``state.sweep_cap`` on the shown round), if any.
     """
 
     name = "embedding"
@@ -837,6 +919,8 @@ class EmbeddingMap(View):
         self._rounds: dict[tuple[int, bool], _Round] = {}
         self._applied: ColourSpec | None = None
         self._flip_index: tuple[int, np.ndarray, pd.DataFrame] | None = None
+        self.sweep: Sweep | None = None
+        self._sweep_codes: np.ndarray | None = None
         super().__init__(state, data, errors=errors)
 
     @property
@@ -921,12 +1005,16 @@ class EmbeddingMap(View):
         self._observe(self._on_colour, ["colour_by"])
         self._observe(self._on_hovered, ["hovered_id"])
         self._observe(self._on_data, ["data_version"])
+        self._observe(self._on_sweep, ["sweep_cap"])
         if self.renderer == "scatter":
             if self._view is not None:
                 self._draw(self._view, None)
             main: widgets.Widget = self.canvas.widget  # made from the first drawing
         else:
             main = self.figure
+            if self.state.sweep_cap is not None and self._view is not None:
+                with patch(self.figure):  # the pure figure knows no sweep: colour it now
+                    self._patch_colour(self._view, self._colour_key(self._view.samples))
         bar = widgets.HBox(
             [self.colour, self.slider, self.pca_button, self.batch_button, self.clear_button,
              self.paths_button, self.scores_button],
@@ -1101,10 +1189,26 @@ class EmbeddingMap(View):
         flips = d[TRACES["flips"]]
         flips.x, flips.y, flips.customdata = seg["flip_x"], seg["flip_y"], seg["flip_class"]
 
-    def _patch_colour(self, v: _Round, colour_by: str) -> None:
-        """Recolour the points; only the colour array (and changed limits) when the colouring
-        stays the same, since every plotly property set costs validation."""
-        spec = colour_spec(
+    def _sweep_of(self, v: _Round) -> Sweep | None:
+        """The ε sweep of ``state.sweep_cap`` on round ``v`` (None: none asked, or none
+        possible for this run)."""
+        cap = self.state.sweep_cap
+        if cap is None:
+            return None
+        try:
+            inputs = sweep_inputs(self.data, v.round)
+        except AlfavizInputError:  # not replayable: the ε slider says why
+            return None
+        sweep = inputs.sweep(cap)
+        self._sweep_codes = sweep_codes(inputs, sweep)
+        return sweep
+
+    def _spec(self, v: _Round, colour_by: str) -> ColourSpec:
+        """The colouring drawn: the ε sweep while one is asked for, else ``colour_by``."""
+        self.sweep = self._sweep_of(v)
+        if self.sweep is not None and self._sweep_codes is not None:
+            return sweep_spec(self._sweep_codes, self.sweep, v.pos)
+        return colour_spec(
             v.samples,
             colour_by,
             round=v.round,
@@ -1113,6 +1217,20 @@ class EmbeddingMap(View):
             queried_ids=v.queried,
             status=v.status,
         )
+
+    @property
+    def sweep_ids(self) -> np.ndarray:
+        """Global ids the map colours as the ε sweep's candidates (empty without a sweep)."""
+        v = self._view
+        if self.sweep is None or self._sweep_codes is None or v is None:
+            return np.zeros(0, dtype=np.int64)
+        rows = np.flatnonzero(np.isin(self._sweep_codes, (2, 3)))
+        return np.sort(v.samples[schema.SAMPLE_ID].to_numpy(np.int64)[rows])
+
+    def _patch_colour(self, v: _Round, colour_by: str) -> None:
+        """Recolour the points; only the colour array (and changed limits) when the colouring
+        stays the same, since every plotly property set costs validation."""
+        spec = self._spec(v, colour_by)
         title = _title(v.round, spec.label, len(v.pos), len(v.samples), v.pca)
         if self.renderer == "scatter":
             self.canvas.colour(spec, title)
@@ -1120,7 +1238,10 @@ class EmbeddingMap(View):
             return
         marker = self.figure.data[TRACES["points"]].marker
         last = self._applied
-        if last is not None and last.label == spec.label:
+        if last is not None and last.colours == spec.colours == SWEEP_COLOURS:
+            marker.color = spec.values  # another ε step: the codes and the legend's title
+            marker.colorbar = spec.colorbar
+        elif last is not None and last.label == spec.label:
             marker.color = spec.values
             if (last.cmin, last.cmax) != (spec.cmin, spec.cmax):
                 marker.cmin, marker.cmax = spec.cmin, spec.cmax
@@ -1205,6 +1326,13 @@ class EmbeddingMap(View):
             self._patch_colour(v, change["new"])
         self._sync_options(v.samples, change["new"])
 
+    def _on_sweep(self, change: dict[str, Any]) -> None:
+        v = self._view
+        if v is None:
+            return
+        with self._batch():
+            self._patch_colour(v, self._colour_key(v.samples))
+
     def _on_hovered(self, change: dict[str, Any]) -> None:
         self.details.value = self.details_html(change["new"])
 
@@ -1282,14 +1410,23 @@ class EmbeddingMap(View):
         idx = idx[(idx >= 0) & (idx < v.shown_ids.size)]
         return v.shown_ids[idx].tolist()
 
+    def _focus(self, ids: Sequence[int]) -> None:
+        """One point picked (a click, or a lasso around one): explain it (``focus_id``)."""
+        if len(ids) == 1:
+            self.state.focus_id = int(ids[0])
+
     def _on_selection(self, trace: Any, points: Any, selector: Any = None) -> None:
         """Lasso or box on the points trace: select the global ids of the enclosed points."""
-        self.state.select(self._ids_at(points.point_inds))
+        ids = self._ids_at(points.point_inds)
+        self.state.select(ids)
+        self._focus(ids)
 
     def _on_click(self, trace: Any, points: Any, state: Any = None) -> None:
+        """A click on a point: select it and explain it."""
         ids = self._ids_at(points.point_inds)
         if ids:
             self.state.select(ids[:1])
+            self._focus(ids[:1])
 
     def _on_hover(self, trace: Any, points: Any, state: Any = None) -> None:
         if not points.point_inds:
@@ -1305,8 +1442,11 @@ class EmbeddingMap(View):
         self.state.hovered_id = sid
 
     def _on_canvas_select(self, positions: np.ndarray) -> None:
-        """A lasso or click on the canvas: select the global ids of those points."""
-        self.state.select(self._ids_at(positions))
+        """A lasso or click on the canvas: select the global ids of those points (one point
+        clicked is explained too)."""
+        ids = self._ids_at(positions)
+        self.state.select(ids)
+        self._focus(ids)
 
     def _on_canvas_hover(self, position: int | None) -> None:
         if position is None:

@@ -13,7 +13,8 @@ What the gallery shows
 ----------------------
 ``source="auto"`` (the default) shows the selection when it holds a sample outside the batch
 (a lasso on the map, a heatmap row) and the batch of ``state.round`` otherwise; clicking a
-card selects it, and a selected card of the batch is outlined rather than shown alone.
+card selects it (and sets ``focus_id``, so the "why?" card explains it), and a selected card
+of the batch is outlined rather than shown alone.
 ``"batch"`` and ``"selection"`` pin one of the two.
 """
 
@@ -331,7 +332,7 @@ class Gallery(View):
     ----------
     state : AppState
         Observed: ``round``, ``selected_ids``, ``data_version``. Written: ``selected_ids``
-        (a click on a card).
+        and ``focus_id`` (a click on a card selects it and explains it).
     data : RunData
     errors : ErrorArea, optional
     source : {"auto", "batch", "selection"}
@@ -546,8 +547,10 @@ class Gallery(View):
 
     # interaction ---------------------------------------------------------------------------
     def select(self, sample_id: int) -> None:
-        """What a click on a card does: select that sample alone."""
+        """What a click on a card does: select that sample alone, and explain it
+        (``focus_id``, the "why was this selected?" card)."""
         self.state.selected_ids = (int(sample_id),)
+        self.state.focus_id = int(sample_id)
 
     def _on_selection(self, _change: dict[str, Any]) -> None:
         r = self._round()

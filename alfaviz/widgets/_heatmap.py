@@ -310,7 +310,8 @@ def heatmap_figure(
 class Heatmap(View):
     """Samples × anchor classes of ``state.round``; clicking a cell selects its sample.
 
-    Observes ``round``, ``selected_ids`` and ``data_version``; writes ``selected_ids``.
+    Observes ``round``, ``selected_ids`` and ``data_version``; writes ``selected_ids`` and
+    ``focus_id`` (a click on a row selects its sample and explains it).
 
     Rows come from the row toggle: the selection (the batch while nothing is selected), the
     batch or the candidates. Selecting a single sample that is already a row frames that
@@ -453,7 +454,7 @@ class Heatmap(View):
             self.figure.layout.shapes = shapes
 
     def _on_click(self, trace: Any, points: Any, state: Any = None) -> None:
-        """A click on a cell selects the sample of its row."""
+        """A click on a cell selects the sample of its row and explains it (``focus_id``)."""
         if not points.point_inds and not points.ys:
             return
         if points.ys:
@@ -466,4 +467,6 @@ class Heatmap(View):
                 else int(ind) // max(len(self.data.class_names), 1)
             )
         if 0 <= row < self.row_ids.size:
-            self.state.select([int(self.row_ids[row])])
+            sid = int(self.row_ids[row])
+            self.state.select([sid])
+            self.state.focus_id = sid

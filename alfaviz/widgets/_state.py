@@ -39,6 +39,12 @@ class AppState(traitlets.HasTraits):
         One of :data:`COLOUR_BY`, or ``"score:<strategy>"``.
     data_version : int, default 0
         Incremented whenever the run changes (a label, a skip, an undo, a round written).
+    focus_id : int or None, default None
+        The sample whose "why was this selected?" explanation is shown: set by a click on a
+        gallery card, on one point of the map or on a heatmap row.
+    sweep_cap : float or None, default None
+        The ε step (``alpha_cap``, in ``(0, 1]``) whose candidate set the map shows, replayed
+        from the round's recorded critical ε by the ε slider; ``None``: no sweep shown.
     """
 
     round = traitlets.Int(0, help="The round shown by every view.")
@@ -46,12 +52,23 @@ class AppState(traitlets.HasTraits):
     hovered_id = traitlets.Int(None, allow_none=True, help="Global id under the pointer.")
     colour_by = traitlets.Unicode("status", help="How the embedding map is coloured.")
     data_version = traitlets.Int(0, help="Bumped by the run's event stream on every change.")
+    focus_id = traitlets.Int(None, allow_none=True, help="Sample whose explanation is shown.")
+    sweep_cap = traitlets.Float(
+        None, allow_none=True, help="ε step whose replayed candidates the map shows (None: none)."
+    )
 
     @traitlets.validate("round")
     def _valid_round(self, proposal: dict[str, Any]) -> int:
         value = proposal["value"]
         if value < 0:
             raise traitlets.TraitError(f"round must be >= 0; got {value}.")
+        return value
+
+    @traitlets.validate("sweep_cap")
+    def _valid_sweep_cap(self, proposal: dict[str, Any]) -> float | None:
+        value = proposal["value"]
+        if value is not None and not 0.0 < value <= 1.0:
+            raise traitlets.TraitError(f"sweep_cap must lie in (0, 1] or be None; got {value}.")
         return value
 
     @traitlets.validate("selected_ids")
