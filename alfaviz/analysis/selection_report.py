@@ -64,6 +64,12 @@ _OUTCOME_TEXT = {
     "unlabelled": "no label yet",
 }
 _OUTCOME_COLOURS = {"pseudo_label": "#7f7f7f", "flip_target": "#2ca02c", "neither": "#d62728"}
+_PRINT_JS = (
+    "(function(){function fit(){document.querySelectorAll('.js-plotly-plot').forEach("
+    "function(g){try{Plotly.Plots.resize(g);}catch(e){}});}"
+    "window.addEventListener('beforeprint',fit);window.addEventListener('afterprint',fit);})();"
+)
+"""Redraws the figures at the printed page's width (plotly sizes them for the window)."""
 _PLOT_CONFIG = {"displaylogo": False, "responsive": True, "displayModeBar": False}
 
 
@@ -515,7 +521,7 @@ footer { margin-top: 36px; font-size: 12px; color: var(--muted); }
   body { font-size: 11pt; }
   main { max-width: none; padding: 0; }
   h2 { break-after: avoid; }
-  .figure { break-inside: avoid; }
+  .figure { break-inside: avoid; overflow: hidden; }
   .grid { grid-template-columns: repeat(2, 1fr); }
 }
 """
@@ -741,7 +747,8 @@ def export_report(
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>alfaviz · selection report · round {r}</title><style>{_CSS}</style>"
         f'<script type="text/javascript">{po.get_plotlyjs()}</script></head>'
-        f'<body><main class="alfaviz-report">{"".join(sections)}</main></body></html>\n'
+        f'<body><main class="alfaviz-report">{"".join(sections)}</main>'
+        f"<script>{_PRINT_JS}</script></body></html>\n"
     )
     _write(out, page)
     log.info("selection report of round %d written to %s", r, out)
