@@ -16,7 +16,11 @@ anchors and 16-D embeddings for the PCA view; no training, no store) stands in f
   selected), a lasso of 1,000 points (plotly: the points trace's selection callback;
   jupyter-scatter: the ``selection`` message its front-end sends), a colour change, and a
   round change (new coordinates, same point order), both when the round was seen before
-  (replaying with the slider: the view keeps each round's arrays) and on its first visit;
+  (replaying with the slider: the view keeps each round's arrays) and on its first visit, and
+  a move of the ε slider (``sweep``: :class:`~alfaviz.widgets._sweep.EpsilonSweep` on the same
+  state; its slider writes ``sweep_cap``, the slider replays the round's candidate set from
+  the recorded critical ε and the map recolours those candidates; each move goes to a step
+  whose sweep is not kept yet);
 - the bytes each update hands to the plot widget's comm (binary buffers and JSON), measured
   by wrapping that comm's ``send`` (``view.figure.comm``, or for the canvas both
   ``view.scatter.widget.comm`` and the highlight canvas's ``view.canvas.rings.widget.comm``):
@@ -160,7 +164,9 @@ class SyntheticRun:
             pd.DataFrame({c: [] for c in schema.PATHS.names}), schema.PATHS
         )
         self._true = true
-        self.experiment = SimpleNamespace(store=_SyntheticStore(self))
+        # an ALFA-Mix run with the closed-form α, for the ε slider
+        strategy = SimpleNamespace(name="alfamix", alpha="closed_form", alpha_cap=0.2)
+        self.experiment = SimpleNamespace(store=_SyntheticStore(self), strategy=strategy)
 
     def samples(self, round: int) -> pd.DataFrame:
         """The round's samples frame."""
@@ -375,6 +381,19 @@ def measure(
         ("round (replay)", round_change, None),
         ("round (first)", round_cold, None),
     ]
+    if has_sweep():
+        from alfaviz.widgets._sweep import EpsilonSweep, sweep_inputs
+
+        eps = EpsilonSweep(state, data)
+        steps = [0.05, 0.1, 0.25, 0.5, 1.0, 0.2]
+
+        def sweep(k: int) -> None:
+            eps.slider.value = steps[k % len(steps)]
+
+        def forget() -> None:  # each move to a step not seen before (none is kept)
+            sweep_inputs(data, state.round)._memo.clear()
+
+        ops.append(("sweep (slider)", sweep, forget))
     button = getattr(view, "batch_button", None)
     if button is not None:  # the batch button, from a map with nothing selected
 
@@ -389,8 +408,16 @@ def measure(
         fn(repeat)  # warm
         updates[name] = _median(fn, repeat, before, wire)
     state.round = 1
+    state.sweep_cap = None
     assert not view.errors.messages, view.errors.messages
     return {"build": build, "updates": updates, "shown": drawn}
+
+
+def has_sweep() -> bool:
+    """Whether the widgets have the ε slider (``alfaviz.widgets._sweep``)."""
+    import importlib.util
+
+    return importlib.util.find_spec("alfaviz.widgets._sweep") is not None
 
 
 CHROMIUM = "/usr/bin/chromium"

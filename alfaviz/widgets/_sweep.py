@@ -19,7 +19,7 @@ from __future__ import annotations
 import html
 import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import ipywidgets as widgets
@@ -53,6 +53,7 @@ SWEEP_STEPS: tuple[float, ...] = (
 that divide 1 end the schedule at 1.0; the others (0.15, 0.3, 0.4, 0.6, 0.75) stop above it
 and may be inexact (:attr:`~alfaviz.analysis.sweep.Sweep.exact`)."""
 
+_MEMO = 64
 _BAR = "#ff7f0e"
 _STOP = "#d62728"
 _GHOST = "#d9d9d9"
@@ -145,16 +146,26 @@ class SweepInputs:
     budget: int
     alpha_cap: float
     max_eps: float
+    _memo: dict[float, Sweep] = field(default_factory=dict, compare=False, repr=False)
 
     def sweep(self, alpha_cap: float) -> Sweep:
-        """:func:`~alfaviz.analysis.sweep.candidate_sweep` of the pool at ``alpha_cap``."""
-        return candidate_sweep(
-            self.critical_eps,
-            self.budget,
-            float(alpha_cap),
-            sample_ids=self.sample_ids,
-            max_eps=self.max_eps,
-        )
+        """:func:`~alfaviz.analysis.sweep.candidate_sweep` of the pool at ``alpha_cap``.
+
+        Kept per step (the slider and the map ask for the same one on every move).
+        """
+        cap = float(alpha_cap)
+        hit = self._memo.get(cap)
+        if hit is None:
+            if len(self._memo) >= _MEMO:
+                self._memo.clear()
+            hit = self._memo[cap] = candidate_sweep(
+                self.critical_eps,
+                self.budget,
+                cap,
+                sample_ids=self.sample_ids,
+                max_eps=self.max_eps,
+            )
+        return hit
 
 
 _INPUTS: weakref.WeakKeyDictionary[Any, dict[int, tuple[Any, SweepInputs]]] = (
