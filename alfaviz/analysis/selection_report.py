@@ -170,7 +170,7 @@ def _open(run: Any) -> Any:
     from alfaviz.session import Experiment, open_run
 
     if isinstance(run, (str, os.PathLike)) and not isinstance(run, bool):
-        return open_run(run)
+        return open_run(Path(run))
     if not isinstance(run, Experiment):
         raise AlfavizInputError(
             f"run must be an Experiment or a run directory (str or Path); got {type(run).__name__}."
@@ -273,8 +273,8 @@ def _reason_html(e: Any, row: dict[str, Any], strategy: str, own_rank: str) -> s
     parts: list[str] = []
     if e.picked_by == "fill":
         parts.append(
-            '<p class="why"><span class="tag fill">random fill</span> picked by the random '
-            "fill: k-means gave fewer clusters than the budget.</p>"
+            '<p class="why"><span class="tag fill">random fill</span> drawn at random: k-means '
+            "gave fewer clusters than the budget.</p>"
         )
     elif e.cluster is not None:
         parts.append(
@@ -311,7 +311,7 @@ def _reason_html(e: Any, row: dict[str, Any], strategy: str, own_rank: str) -> s
     else:
         parts.append('<p class="small">No anchor flips it at any ε the round tried.</p>')
     if e.history:
-        chips = []
+        steps: list[str] = []
         for h in e.history:
             if h.selected:
                 cls, what = "picked", "fill" if h.fill else "picked"
@@ -323,13 +323,13 @@ def _reason_html(e: Any, row: dict[str, Any], strategy: str, own_rank: str) -> s
                 f"round {h.round}: {what}, inconsistency {h.inconsistency}, "
                 f"ε {_fmt(h.critical_eps)}"
             )
-            chips.append(f'<span class="chip {cls}" title="{_e(title)}">r{h.round} {what}</span>')
+            steps.append(f'<span class="chip {cls}" title="{_e(title)}">r{h.round} {what}</span>')
         first = (
             f" First a candidate in round {_e(e.first_candidate_round)}."
             if e.first_candidate_round is not None
             else ""
         )
-        parts.append(f'<p class="history">{"".join(chips)}</p>')
+        parts.append(f'<p class="history">{"".join(steps)}</p>')
         if first:
             parts.append(f'<p class="small">{first.strip()}</p>')
     labels = [ev for ev in e.labels if ev.action in ("label", "skip")]
@@ -546,7 +546,8 @@ def _header_html(run: Any, r: int, rounds: pd.DataFrame, n_picks: int) -> str:
         ("labelled before the round", f"{int(this[schema.N_LABELLED]):,}"),
         ("stopping level ε", _fmt(level) if math.isfinite(level) else "– (not ALFA-Mix)"),
         ("candidates", f"{int(this[schema.N_CANDIDATES]):,} (k-means {int(this[schema.N_KMEANS])}"
-                       f", fill {int(this[schema.N_FILL])})"),
+                       f", fill {int(this[schema.N_FILL])})" if math.isfinite(level)
+                       else "– (not ALFA-Mix)"),
         ("test accuracy", acc),
         ("seed", str(run.seed)),
         ("written", datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
@@ -571,6 +572,49 @@ def _own_ranks(samples_r: pd.DataFrame) -> dict[int, tuple[int, int]]:
     ids = pool[schema.SAMPLE_ID].to_numpy(np.int64)
     ranks = (-np.nan_to_num(s, nan=-np.inf)).argsort(kind="stable").argsort() + 1
     return {int(i): (int(k), len(ids)) for i, k in zip(ids, ranks, strict=True)}
+
+
+def _batch_section(cards: str, n: int, n_fill: int, strategy: str, alfamix: bool) -> str:
+    if alfamix:
+        lead = (
+            "One card per pick, in pick order. <b>k-means</b>: the candidate closest to the "
+            "centre of its cluster of candidates (samples whose prediction flips when their "
+            "features are mixed toward another class's anchor); <b>random fill</b>: drawn at "
+            "random when there were fewer clusters than the budget. Under <i>mixing flips "
+            "it</i>, <b>5 → 9</b> reads: the model says 5, and once mixed it says 9; each box "
+            "names an anchor class whose mix does it and its critical ε, the smallest mixing "
+            f"step that flips it. {n_fill} of {n} picks came from the fill."
+        )
+    else:
+        lead = (
+            f"One card per pick, in pick order: the samples {_e(strategy)} scored highest "
+            "(their rank in the unlabelled pool is given). Where the run recorded ALFA-Mix's "
+            "flips for them, the anchors that flip them are listed too."
+        )
+    return (
+        f'<section id="batch"><h2>The batch: {n} picks</h2><p class="lead">{lead}</p>'
+        f'<div class="grid">{cards}</div></section>'
+    )
+
+
+def _heatmap_section(fig: Any, level: float, has_eps: bool) -> str:
+    head = '<section id="heatmap"><h2>Inconsistency of the batch</h2>'
+    if not has_eps:
+        return (
+            f'{head}<p class="lead">No pick flips toward any anchor at any ε (or the strategy '
+            "records no flips), so there is no inconsistency heatmap to draw.</p></section>"
+        )
+    above = (
+        f" Cells above the stopping level ε = {_fmt(level)} did not flip in this round."
+        if math.isfinite(level)
+        else ""
+    )
+    return (
+        f'{head}<p class="lead">Rows: the picks; columns: the anchor class mixed toward; '
+        "colour: the critical ε of the pair (yellow flips at the smallest step, dark purple "
+        f"needs a large one, blank never flips).{above}</p>"
+        f'<div class="figure">{_fig_html(fig, "alfaviz-report-heatmap")}</div></section>'
+    )
 
 
 # ---- the report --------------------------------------------------------------------------
@@ -698,27 +742,13 @@ def export_report(
         yaxis={"range": [0, 1.05], "rangemode": "normal"},
     )  # fmt: skip
     rates = hypothesis_rates(run, baseline=base)
-    has_flips = bool(len(flips_r))
+    has_eps = bool(np.isfinite(flips_ids[schema.CRITICAL_EPS].to_numpy(np.float64)).any())
     level = float(rounds[rounds[schema.ROUND] == r][schema.LEVEL].iloc[0])
+    alfamix = math.isfinite(level)  # ALFA-Mix records its stopping level; others give NaN
     sections = [
         _header_html(run, r, rounds, len(ids)),
-        f'<section id="batch"><h2>The batch: {len(ids)} picks</h2>'
-        '<p class="lead">One card per pick, in pick order. <b>k-means</b>: the candidate closest '
-        "to the centre of its cluster of candidates (samples whose prediction flips when their "
-        "features are mixed toward another class's anchor); <b>random fill</b>: drawn at random "
-        "when there were fewer clusters than the budget. Under <i>mixing flips it</i>, "
-        "<b>5 → 9</b> reads: the model says 5, and once mixed it says 9; each box names an "
-        "anchor class whose mix does it and its critical ε, the smallest mixing step that "
-        f"flips it. {n_fill} of {len(ids)} picks came from the fill.</p>"
-        f'<div class="grid">{cards}</div></section>',
-        '<section id="heatmap"><h2>Inconsistency of the batch</h2>'
-        '<p class="lead">Rows: the picks; columns: the anchor class mixed toward; colour: the '
-        "critical ε of the pair (yellow flips at the smallest step, dark purple needs a large "
-        "one, blank never flips)."
-        + (f" Cells above the stopping level ε = {_fmt(level)} did not flip in this round."
-           if math.isfinite(level) else "")
-        + ("" if has_flips else " This strategy records no flips, so the heatmap is empty.")
-        + f'</p><div class="figure">{_fig_html(heat, "alfaviz-report-heatmap")}</div></section>',
+        _batch_section(cards, len(ids), n_fill, own, alfamix),
+        _heatmap_section(heat, level, has_eps),
         '<section id="curve"><h2>Learning curve</h2>'
         '<p class="lead">Test accuracy after each round\'s training, against the labelled '
         "samples it was trained on; the dotted line marks this round.</p>"

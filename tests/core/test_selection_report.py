@@ -25,14 +25,15 @@ from alfaviz.errors import AlfavizInputError
 from alfaviz.learner import TrainConfig
 from alfaviz.session import Experiment
 
-FAST = TrainConfig(max_epochs=2, min_steps=2)
+FAST = TrainConfig(max_epochs=2, min_steps=2)  # an untrained model: no candidates, all fill
+TRAINED = TrainConfig(max_epochs=30, min_steps=30, lr=1e-2)  # a real candidate set, in ~2 s
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     exp = Experiment(
         "digits", "auto", "alfamix", initial_size=20, budget=8, seed=0, projection="pca",
-        train=FAST, out=tmp_path_factory.mktemp("report") / "run", labelling="oracle",
+        train=TRAINED, out=tmp_path_factory.mktemp("report") / "run", labelling="oracle",
     )  # fmt: skip
     exp.step()
     exp.step()
@@ -119,8 +120,10 @@ def test_each_card_gives_its_reasons(run, report):
     names = run.data.class_names
     why = explain_round(run, 1)
     why = why[why[schema.STRATEGY] == run.strategy.name].set_index(schema.SAMPLE_ID)
+    seen = set()
     for sid in batch_ids(run, 1):
         e = explain(run, sid, 1)
+        seen.add((e.picked_by, bool(e.flips)))
         card = cards[sid]
         assert f"sample {sid}" in card
         assert f"model says {names[e.pseudo_label]}" in card
@@ -147,6 +150,7 @@ def test_each_card_gives_its_reasons(run, report):
         assert f"label {names[int(row[schema.LABEL])]}" in card
         # explain_round recorded Entropy's scores, so the card ranks the pick under Entropy
         assert "Other strategies' ranks: entropy #" in card
+    assert ("k-means", True) in seen  # the fixture's round has candidates that flip
 
 
 def test_header_names_the_round_and_its_numbers(run, report):
@@ -342,3 +346,38 @@ def test_the_file_is_written_whole(run, tmp_path):
     export_report(run, 1, target)
     assert target.read_text(encoding="utf-8").rstrip().endswith("</html>")
     assert sorted(p.name for p in Path(tmp_path).iterdir()) == ["r.html"]  # no temporary left
+
+
+def test_a_baseline_run_says_what_picked_each_sample(tmp_path):
+    exp = Experiment(
+        "digits", "auto", "entropy", initial_size=20, budget=5, seed=0, projection="none",
+        train=FAST, out=tmp_path / "ent", labelling="oracle",
+    )  # fmt: skip
+    exp.step()
+    text = export_report(exp, 0, tmp_path / "ent.html").read_text(encoding="utf-8")
+    cards = card_texts(text)
+    assert sorted(cards) == batch_ids(exp, 0)
+    for card in cards.values():
+        assert "entropy picked for its score (#" in card
+        assert "k-means" not in card
+    assert "– (not ALFA-Mix)" in text
+    assert "no inconsistency heatmap to draw" in text
+    assert text.count("Plotly.newPlot(") == 2  # the learning curve and the label outcomes
+
+
+def test_a_round_of_fill_picks(tmp_path):
+    exp = Experiment(
+        "digits", "auto", "alfamix", initial_size=20, budget=5, seed=0, projection="none",
+        train=FAST, out=tmp_path / "fill", labelling="oracle",
+    )  # fmt: skip
+    exp.step()
+    assert int(exp.rounds[schema.N_FILL].iloc[0]) == 5  # untrained: nothing flips
+    text = export_report(exp, 0, tmp_path / "fill.html").read_text(encoding="utf-8")
+    cards = card_texts(text)
+    assert sorted(cards) == batch_ids(exp, 0)
+    for card in cards.values():
+        assert "random fill drawn at random: k-means gave fewer clusters" in card
+        assert "No anchor flips it at any ε the round tried." in card
+        assert "r0 fill" in card
+    assert "5 of 5 picks came from the fill" in text
+    assert "no inconsistency heatmap to draw" in text

@@ -11,14 +11,14 @@ from alfaviz.session import Experiment
 
 pytestmark = pytest.mark.ui
 
-FAST = TrainConfig(max_epochs=2, min_steps=2)
+TRAINED = TrainConfig(max_epochs=30, min_steps=30, lr=1e-2)  # real candidates, in ~2 s
 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     exp = Experiment(
         "digits", "auto", "alfamix", initial_size=20, budget=8, seed=0, projection="pca",
-        train=FAST, out=tmp_path_factory.mktemp("ui-report") / "run", labelling="oracle",
+        train=TRAINED, out=tmp_path_factory.mktemp("ui-report") / "run", labelling="oracle",
     )  # fmt: skip
     exp.step()
     exp.step()
