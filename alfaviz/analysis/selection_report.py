@@ -267,7 +267,7 @@ def _name(names: Sequence[str], c: int) -> str:
     return _e(names[c]) if 0 <= c < len(names) else _e(c)
 
 
-def _reason_html(e: Any, row: dict[str, Any], strategy: str, own_rank: str) -> str:
+def _reason_html(e: Any, strategy: str, own_rank: str) -> str:
     """The reason a pick was made, as a few readable lines."""
     names = e.class_names
     parts: list[str] = []
@@ -377,7 +377,7 @@ def _card_html(p: _Pick, strategy: str, own_rank: str) -> str:
         f"<b>{int(p.sample_id)}</b></header>"
         f'<div class="card-body"><div class="thumbbox">{p.thumb}</div>'
         f'<div class="reason">{_outcome_html(e, p.row)}'
-        f"{_reason_html(e, p.row, strategy, own_rank)}</div></div></article>"
+        f"{_reason_html(e, strategy, own_rank)}</div></div></article>"
     )
 
 
@@ -527,7 +527,7 @@ footer { margin-top: 36px; font-size: 12px; color: var(--muted); }
 """
 
 
-def _header_html(run: Any, r: int, rounds: pd.DataFrame, n_picks: int) -> str:
+def _header_html(run: Any, r: int, rounds: pd.DataFrame, n_picks: int, when: str) -> str:
     this = rounds[rounds[schema.ROUND].astype(int) == r].iloc[0]
     nxt = rounds[rounds[schema.ROUND].astype(int) == r + 1]
     data = run.data
@@ -550,7 +550,7 @@ def _header_html(run: Any, r: int, rounds: pd.DataFrame, n_picks: int) -> str:
                        else "– (not ALFA-Mix)"),
         ("test accuracy", acc),
         ("seed", str(run.seed)),
-        ("written", datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
+        ("written", when),
     ]  # fmt: skip
     meta = "".join(f"<div><dt>{_e(k)}</dt><dd>{_e(v)}</dd></div>" for k, v in items)
     return (
@@ -617,6 +617,38 @@ def _heatmap_section(fig: Any, level: float, has_eps: bool) -> str:
     )
 
 
+def _curve_section(fig: Any) -> str:
+    return (
+        '<section id="curve"><h2>Learning curve</h2><p class="lead">Test accuracy after each '
+        "round's training, against the labelled samples it was trained on; the dotted line "
+        "marks this round.</p>"
+        f'<div class="figure">{_fig_html(fig, "alfaviz-report-curve")}</div></section>'
+    )
+
+
+def _outcomes_section(rates: pd.DataFrame, r: int, baseline: str | None) -> str:
+    compared = (
+        f"The picks <b>{_e(baseline)}</b> makes on the same model and pool are shown for "
+        "comparison (with their dataset labels where nobody labelled them). "
+        if baseline
+        else ""
+    )
+    body = (
+        f'<div class="figure">{_fig_html(_hypothesis_figure(rates), "alfaviz-report-outcomes")}'
+        f"</div>{_hypothesis_table(rates, r)}"
+        if len(rates)
+        else '<p class="small">No pick has a known label yet.</p>'
+    )
+    return (
+        '<section id="outcomes"><h2>Label outcomes</h2><p class="note">ALFA-Mix\'s '
+        "hypothesis: a sample whose prediction flips when its features are mixed toward class c "
+        "has features the model does not recognise yet. Once it is labelled, <b>flip target</b> "
+        "means the label is a class the mixing flipped it to (the flip pointed at the truth), "
+        "<b>pseudo-label</b> means the model was right already (the pick taught it little new), "
+        f"and <b>neither</b> means the label is another class. {compared}</p>{body}</section>"
+    )
+
+
 # ---- the report --------------------------------------------------------------------------
 def export_report(
     run: Any,
@@ -678,7 +710,7 @@ def export_report(
     from alfaviz.widgets._heatmap import MAX_ROWS, heatmap_figure
 
     own = str(run.strategy.name)
-    base = None if baseline is None or baseline.lower() == own.lower() else baseline
+    base = None if baseline is None or _norm(baseline) == _norm(own) else baseline
     # explain_round first: it records the baseline's scores, which explain's ranks then show
     why = explain_round(run, r, baseline=base)
     mine = why[why[schema.STRATEGY].astype(str) == own].sort_values(schema.ORDER, kind="stable")
@@ -745,32 +777,15 @@ def export_report(
     has_eps = bool(np.isfinite(flips_ids[schema.CRITICAL_EPS].to_numpy(np.float64)).any())
     level = float(rounds[rounds[schema.ROUND] == r][schema.LEVEL].iloc[0])
     alfamix = math.isfinite(level)  # ALFA-Mix records its stopping level; others give NaN
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     sections = [
-        _header_html(run, r, rounds, len(ids)),
+        _header_html(run, r, rounds, len(ids), when),
         _batch_section(cards, len(ids), n_fill, own, alfamix),
         _heatmap_section(heat, level, has_eps),
-        '<section id="curve"><h2>Learning curve</h2>'
-        '<p class="lead">Test accuracy after each round\'s training, against the labelled '
-        "samples it was trained on; the dotted line marks this round.</p>"
-        f'<div class="figure">{_fig_html(curve, "alfaviz-report-curve")}</div></section>',
-        '<section id="outcomes"><h2>Label outcomes</h2>'
-        '<p class="note">ALFA-Mix\'s hypothesis: a sample whose prediction flips when its '
-        "features are mixed toward class c has features the model does not recognise yet. "
-        "Once it is labelled, <b>flip target</b> means the label is a class the mixing flipped "
-        "it to (the flip pointed at the truth), <b>pseudo-label</b> means the model was right "
-        "already (the pick taught it little new), and <b>neither</b> means the label is another "
-        "class. "
-        + (f"The picks <b>{_e(base)}</b> makes on the same model and pool are shown for "
-           "comparison (with their dataset labels where nobody labelled them). "
-           if base else "")
-        + "</p>"
-        + (f'<div class="figure">{_fig_html(_hypothesis_figure(rates), "alfaviz-report-outcomes")}'
-           f"</div>{_hypothesis_table(rates, r)}" if len(rates) else
-           '<p class="small">No pick has a known label yet.</p>')
-        + "</section>",
-        '<footer>Written by alfaviz '
-        f"{_e(_version())} on {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}; "
-        "plotly.js is embedded, so this file opens without a network connection.</footer>",
+        _curve_section(curve),
+        _outcomes_section(rates, r, base),
+        f"<footer>Written by alfaviz {_e(_version())} on {_e(when)}; plotly.js is embedded, so "
+        "this file opens without a network connection.</footer>",
     ]  # fmt: skip
     page = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -783,6 +798,11 @@ def export_report(
     _write(out, page)
     log.info("selection report of round %d written to %s", r, out)
     return out
+
+
+def _norm(name: str) -> str:
+    """A strategy name as the registry compares it (case, ``-`` and ``_`` do not matter)."""
+    return name.lower().replace("-", "").replace("_", "")
 
 
 def _version() -> str:
