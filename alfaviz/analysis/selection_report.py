@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from alfaviz import schema
+from alfaviz.analysis.hypothesis import DATASET_SOURCE
 from alfaviz.errors import AlfavizInputError
 
 __all__ = ["PICK_CLASS", "default_report_path", "export_report", "png_data_uri"]
@@ -363,7 +364,7 @@ def _outcome_html(e: Any, row: dict[str, Any]) -> str:
     if label < 0:
         lab = "no label yet"
     else:
-        src = "dataset label" if source == "dataset" else f"by {_e(source)}"
+        src = "dataset label" if source == DATASET_SOURCE else f"by {_e(source)}"
         lab = f"label <b>{_name(names, label)}</b> <span class='small'>({src})</span>"
     chip = f'<span class="outcome {_e(outcome)}">{_e(_OUTCOME_TEXT.get(outcome, outcome))}</span>'
     return f'<p class="verdict">{model} · {lab} {chip}</p>'
