@@ -78,7 +78,7 @@ _GRID: dict[str, Any] = {
     "cols": 2,
     "specs": [[{"rowspan": 2}, {}], [None, {}]],
     "column_widths": [0.4, 0.6],
-    "row_heights": [0.6, 0.4],
+    "row_heights": [0.56, 0.44],
     "horizontal_spacing": 0.16,
     "vertical_spacing": 0.03,
     "subplot_titles": ("shared picks (diagonal: batch size)", "exclusive intersections", ""),
@@ -98,7 +98,9 @@ def _layout(fig: go.Figure, *, title: str, n: int, height: int) -> go.Figure:
         a.font = {"size": 12}
     fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, row=1, col=2)
     fig.update_yaxes(title={"text": "samples"}, rangemode="tozero", row=1, col=2)
-    fig.update_xaxes(matches="x2", showticklabels=False, showgrid=False, row=2, col=2)
+    fig.update_xaxes(
+        matches="x2", showticklabels=False, showgrid=False, zeroline=False, row=2, col=2
+    )
     fig.update_xaxes(side="bottom", tickangle=-30, row=1, col=1)
     fig.update_yaxes(autorange="reversed", row=1, col=1)
     fig.update_yaxes(autorange="reversed", showgrid=False, zeroline=False, row=2, col=2)
@@ -161,7 +163,7 @@ def ab_figure(
         make_subplots(**_GRID),
         title="",
         n=n,
-        height=max(300, 140 + 34 * n),
+        height=max(320, 170 + 36 * n),
     )
     fig.add_trace(
         go.Heatmap(
@@ -249,6 +251,8 @@ def ab_figure(
     if len(inter) > k:
         text += f" · {k} largest of {len(inter)} intersections"
     fig.update_layout(title={"text": text})
+    if own_only.any():
+        fig.layout.annotations[1].text = f"exclusive intersections (red: only {labels[0]})"
     return fig
 
 

@@ -56,7 +56,8 @@ OUTCOME_COLOURS: dict[str, str] = {
 HYPOTHESIS_TEXT = (
     "ALFA-Mix's hypothesis: a sample whose prediction flips when it is mixed toward class c's "
     "anchor holds features the model does not recognise yet. A label equal to a flip target "
-    "supports it; a label equal to the model's pseudo-label means the pick taught it little new."
+    "supports it; a label equal to the model's pseudo-label means the pick taught it little new "
+    "(a pick that never flips can only be that or neither)."
 )
 
 
@@ -97,6 +98,10 @@ def hypothesis_figure(rates: pd.DataFrame, *, title: str = "") -> go.Figure:
                 y=np.nan_to_num(rate * 100.0, nan=0.0),
                 name=label,
                 customdata=np.stack([n, known, picked], axis=1) if len(df) else None,
+                text=[str(v) if v else "" for v in n.tolist()],
+                textposition="inside",
+                insidetextanchor="middle",
+                textfont={"color": "white", "size": 12},
                 hovertemplate=f"%{{x}}<br>{html.escape(label)}: %{{customdata[0]}} of "
                 "%{customdata[1]} labelled picks (%{y:.0f}%)<br>%{customdata[2]} picked"
                 "<extra></extra>",
@@ -121,7 +126,14 @@ def hypothesis_figure(rates: pd.DataFrame, *, title: str = "") -> go.Figure:
         bargap=0.25,
         yaxis={"title": {"text": "share of labelled picks"}, "range": [0, 100], "ticksuffix": "%"},
         xaxis={"type": "multicategory", "tickfont": {"size": 11}},
-        legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0, "font": {"size": 11}},
+        legend={
+            "orientation": "h",
+            "y": 1.02,
+            "yanchor": "bottom",
+            "x": 0,
+            "font": {"size": 11},
+            "traceorder": "normal",
+        },
         height=340,
         margin={"l": 50, "r": 10, "t": 80, "b": 50},
         template="plotly_white",
@@ -189,8 +201,8 @@ class HypothesisChart(View):
             else ""
         )
         self.about = widgets.HTML(
-            f'<div style="font-size:12px;max-width:820px">{html.escape(HYPOTHESIS_TEXT)}'
-            f"{beside}</div>"
+            '<div style="font-size:12px;line-height:1.45;max-width:860px">'
+            f"{html.escape(HYPOTHESIS_TEXT)}{beside}</div>"
         )
         self.about.add_class("alfaviz-hypothesis-about")
         self.status = widgets.HTML()
@@ -265,7 +277,7 @@ class HypothesisChart(View):
         with patch(self.figure):
             for old, new in zip(self.figure.data, fig.data, strict=True):
                 old.update(
-                    x=new.x, y=new.y, customdata=new.customdata, marker=new.marker,
+                    x=new.x, y=new.y, customdata=new.customdata, marker=new.marker, text=new.text,
                     hovertemplate=new.hovertemplate,
                 )  # fmt: skip
             self.figure.layout.title = fig.layout.title
