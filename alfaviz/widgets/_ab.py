@@ -346,6 +346,7 @@ class StrategyAB(View):
         self._bar_ids: list[tuple[int, ...]] = []
         self.show_buttons: dict[str, widgets.Button] = {}
         self.message = ""
+        self._cleared: str | None = None
         super().__init__(state, data, errors=errors)
 
     # building ------------------------------------------------------------------------------
@@ -512,6 +513,9 @@ class StrategyAB(View):
             self.figure.layout.update(lay, overwrite=True)
 
     def _clear(self, title: str) -> None:
+        if self.comparison is None and self._cleared == title:
+            return  # already showing it (a label does not redraw an empty view)
+        self._cleared = title
         self.comparison = None
         self._bar_ids = []
         self._redraw(ab_figure(None, title=title))
@@ -525,6 +529,7 @@ class StrategyAB(View):
         from alfaviz.analysis.ab import IDS
 
         self.comparison = comparison
+        self._cleared = None
         shown = comparison.intersections.iloc[:MAX_INTERSECTIONS]
         self._bar_ids = [tuple(int(i) for i in ids) for ids in shown[IDS]]
         self._redraw(ab_figure(comparison))
@@ -586,10 +591,16 @@ class StrategyAB(View):
     def _on_cell_click(self, trace: Any, points: Any, state: Any = None) -> None:
         """A click on an overlap cell selects the picks the two strategies share."""
         c = self.comparison
-        if c is None or not points.xs or not points.ys:
+        if c is None:
             return
         labels = [display_name(n) for n in c.strategies]
-        a = c.strategies[labels.index(str(points.ys[0]))]
-        b = c.strategies[labels.index(str(points.xs[0]))]
+        ind = points.point_inds[0] if points.point_inds else None
+        if isinstance(ind, (list, tuple)) and len(ind) == 2:  # (row, column)
+            i, j = int(ind[0]), int(ind[1])
+        elif points.xs and points.ys and str(points.ys[0]) in labels:
+            i, j = labels.index(str(points.ys[0])), labels.index(str(points.xs[0]))
+        else:
+            return
+        a, b = c.strategies[i], c.strategies[j]
         shared = c.batches[a][np.isin(c.batches[a], c.batches[b])]
         self.state.select(shared.tolist())

@@ -118,9 +118,11 @@ def test_show_buttons_overlay_each_batch(computed):
     view._on_bar_click(None, SimpleNamespace(point_inds=[0]))
     assert state.selected_ids == tuple(view.comparison.intersections[IDS].iloc[0])
     a, b = display_name("alfamix"), display_name("margin")
-    view._on_cell_click(None, SimpleNamespace(xs=[b], ys=[a]))
+    view._on_cell_click(None, SimpleNamespace(point_inds=[], xs=[b], ys=[a]))
     c = view.comparison
     assert set(state.selected_ids) == set(c.batches["alfamix"]) & set(c.batches["margin"])
+    view._on_cell_click(None, SimpleNamespace(point_inds=[[3, 3]], xs=[], ys=[]))
+    assert state.selected_ids == tuple(c.batches[c.strategies[3]].tolist())
 
 
 def test_diversity_equals_a_direct_numpy_computation(ab_run, computed):
