@@ -88,7 +88,7 @@ SWEEP_STATUS: tuple[str, ...] = (
 """Codes 0..4 of :func:`sweep_codes`: how the map colours an ε sweep (``AppState.sweep_cap``).
 Codes 2 and 3 are the sweep's candidate set; 4 marks the round's own candidates it drops."""
 
-SWEEP_COLOURS: tuple[str, ...] = ("#d9d9d9", "#1f77b4", "#ff7f0e", "#d62728", "#c5b0d5")
+SWEEP_COLOURS: tuple[str, ...] = ("#e3e3e3", "#1f77b4", "#ff7f0e", "#d62728", "#c5b0d5")
 
 TRACES: dict[str, int] = {"points": 0, "selection": 1, "paths": 2, "flips": 3, "anchors": 4}
 """Index of each trace in the figure."""
@@ -443,7 +443,8 @@ def sweep_codes(inputs: SweepInputs, sweep: Sweep) -> np.ndarray:
 
 def sweep_label(sweep: Sweep) -> str:
     """The legend line of a sweep: ``"ε step 0.1: 389 candidates (stops at ε 0.3)"``."""
-    text = f"ε step {sweep.alpha_cap:.4g}: {sweep.n_candidates:,} candidates"
+    n = sweep.n_candidates
+    text = f"ε step {sweep.alpha_cap:.4g}: {n:,} candidate{'' if n == 1 else 's'}"
     text += f" (stops at ε {sweep.level:.3g}{'' if sweep.exact else ', not exact'})"
     return text
 

@@ -111,6 +111,10 @@ def empty_html() -> str:
     )
 
 
+def _n(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
 def _eps(v: float) -> str:
     return f"{v:.3g}" if math.isfinite(v) else "∞"
 
@@ -169,7 +173,7 @@ def card_html(e: Explanation, ctx: CardContext | None = None) -> str:
 def _verdict(e: Explanation, c: CardContext) -> str:
     head = f"The model says <b>{html.escape(e._name(e.pseudo_label))}</b>. "
     if e.picked_by == "k-means":
-        size = "" if e.cluster_size is None else f" ({e.cluster_size:,} candidates)"
+        size = "" if e.cluster_size is None else f" ({_n(e.cluster_size, 'candidate')})"
         return (
             head + f"Picked by <b>k-means</b> as the representative of cluster "
             f"<b>{e.cluster}</b>{size}: the candidate nearest its centre."
@@ -177,11 +181,11 @@ def _verdict(e: Explanation, c: CardContext) -> str:
     if e.picked_by == "fill":
         return (
             head + "Picked by the <b>random fill</b>: the round had "
-            f"{c.n_candidates:,} candidates for a budget of {c.budget:,}, so the rest of the "
+            f"{_n(c.n_candidates, 'candidate')} for a budget of {c.budget:,}, so the rest of the "
             "batch was drawn at random from the pool."
         )
     if e.candidate:
-        where = f" in cluster <b>{c.cluster}</b> ({c.cluster_size:,} candidates)"
+        where = f" in cluster <b>{c.cluster}</b> ({_n(c.cluster_size, 'candidate')})"
         rep = "" if c.representative is None else f"; k-means took #{c.representative} there"
         return head + f"A <b>candidate</b>{where if c.cluster >= 0 else ''}, not picked{rep}."
     level = f" ε {c.level:.3g}" if math.isfinite(c.level) else ""

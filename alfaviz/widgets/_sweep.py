@@ -17,6 +17,7 @@ disabled slider and the one-line reason.
 from __future__ import annotations
 
 import html
+import math
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -231,17 +232,19 @@ def _step_text(cap: float) -> str:
     return f"{cap:.4g}"
 
 
-def levels_svg(sweep: Sweep, *, width: int = 260, height: int = 44) -> str:
+def levels_svg(sweep: Sweep, *, width: int = 260, height: int = 40) -> str:
     """The candidates after each level of ``sweep`` as a tiny column chart (inline SVG).
 
-    One column per level of the schedule: evaluated levels are filled (the stopping one in
-    red), the levels the search never reached are grey ticks; a dashed line marks the budget.
-    Each column carries a ``<title>`` ("ε 0.3: 12 candidates").
+    One column per level of the schedule (at most 14 px wide, all within ``width``):
+    evaluated levels are filled (the stopping one in red), the levels the search never
+    reached are grey ticks; a dashed line marks the budget. Each column carries a
+    ``<title>`` ("ε 0.3: 12 candidates").
     """
     n = len(sweep.levels)
     counts = list(sweep.counts)
     top = max([*counts, sweep.budget, 1])
-    bw = width / max(n, 1)
+    bw = min(width / max(n, 1), 14.0)
+    width = max(math.ceil(bw * n), 24)
     base = height - 2
     parts = []
     for i, eps in enumerate(sweep.levels):
@@ -356,9 +359,10 @@ class EpsilonSweep(View):
             description="show on map",
             tooltip="Colour the candidates of this ε step on the embedding map",
             disabled=self.refusal is not None,
-            layout=widgets.Layout(width="120px"),
+            layout=widgets.Layout(width="150px"),
         )
         self.show.add_class("alfaviz-eps-show")
+        self._label_show()
         self.readout = widgets.HTML("")
         self.readout.add_class("alfaviz-eps-readout")
         self.slider.observe(self._guard(self._on_slider), names=["value"])
@@ -399,20 +403,22 @@ class EpsilonSweep(View):
             '<span class="alfaviz-eps-exact" style="color:#2ca02c">exact</span>'
             if sw.exact
             else '<span class="alfaviz-eps-inexact" style="color:#b00020">not exact: the '
-            f"schedule stops at ε {sw.level:.3g}, above {inputs.max_eps:.3g}, the last level "
+            f"schedule stops at ε {sw.level:.3g}, above ε {inputs.max_eps:.3g}, the last level "
             "the round recorded (pairs that flip only above it are not known)</span>"
         )
         shown = "shown on the map" if self.state.sweep_cap is not None else "not shown on the map"
         lines = [
             f"<div><b>ε step {_step_text(cap)}</b>, round {r}: "
-            f'<b class="alfaviz-eps-count">{sw.n_candidates:,}</b> candidates · stops at '
+            f'<b class="alfaviz-eps-count">{sw.n_candidates:,}</b> '
+            f"candidate{'' if sw.n_candidates == 1 else 's'} · stops at "
             f'<span class="alfaviz-eps-level">ε {sw.level:.3g}</span> (level '
             f"{sw.level_index + 1} of {n_levels}) · budget {sw.budget:,} · {exact}</div>",
             f'<div class="alfaviz-eps-levels" style="display:flex;gap:8px;align-items:flex-end">'
             f'{levels_svg(sw)}<span style="color:#555">candidates per level: '
             f"{html.escape(_counts_text(sw))}</span></div>",
             f'<div class="alfaviz-eps-recorded" style="color:#555">recorded: ε step '
-            f"{_step_text(inputs.alpha_cap)} → {own.n_candidates:,} candidates, stopped at ε "
+            f"{_step_text(inputs.alpha_cap)} → {own.n_candidates:,} "
+            f"candidate{'' if own.n_candidates == 1 else 's'}, stopped at ε "
             f"{own.level:.3g} · {shown}</div>",
         ]
         self.readout.value = (
@@ -447,7 +453,14 @@ class EpsilonSweep(View):
         if self.state.sweep_cap == before:  # no change of state, so no redraw from it
             self.render()
 
+    def _label_show(self) -> None:
+        on = bool(self.show.value)
+        self.show.description = "shown on map" if on else "show on map"
+        self.show.icon = "check" if on else ""
+        self.show.button_style = "info" if on else ""
+
     def _on_show(self, change: dict[str, Any]) -> None:
+        self._label_show()
         if self._syncing:
             return
         on = bool(change["new"]) and self.refusal is None

@@ -73,7 +73,8 @@ def test_a_kmeans_pick_shows_its_flips_cluster_and_history(trained_run):
     cluster = int(s.set_index(schema.SAMPLE_ID).loc[sid, schema.CLUSTER])
     cand = s[s[schema.CANDIDATE]]
     size = int((cand[schema.CLUSTER] == cluster).sum())
-    assert f"representative of cluster {cluster} ({size:,} candidates)" in text
+    noun = "candidate" if size == 1 else "candidates"
+    assert f"representative of cluster {cluster} ({size:,} {noun})" in text
     # history: a row for each round it was in the pool, then who labelled it with what
     hist = re.findall(r'<tr class="alfaviz-why-round" data-round="(\d+)">', html)
     assert [int(h) for h in hist] == [0, 1]
