@@ -19,29 +19,37 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
         "install it with: pip install 'alfaviz[widgets]'"
     ) from exc
 
+from alfaviz.widgets._ab import StrategyAB
 from alfaviz.widgets._base import ErrorArea, View
 from alfaviz.widgets._curve import LearningCurve, curve_figure
 from alfaviz.widgets._dashboard import Dashboard, dashboard
 from alfaviz.widgets._data import RunData
 from alfaviz.widgets._embedding import EmbeddingMap, embedding_figure
+from alfaviz.widgets._explain import ExplainCard
 from alfaviz.widgets._gallery import Gallery
 from alfaviz.widgets._heatmap import Heatmap, heatmap_figure
+from alfaviz.widgets._hypothesis import HypothesisChart
 from alfaviz.widgets._labels import LabelPanel, teaching_outcome
 from alfaviz.widgets._rounds import RoundControls
 from alfaviz.widgets._state import COLOUR_BY, AppState
+from alfaviz.widgets._sweep import EpsilonSweep
 
 __all__ = [
     "COLOUR_BY",
     "AppState",
     "Dashboard",
     "EmbeddingMap",
+    "EpsilonSweep",
     "ErrorArea",
+    "ExplainCard",
     "Gallery",
     "Heatmap",
+    "HypothesisChart",
     "LabelPanel",
     "LearningCurve",
     "RoundControls",
     "RunData",
+    "StrategyAB",
     "View",
     "curve_figure",
     "dashboard",
