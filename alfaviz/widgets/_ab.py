@@ -28,7 +28,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from alfaviz import schema
-from alfaviz.widgets._base import View, count_views, patch
+from alfaviz.widgets._base import WorkerView, count_views, patch
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from alfaviz.analysis.ab import BatchComparison
@@ -290,7 +290,7 @@ def diversity_html(comparison: BatchComparison, n_classes: int) -> str:
     )
 
 
-class StrategyAB(View):
+class StrategyAB(WorkerView):
     """The run's own batch on ``state.round`` beside Entropy, Margin, BADGE, CoreSet and Random.
 
     Observes ``round`` and ``data_version``; writes ``selected_ids`` (the buttons select a
@@ -420,19 +420,6 @@ class StrategyAB(View):
                 self.thread.start()
         if wait:
             self.wait()
-
-    def wait(self, timeout: float | None = None) -> None:
-        """Return when the worker (if any) is done, or after ``timeout`` seconds."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            with self._thread_lock:
-                t = self.thread
-            if t is None:
-                return
-            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-            t.join(left)
-            if deadline is not None and time.monotonic() >= deadline:
-                return
 
     def _work(self) -> None:
         done: set[int] = set()

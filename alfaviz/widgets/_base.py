@@ -6,6 +6,8 @@ import contextlib
 import copy
 import html
 import logging
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -15,7 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from alfaviz.widgets._data import RunData
     from alfaviz.widgets._state import AppState
 
-__all__ = ["ErrorArea", "View", "count_views", "patch"]
+__all__ = ["ErrorArea", "View", "WorkerView", "count_views", "patch"]
 
 log = logging.getLogger(__name__)
 
@@ -133,3 +135,24 @@ class View:
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)
+
+
+class WorkerView(View):
+    """A view that computes in one worker thread at a time (``self.thread``, ``None`` when
+    idle, guarded by ``self._thread_lock``), with :meth:`wait` for tests and notebooks."""
+
+    thread: threading.Thread | None = None
+    _thread_lock: threading.Lock
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Return when the worker (if any) is done, or after ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._thread_lock:
+                t = self.thread
+            if t is None:
+                return
+            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            t.join(left)
+            if deadline is not None and time.monotonic() >= deadline:
+                return

@@ -30,7 +30,7 @@ import plotly.graph_objects as go
 
 from alfaviz import schema
 from alfaviz.widgets._ab import display_name
-from alfaviz.widgets._base import View, count_views, patch
+from alfaviz.widgets._base import WorkerView, count_views, patch
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from alfaviz.widgets._base import ErrorArea
@@ -141,7 +141,7 @@ def hypothesis_figure(rates: pd.DataFrame, *, title: str = "") -> go.Figure:
     return fig
 
 
-class HypothesisChart(View):
+class HypothesisChart(WorkerView):
     """The outcome rates of the run's own picks beside a baseline's, over the rounds.
 
     Observes ``data_version`` (a label, an undo or a round changes the rates); writes
@@ -239,19 +239,6 @@ class HypothesisChart(View):
                 self.thread.start()
         if wait:
             self.wait()
-
-    def wait(self, timeout: float | None = None) -> None:
-        """Return when the worker (if any) is done, or after ``timeout`` seconds."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            with self._thread_lock:
-                t = self.thread
-            if t is None:
-                return
-            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-            t.join(left)
-            if deadline is not None and time.monotonic() >= deadline:
-                return
 
     def _work(self) -> None:
         t0 = time.perf_counter()
