@@ -88,15 +88,9 @@ def test_bad_input_is_named(kwargs, match):
         candidate_sweep(**kwargs)
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    exp = Experiment(
-        "digits", "auto", "alfamix", initial_size=30, budget=15, seed=0, projection="pca",
-        train=TrainConfig(max_epochs=30), out=tmp_path_factory.mktemp("sweep") / "run",
-        labelling="oracle",
-    )  # fmt: skip
-    exp.run(2)
-    return exp
+@pytest.fixture
+def run(trained_run):
+    return trained_run
 
 
 @pytest.mark.parametrize("r", [0, 1])

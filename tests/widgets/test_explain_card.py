@@ -10,22 +10,8 @@ from plotly.callbacks import Points
 
 from alfaviz import schema
 from alfaviz.analysis.explain import explain
-from alfaviz.learner import TrainConfig
-from alfaviz.session import Experiment
 from alfaviz.widgets import AppState, EmbeddingMap, Gallery, Heatmap, RunData
 from alfaviz.widgets._explain import EMPTY_HINT, ExplainCard
-
-
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    """Three ALFA-Mix rounds trained long enough that k-means picks (no fill)."""
-    exp = Experiment(
-        "digits", "auto", "alfamix", initial_size=30, budget=15, seed=0, projection="pca",
-        train=TrainConfig(max_epochs=30), out=tmp_path_factory.mktemp("why") / "run",
-        labelling="oracle",
-    )  # fmt: skip
-    exp.run(3)
-    return exp
 
 
 def _card(run, round=1):

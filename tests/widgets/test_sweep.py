@@ -7,7 +7,6 @@ import pytest
 
 from alfaviz import schema
 from alfaviz.alfamix import find_candidates
-from alfaviz.learner import TrainConfig
 from alfaviz.session import Experiment
 from alfaviz.strategies import ALFAMix
 from alfaviz.widgets import AppState, EmbeddingMap, RunData
@@ -17,18 +16,6 @@ from alfaviz.widgets._sweep import SWEEP_STEPS, EpsilonSweep, sweep_inputs, swee
 from .conftest import FAST
 
 CAPS = (0.05, 0.1, 0.25, 0.5, 1.0)
-
-
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    """Three ALFA-Mix rounds trained long enough that every round has candidates."""
-    exp = Experiment(
-        "digits", "auto", "alfamix", initial_size=30, budget=15, seed=0, projection="pca",
-        train=TrainConfig(max_epochs=30), out=tmp_path_factory.mktemp("sweep") / "run",
-        labelling="oracle",
-    )  # fmt: skip
-    exp.run(3)
-    return exp
 
 
 @pytest.fixture(scope="module")
