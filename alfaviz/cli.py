@@ -141,7 +141,41 @@ def build_parser() -> argparse.ArgumentParser:
         "--baseline", default="entropy",
         help="strategy whose picks are compared in the label outcomes, or 'none' (entropy)",
     )  # fmt: skip
+    srv = sub.add_parser(
+        "serve",
+        help="serve a run's dashboard in the browser, for annotators",
+        description="Start Voila on the dashboard notebook that ships with alfaviz, for one "
+        "run, and print its URL. Labels entered on the page go into the run's store at once. "
+        "Binds 127.0.0.1 unless --ip and --allow-remote say otherwise. Ctrl-C stops it.",
+    )
+    srv.add_argument(
+        "run_dir", metavar="RUN", nargs="?", default=None,
+        help="a run directory written by `alfaviz run` (with --demo: where to make the demo)",
+    )  # fmt: skip
+    srv.add_argument("--port", type=int, default=None, help="port (default: a free one)")
+    srv.add_argument("--ip", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    srv.add_argument(
+        "--allow-remote", action="store_true",
+        help="allow a non-loopback --ip; the page can label the run, so the URL gets a token",
+    )  # fmt: skip
+    srv.add_argument(
+        "--demo", action="store_true", help="serve a fresh digits run made on the spot"
+    )
+    srv.add_argument(
+        "--no-preheat", action="store_true",
+        help="start each page's kernel on request instead of keeping one ready",
+    )  # fmt: skip
     return parser
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from alfaviz.serve import serve
+
+    status = serve(
+        args.run_dir, port=args.port, ip=args.ip, allow_remote=args.allow_remote,
+        demo=args.demo, preheat=not args.no_preheat,
+    )  # fmt: skip
+    return int(status) if isinstance(status, int) else 0
 
 
 def _data_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -330,7 +364,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    handlers = {"run": _cmd_run, "compare": _cmd_compare, "info": _cmd_info, "report": _cmd_report}
+    handlers = {
+        "run": _cmd_run,
+        "compare": _cmd_compare,
+        "info": _cmd_info,
+        "report": _cmd_report,
+        "serve": _cmd_serve,
+    }
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:

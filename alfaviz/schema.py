@@ -578,7 +578,7 @@ EXPLAIN_ROUND = Frame(
         Column(INCONSISTENCY, "int32", 0, "anchors whose mixing flips it (stopping level)"),
         Column(FLIP_TARGETS, "str", "", "classes mixing flips it to, ascending, comma-joined"),
         Column(CRITICAL_EPS, "float64", _INF, "smallest critical ε over the anchors"),
-        Column(PICKED_BY, "str", "", "k-means, fill, or empty for another strategy"),
+        Column(PICKED_BY, "str", "", "k-means, fill, score (not ALFA-Mix), or '' (another's)"),
         Column(CLUSTER, "int32", -1, "its k-means cluster (-1: none)"),
         Column(LABEL, "int32", -1, "its label: a person's or the oracle's, else the dataset's"),
         Column(SOURCE, "str", "", "initial, oracle, human, dataset, or empty when unknown"),

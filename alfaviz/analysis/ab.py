@@ -97,8 +97,7 @@ class BatchComparison:
         """Ids that ``name`` picks and no other compared strategy does, in its pick order."""
         if name not in self.batches:
             raise AlfavizInputError(
-                f"{name!r} was not compared on round {self.round}; compared: "
-                f"{list(self.batches)}."
+                f"{name!r} was not compared on round {self.round}; compared: {list(self.batches)}."
             )
         others = [v for k, v in self.batches.items() if k != name]
         rest = np.concatenate(others) if others else np.zeros(0, np.int64)

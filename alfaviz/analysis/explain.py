@@ -67,6 +67,8 @@ class RoundState:
     inconsistency: int
     selected: bool
     fill: bool
+    picked_by: str | None = None
+    """What chose it that round (as :attr:`Explanation.picked_by`)."""
 
 
 @dataclass(frozen=True)
@@ -118,8 +120,9 @@ class Explanation:
     step_norm : float
         ‖α ⊙ Δ‖ of the step toward the anchor that flips it first (NaN without a flip).
     candidate, selected : bool
-    picked_by : {"k-means", "fill", None}
-        What chose it: a k-means cluster's representative, the random fill, or nothing.
+    picked_by : {"k-means", "fill", "score", None}
+        What chose it: a k-means cluster's representative, the random fill, the run's
+        strategy by its own score (a run that is not ALFA-Mix), or nothing.
     cluster : int or None
         Its k-means cluster (when k-means picked it).
     cluster_size : int or None
@@ -178,6 +181,10 @@ class Explanation:
             )
         elif self.picked_by == "fill":
             lines.append("Picked by the random fill (fewer clusters than the budget).")
+        elif self.picked_by == "score":
+            lines.append(
+                "Picked by the run's strategy for its score (its own ranking of the pool)."
+            )
         elif self.candidate:
             lines.append("A candidate, not picked.")
         else:
@@ -191,6 +198,28 @@ class Explanation:
             where = "no score" if r.rank is None else f"rank {r.rank:,} of {r.of:,}"
             lines.append(f"{r.strategy}: {where}{' (picked)' if r.picked else ''}.")
         return "\n".join(lines)
+
+
+def picked_by_of(selected: bool, fill: bool, cluster: int) -> str | None:
+    """What chose a sample, from its row of the samples frame.
+
+    Parameters
+    ----------
+    selected, fill : bool
+    cluster : int
+        Its k-means cluster (-1: none; every sample of a strategy other than ALFA-Mix).
+
+    Returns
+    -------
+    {"k-means", "fill", "score", None}
+        ``None`` when it was not selected; ``"score"`` when it was selected by a strategy
+        that ranks the pool (no k-means cluster and not the fill).
+    """
+    if not selected:
+        return None
+    if fill:
+        return "fill"
+    return "k-means" if int(cluster) >= 0 else "score"
 
 
 def _rank(scores: np.ndarray, at: int) -> int | None:
@@ -270,7 +299,7 @@ def explain_frames(
     selected = bool(row[schema.SELECTED])
     fill = bool(row[schema.FILL])
     cluster = int(row[schema.CLUSTER])
-    picked_by = None if not selected else ("fill" if fill else "k-means")
+    picked_by = picked_by_of(selected, fill, cluster)
     size = None
     if picked_by == "k-means" and cluster >= 0:
         cand = this[this[schema.CANDIDATE].to_numpy(bool)]
@@ -287,6 +316,9 @@ def explain_frames(
             inconsistency=int(h[schema.INCONSISTENCY]),
             selected=bool(h[schema.SELECTED]),
             fill=bool(h[schema.FILL]),
+            picked_by=picked_by_of(
+                bool(h[schema.SELECTED]), bool(h[schema.FILL]), int(h[schema.CLUSTER])
+            ),
         )
         for _, h in in_pool.iterrows()
     )

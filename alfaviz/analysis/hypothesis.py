@@ -16,10 +16,11 @@ those rows into counts and rates per round and strategy (:data:`~alfaviz.schema.
 the numbers behind the hypothesis chart. The pure twins :func:`explain_round_frames` and
 :func:`rates_from_picks` need only frames.
 
-A label is a person's or the oracle's when the sample was labelled; a baseline's picks are
-mostly not labelled, so their dataset label is used where the data has one (``source`` is
-``dataset``). Outcomes are measured against the round's pseudo-label and flip targets, never
-against later rounds.
+A label is a person's or the oracle's when the sample was labelled. The run's own picks count
+only once someone has labelled them (until then they are ``unlabelled``, so a batch waiting
+for a person shows no outcomes yet); a baseline's picks are mostly never labelled, so their
+dataset label is used where the data has one (``source`` is ``dataset``). Outcomes are
+measured against the round's pseudo-label and flip targets, never against later rounds.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from alfaviz import schema
+from alfaviz.analysis.explain import picked_by_of
 from alfaviz.errors import AlfavizInputError
 
 __all__ = [
@@ -91,7 +93,9 @@ def explain_round_frames(
         ``source``).
     picks : dict of str to sequence of int
         Each strategy's batch in pick order; the first entry is the run's own, whose
-        ``picked_by`` and ``cluster`` come from the samples frame.
+        ``picked_by`` and ``cluster`` come from the samples frame. The run's own picks take
+        their label from ``labels`` only (unlabelled until someone labels them); another
+        strategy's picks, which nobody is asked to label, fall back on the dataset's label.
     round : int
 
     Returns
@@ -123,17 +127,19 @@ def explain_round_frames(
             row = this.loc[sid]
             to = sorted(set(targets.get(sid, ())))
             pseudo = int(row[schema.PSEUDO_LABEL])
+            own = k == 0
             if sid in live:
                 label, source = int(live[sid][0]), str(live[sid][1])
+            elif own:  # the run's own pick counts once someone has labelled it
+                label, source = -1, ""
             elif int(row[schema.TRUE_LABEL]) >= 0:
                 label, source = int(row[schema.TRUE_LABEL]), DATASET_SOURCE
             else:
                 label, source = -1, ""
-            own = k == 0
             selected = bool(row[schema.SELECTED])
             picked_by = ""
             if own and selected:
-                picked_by = "fill" if bool(row[schema.FILL]) else "k-means"
+                picked_by = picked_by_of(True, bool(row[schema.FILL]), int(row[schema.CLUSTER]))
             rows.append(
                 {
                     schema.ROUND: r,
@@ -271,6 +277,9 @@ def hypothesis_rates(
     for r in rounds:
         r = _check_round(run, r)
         parts.append(explain_round_frames(samples, flips, labels, _picks(run, r, baseline), r))
-    picks = pd.concat(parts, ignore_index=True) if parts else explain_round_frames(
-        samples, flips, labels, {}, int(samples[schema.ROUND].min()))
+    picks = (
+        pd.concat(parts, ignore_index=True)
+        if parts
+        else explain_round_frames(samples, flips, labels, {}, int(samples[schema.ROUND].min()))
+    )
     return rates_from_picks(picks)

@@ -277,7 +277,7 @@ def _reason_html(e: Any, strategy: str, own_rank: str) -> str:
             '<p class="why"><span class="tag fill">random fill</span> drawn at random: k-means '
             "gave fewer clusters than the budget.</p>"
         )
-    elif e.cluster is not None:
+    elif e.picked_by == "k-means":
         parts.append(
             f'<p class="why"><span class="tag kmeans">k-means</span> representative of '
             f"cluster <b>{_e(e.cluster)}</b> ({_e(e.cluster_size)} candidates).</p>"

@@ -36,7 +36,7 @@ import numpy as np
 from alfaviz import schema
 from alfaviz.errors import AlfavizInputError
 
-__all__ = ["Sweep", "candidate_sweep", "round_sweep"]
+__all__ = ["Sweep", "candidate_sweep", "round_sweep", "sweep_params"]
 
 _TOL = 1e-12
 
@@ -170,8 +170,24 @@ def candidate_sweep(
     )
 
 
-def _alfamix_params(run: Any) -> tuple[str, float]:
-    """The run's α mode and recorded schedule step; errors for a non-ALFA-Mix run."""
+def sweep_params(run: Any) -> tuple[str, float]:
+    """The α mode and the recorded schedule step of an ALFA-Mix run.
+
+    Parameters
+    ----------
+    run : Experiment
+        Anything with a ``strategy`` attribute.
+
+    Returns
+    -------
+    tuple of (str, float)
+        ``("closed_form" | "learned", alpha_cap)``: the step the run's own schedule used.
+
+    Raises
+    ------
+    AlfavizInputError
+        For a run whose strategy is not ALFA-Mix (it records no critical ε).
+    """
     strategy = run.strategy
     if not hasattr(strategy, "alpha"):
         raise AlfavizInputError(
@@ -208,7 +224,7 @@ def round_sweep(run: Any, round: int, alpha_cap: float) -> Sweep:
     """
     from alfaviz.alfamix.mixing import level_schedule
 
-    mode, cap = _alfamix_params(run)
+    mode, cap = sweep_params(run)
     if mode != "closed_form":
         raise AlfavizInputError(
             "this run learns α, whose critical ε is only known at the recorded levels (its "

@@ -178,6 +178,11 @@ def _verdict(e: Explanation, c: CardContext) -> str:
             head + f"Picked by <b>k-means</b> as the representative of cluster "
             f"<b>{e.cluster}</b>{size}: the candidate nearest its centre."
         )
+    if e.picked_by == "score":
+        return head + (
+            "Picked by the run's strategy for its <b>score</b> (its own ranking of the pool; "
+            "not a cluster representative)."
+        )
     if e.picked_by == "fill":
         return (
             head + "Picked by the <b>random fill</b>: the round had "
@@ -229,7 +234,7 @@ def _history_html(e: Explanation, name: Any) -> str:
     summary = "; ".join(bits) if bits else "never a candidate so far"
     rows = []
     for h in e.history:
-        picked = ("fill" if h.fill else "k-means") if h.selected else ""
+        picked = h.picked_by or ""
         rows.append(
             f'<tr class="alfaviz-why-round" data-round="{h.round}"><td>{h.round}</td>'
             f"<td>{'yes' if h.candidate else 'no'}</td><td>{_eps(h.critical_eps)}</td>"

@@ -225,7 +225,7 @@ class Card:
     critical_eps : float
         Smallest critical ε over the anchors (inf: never flips).
     picker : str
-        ``"k-means (cluster k)"``, ``"fill"``, ``"candidate"`` or ``""``.
+        ``"k-means (cluster k)"``, ``"fill"``, ``"score"``, ``"candidate"`` or ``""``.
     """
 
     sample_id: int
@@ -236,11 +236,12 @@ class Card:
 
 
 def picker_text(selected: bool, fill: bool, cluster: int, candidate: bool = False) -> str:
-    """Who picked a sample: ``"k-means (cluster k)"``, ``"fill"``, ``"candidate"`` or ``""``."""
+    """Who picked a sample: ``"k-means (cluster k)"``, ``"fill"``, ``"score"`` (a strategy
+    other than ALFA-Mix, which has no clusters), ``"candidate"`` or ``""``."""
     if selected:
         if fill:
             return "fill"
-        return f"k-means (cluster {int(cluster)})" if cluster >= 0 else "k-means"
+        return f"k-means (cluster {int(cluster)})" if cluster >= 0 else "score"
     return "candidate" if candidate else ""
 
 

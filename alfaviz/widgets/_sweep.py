@@ -70,9 +70,9 @@ def recorded_alpha_cap(data: Any) -> float | None:
     strategy = _strategy(data)
     if strategy is None or not hasattr(strategy, "alpha"):
         return None
-    from alfaviz.analysis.sweep import _alfamix_params
+    from alfaviz.analysis.sweep import sweep_params
 
-    return _alfamix_params(_RunLike(strategy))[1]
+    return sweep_params(_RunLike(strategy))[1]
 
 
 class _RunLike:
@@ -93,14 +93,14 @@ def sweep_refusal(data: Any) -> str | None:
     The reasons are :func:`~alfaviz.analysis.sweep.round_sweep`'s: a strategy other than
     ALFA-Mix records no critical ε, and learned α knows it only at the recorded levels.
     """
-    from alfaviz.analysis.sweep import _alfamix_params, round_sweep
+    from alfaviz.analysis.sweep import round_sweep, sweep_params
 
     strategy = _strategy(data)
     if strategy is None:
         return "this run has no query strategy to replay."
     run = _RunLike(strategy)
     try:
-        mode, _cap = _alfamix_params(run)
+        mode, _cap = sweep_params(run)
     except AlfavizInputError as exc:
         return str(exc)
     if mode == "closed_form":

@@ -134,3 +134,20 @@ def test_explain_reads_a_run_directory_and_leaves_frames_alone(run):
 def test_bad_inputs_say_what_to_fix(run, sample_id, round, match):
     with pytest.raises(AlfavizInputError, match=match):
         explain(run, sample_id, round)
+
+
+def test_a_pick_of_a_strategy_without_clusters_is_picked_by_score(tmp_path):
+    exp = Experiment(
+        "digits", "auto", "margin", initial_size=20, budget=4, seed=0, projection="none",
+        train=TrainConfig(max_epochs=5), out=tmp_path / "margin", labelling="oracle",
+    )  # fmt: skip
+    exp.step()
+    s = exp.samples
+    sid = int(s[(s[schema.ROUND] == 0) & s[schema.SELECTED]][schema.SAMPLE_ID].iloc[0])
+    e = explain(exp, sid, 0)
+    assert e.picked_by == "score"
+    assert e.cluster is None
+    assert e.cluster_size is None
+    assert "for its score" in e.summary()
+    assert "k-means" not in e.summary()
+    assert e.history[-1].picked_by == "score"

@@ -65,9 +65,10 @@ def test_explain_round_gives_every_pick_with_its_reason_and_outcome(run):
     base = f[f[schema.STRATEGY] == "entropy"]
     picked = run.round_scores(r)
     picked = picked[(picked[schema.STRATEGY] == "entropy") & picked[schema.PICKED]]
-    assert base[schema.SAMPLE_ID].tolist() == picked.sort_values(schema.ORDER)[
-        schema.SAMPLE_ID
-    ].tolist()
+    assert (
+        base[schema.SAMPLE_ID].tolist()
+        == picked.sort_values(schema.ORDER)[schema.SAMPLE_ID].tolist()
+    )
     # a baseline pick nobody labelled carries the dataset's label
     unl = base[base[schema.SOURCE] == DATASET_SOURCE]
     assert len(unl)
@@ -144,3 +145,39 @@ def test_the_frame_twin_and_bad_input(run):
     assert math.isnan(rates_from_picks(pd.DataFrame(
         {schema.ROUND: [0], schema.STRATEGY: ["x"], schema.OUTCOME: ["unlabelled"]}
     ))[schema.RATE_PREFIX + "neither"].iloc[0])  # fmt: skip
+
+
+def test_a_persons_pending_batch_has_no_outcomes_until_it_is_labelled(tmp_path):
+    exp = Experiment(
+        "digits", "auto", "alfamix", initial_size=20, budget=6, seed=0, projection="none",
+        train=TrainConfig(max_epochs=5), out=tmp_path / "human", labelling="human",
+    )  # fmt: skip
+    exp.step()
+    f = explain_round(exp, 0, baseline="entropy")
+    own = f[f[schema.STRATEGY] == "alfamix"]
+    assert len(own) == 6
+    # nobody has labelled the batch: the dataset's label must not leak into the outcomes
+    assert (own[schema.OUTCOME] == "unlabelled").all()
+    assert (own[schema.LABEL] == -1).all()
+    base = f[f[schema.STRATEGY] == "entropy"]
+    assert (base[schema.SOURCE] == DATASET_SOURCE).any()  # a baseline still reads the data
+    sid = int(own[schema.SAMPLE_ID].iloc[0])
+    exp.submit_label(sid, 4)
+    row = explain_round(exp, 0, baseline=None).set_index(schema.SAMPLE_ID).loc[sid]
+    assert row[schema.LABEL] == 4
+    assert row[schema.SOURCE] == "human"
+    assert row[schema.OUTCOME] != "unlabelled"
+    h = hypothesis_rates(exp, baseline=None)
+    assert int(h[schema.N_LABELLED].iloc[0]) == 1
+
+
+def test_a_run_that_is_not_alfamix_says_its_picks_were_made_by_score(tmp_path):
+    exp = Experiment(
+        "digits", "auto", "entropy", initial_size=20, budget=5, seed=0, projection="none",
+        train=TrainConfig(max_epochs=5), out=tmp_path / "ent", labelling="oracle",
+    )  # fmt: skip
+    exp.step()
+    f = explain_round(exp, 0, baseline=None)
+    assert len(f) == 5
+    assert (f[schema.PICKED_BY] == "score").all()
+    assert (f[schema.CLUSTER] == -1).all()

@@ -77,6 +77,7 @@ def test_cards_say_flips_eps_and_picker(oracle_run):
     assert "flips to" in html
     assert picker_text(True, False, 3) == "k-means (cluster 3)"
     assert picker_text(True, True, -1) == "fill"
+    assert picker_text(True, False, -1) == "score"  # no clusters: not ALFA-Mix
     assert picker_text(False, False, -1, candidate=True) == "candidate"
     assert picker_text(False, False, -1) == ""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from alfaviz import schema
@@ -36,7 +37,9 @@ def _assert_chart_is(chart, want):
     got = chart.rates
     assert got is not None
     cols = list(schema.HYPOTHESIS.names)
-    np.testing.assert_array_equal(got[cols].to_numpy(), want[cols].to_numpy())
+    pd.testing.assert_frame_equal(
+        got[cols].reset_index(drop=True), want[cols].reset_index(drop=True)
+    )  # NaN rates (nothing labelled yet) compare equal here
     want = want.sort_values(schema.ROUND, kind="stable")
     assert [t.name for t in chart.figure.data] == [
         "label = pseudo-label (little new)", "label = a flip target (supports it)", "neither",
@@ -80,8 +83,10 @@ def test_the_chart_updates_after_a_new_label(tmp_path):
     state, data, chart = _chart(run, read_only=False)
     before = chart.rates.copy()
     _assert_chart_is(chart, hypothesis_rates(run))
-    # give a pending pick its pseudo-label where that is not its dataset label: its outcome
-    # moves from flip target or neither to pseudo-label
+    own = before[schema.STRATEGY] == "alfamix"
+    assert int(before.loc[own, schema.N_LABELLED].iloc[0]) == 0  # nobody has labelled yet
+    # give a pending pick its pseudo-label where that is not its dataset label: it counts
+    # as a pseudo-label outcome (the dataset's label would have said otherwise)
     s = data.samples(0).set_index(schema.SAMPLE_ID)
     pending = [int(i) for i in data.pending]
     sid = next(i for i in pending if s.loc[i, schema.PSEUDO_LABEL] != s.loc[i, schema.TRUE_LABEL])
@@ -95,6 +100,7 @@ def test_the_chart_updates_after_a_new_label(tmp_path):
     col = schema.N_OUTCOME_PREFIX + "pseudo_label"
     own = after[schema.STRATEGY] == "alfamix"
     assert int(after.loc[own, col].iloc[0]) == int(before.loc[own, col].iloc[0]) + 1
+    assert int(after.loc[own, schema.N_LABELLED].iloc[0]) == 1
 
 
 def _direct_tally(data):
