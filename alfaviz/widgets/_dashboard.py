@@ -27,19 +27,24 @@ class Dashboard:
     data : RunData
     errors : ErrorArea
     views : dict of str to View
-        ``embedding``, ``heatmap``, ``gallery``, ``label-panel``, ``round-controls``,
-        ``curve``.
+        ``round-controls``, ``embedding``, ``eps`` (the ε slider), ``heatmap``, ``gallery``,
+        ``label-panel``, ``why`` (the why-card), ``curve``, ``ab`` (strategy A/B) and
+        ``hypothesis``.
     widget : ipywidgets.VBox
         Carries the CSS class ``alfaviz-dashboard``.
     """
 
     def __init__(self, data: RunData, state: AppState | None = None) -> None:
+        from alfaviz.widgets._ab import StrategyAB
         from alfaviz.widgets._curve import LearningCurve
         from alfaviz.widgets._embedding import EmbeddingMap
+        from alfaviz.widgets._explain import ExplainCard
         from alfaviz.widgets._gallery import Gallery
         from alfaviz.widgets._heatmap import Heatmap
+        from alfaviz.widgets._hypothesis import HypothesisChart
         from alfaviz.widgets._labels import LabelPanel
         from alfaviz.widgets._rounds import RoundControls
+        from alfaviz.widgets._sweep import EpsilonSweep
 
         self.data = data
         self.state = state if state is not None else AppState()
@@ -47,19 +52,29 @@ class Dashboard:
             self.state.round = data.n_rounds - 1
         self._detach = data.attach(self.state)
         self.errors = ErrorArea()
-        classes = (RoundControls, EmbeddingMap, Heatmap, Gallery, LabelPanel, LearningCurve)
+        classes = (
+            RoundControls, EmbeddingMap, EpsilonSweep, Heatmap, Gallery, LabelPanel, ExplainCard,
+            LearningCurve, StrategyAB, HypothesisChart,
+        )  # fmt: skip
         self.views = {c.name: c(self.state, data, errors=self.errors) for c in classes}
         v = self.views
         # one round selector: the round controls' (the map's own slider is for a map alone)
         v["embedding"].slider.layout.display = "none"
         title = widgets.HTML(
             f"<b>alfaviz</b> · {html.escape(str(data.experiment.path))} · "
-            f"{data.experiment.strategy.name} · {data.n_classes} classes"
+            f"{data.experiment.strategy.name} · {data.n_classes} classes",
+            layout=widgets.Layout(margin="0 0 4px 0"),
         )
-        left = widgets.VBox([v["embedding"].widget, v["heatmap"].widget])
-        right = widgets.VBox([v["label-panel"].widget, v["curve"].widget])
-        right.layout.width = "34%"
-        left.layout.width = "66%"
+        title.add_class("alfaviz-title")
+        # what a user looks at first (map, ε, heatmap), what they act on (labels, why-card,
+        # curve), the batch, then the comparisons with other strategies
+        left = widgets.VBox([v["embedding"].widget, v["eps"].widget, v["heatmap"].widget])
+        right = widgets.VBox([v["label-panel"].widget, v["why"].widget, v["curve"].widget])
+        left.layout = widgets.Layout(width="64%", min_width="0")
+        right.layout = widgets.Layout(width="36%", min_width="0", padding="0 0 0 8px")
+        compare = widgets.HBox([v["ab"].widget, v["hypothesis"].widget])
+        v["ab"].widget.layout.width = "60%"
+        v["hypothesis"].widget.layout.width = "40%"
         self.widget = widgets.VBox(
             [
                 title,
@@ -67,9 +82,21 @@ class Dashboard:
                 self.errors.widget,
                 widgets.HBox([left, right]),
                 v["gallery"].widget,
+                compare,
             ]
         )
         self.widget.add_class("alfaviz-dashboard")
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Wait for the views that compute in a worker (A/B, hypothesis) to finish.
+
+        Parameters
+        ----------
+        timeout : float, optional
+            Seconds per view.
+        """
+        for name in ("ab", "hypothesis"):
+            self.views[name].wait(timeout)
 
     def close(self) -> None:
         """Stop listening to the run."""

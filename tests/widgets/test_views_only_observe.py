@@ -41,6 +41,7 @@ def test_no_widget_module_imports_torch():
 def test_looking_around_calls_no_torch_and_writes_nothing(oracle_run):
     data = RunData(oracle_run)
     board = dashboard(data)
+    board.wait(120)  # the hypothesis chart's first computation records Entropy with the run
     state = board.state
     store = oracle_run.store
     files = {p: p.stat().st_mtime_ns for p in Path(store.path).rglob("*") if p.is_file()}
@@ -51,6 +52,8 @@ def test_looking_around_calls_no_torch_and_writes_nothing(oracle_run):
         state.colour_by = "pseudo_label"
         state.colour_by = "critical_eps"
         state.hovered_id = int(batch[0])
+        state.focus_id = int(batch[1])
+        state.sweep_cap = 0.25
         state.round = 0
         state.round = data.n_rounds - 1
         state.select([])
