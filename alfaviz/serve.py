@@ -50,6 +50,9 @@ __all__ = [
 RUN_ENV = "ALFAVIZ_SERVE_RUN"
 """Environment variable naming the run directory the served notebook opens."""
 
+REFILL_DELAY_S = 20.0
+"""Seconds Voila waits after a page takes the preheated kernel before it builds the next one."""
+
 CULL_IDLE_S = 600
 """Seconds after which a kernel with no page connected is shut down."""
 
@@ -149,7 +152,12 @@ def voila_argv(
         "--MappingKernelManager.cull_interval=60",
     ]
     if preheat:
-        argv += ["--preheat_kernel=True", "--pool_size=1"]
+        # the pool refills only after a page has had time to draw: a refill builds a whole
+        # dashboard, which on 2 cores would otherwise halve the speed of the page just served
+        argv += [
+            "--preheat_kernel=True", "--pool_size=1",
+            f"--VoilaKernelManager.fill_delay={REFILL_DELAY_S}",
+        ]  # fmt: skip
     return argv
 
 

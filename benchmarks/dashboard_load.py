@@ -109,6 +109,45 @@ def _server(argv: list[str], port: int, log_path: Path, env: dict[str, str] | No
         log.close()
 
 
+def _tree_cpu(root: int) -> float:
+    """CPU seconds used so far by ``root`` and every process below it (from /proc)."""
+    parent: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parent[int(d.name)] = int(fields[1])
+        cpu[int(d.name)] = (int(fields[11]) + int(fields[12])) / tick
+    total = 0.0
+    for pid, c in cpu.items():
+        p = pid
+        while p > 1 and p != root:
+            p = parent.get(p, 1)
+        if p == root:
+            total += c
+    return total
+
+
+def _wait_idle(root: int, timeout: float = 300, window: float = 2.0) -> float:
+    """Wait until the server and its kernels are idle (the preheated kernel has built the
+    dashboard: Voila's "pool is filled" line comes when the kernel starts, long before);
+    returns the seconds waited."""
+    t0 = time.monotonic()
+    last = _tree_cpu(root)
+    while time.monotonic() - t0 < timeout:
+        time.sleep(window)
+        now = _tree_cpu(root)
+        if now - last < 0.1 * window:
+            return time.monotonic() - t0
+        last = now
+    raise RuntimeError(f"the server did not settle within {timeout} s")
+
+
 def _wait_log(path: Path, pattern: str, count: int, timeout: float = 300) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -192,11 +231,16 @@ def main(argv: list[str] | None = None) -> int:
                         log = root / f"serve_{n}_{kind}.log"
                         cmd = [sys.executable, "-m", "alfaviz", "serve", str(runs[n]),
                                f"--port={port}", *extra]  # fmt: skip
-                        with _server(cmd, port, log):
+                        with _server(cmd, port, log) as proc:
                             for k in range(args.repeat):
                                 if kind == "preheated":  # a kernel waits with the dashboard
                                     _wait_log(log, r"is filled with 1 kernel", k + 1)
-                                    time.sleep(1.0)
+                                    waited = _wait_idle(proc.pid)
+                                    print(
+                                        f"  {n:,} preheated: the pool kernel settled "
+                                        f"{waited:.0f} s after it started",
+                                        flush=True,
+                                    )
                                 shot = (os.path.join(args.screenshots, f"dash_{n}_{kind}.png")
                                         if args.screenshots and k == 0 else None)  # fmt: skip
                                 took = _first_plot(browser, f"http://127.0.0.1:{port}/", True,

@@ -108,3 +108,16 @@ def test_the_served_notebook_opens_the_run_in_the_environment(tmp_path, monkeypa
     monkeypatch.setenv(RUN_ENV, str(tmp_path / "missing"))
     with pytest.raises(AlfavizInputError, match="does not exist"):
         served_dashboard()
+
+
+def test_one_kernel_waits_preheated_and_refills_only_after_a_page_has_drawn(tmp_path):
+    from alfaviz.serve import REFILL_DELAY_S
+
+    (tmp_path / "config.json").write_text("{}")
+    argv = serve(tmp_path, port=8123, argv_only=True)
+    assert "--preheat_kernel=True" in argv
+    assert "--pool_size=1" in argv
+    assert f"--VoilaKernelManager.fill_delay={REFILL_DELAY_S}" in argv
+    assert REFILL_DELAY_S >= 10  # a refill must not compete with the page just served
+    cold = serve(tmp_path, port=8123, preheat=False, argv_only=True)
+    assert not any("preheat" in a or "fill_delay" in a for a in cold)
