@@ -362,9 +362,13 @@ class StrategyAB(WorkerView):
         self.run_button.on_click(self._guard(lambda _b: self.compute()))
         self.status = widgets.HTML()
         self.status.add_class("alfaviz-ab-status")
-        self.figure = count_views(go.FigureWidget(ab_figure(None, title="Strategy A/B")))
-        self.figure.data[_BARS].on_click(self._guard(self._on_bar_click))
-        self.figure.data[_HEAT].on_click(self._guard(self._on_cell_click))
+        # the FigureWidget is made at the first comparison shown: each one ships plotly's
+        # whole front-end module (5 MB) to the page, which a page that never compares (or
+        # has not yet) should not wait for
+        self.figure: go.FigureWidget | None = None
+        self.placeholder = widgets.HTML()
+        self.placeholder.add_class("alfaviz-ab-placeholder")
+        self.figure_box = widgets.Box([self.placeholder])
         self.only_text = widgets.HTML()
         self.only_text.add_class("alfaviz-ab-only-text")
         self.only_button = widgets.Button(
@@ -383,7 +387,7 @@ class StrategyAB(WorkerView):
         return widgets.VBox(
             [
                 widgets.HBox([self.run_button, self.status]),
-                self.figure,
+                self.figure_box,
                 widgets.HBox([self.only_text, self.only_button]),
                 self.show_box,
                 self.table,
@@ -489,6 +493,12 @@ class StrategyAB(WorkerView):
 
     # drawing -------------------------------------------------------------------------------
     def _redraw(self, fig: go.Figure) -> None:
+        if self.figure is None:
+            self.figure = count_views(go.FigureWidget(fig))
+            self.figure.data[_BARS].on_click(self._guard(self._on_bar_click))
+            self.figure.data[_HEAT].on_click(self._guard(self._on_cell_click))
+            self.figure_box.children = (self.figure,)
+            return
         with patch(self.figure):
             for old, new in zip(self.figure.data, fig.data, strict=True):
                 spec = new.to_plotly_json()
@@ -505,7 +515,13 @@ class StrategyAB(WorkerView):
         self._cleared = title
         self.comparison = None
         self._bar_ids = []
-        self._redraw(ab_figure(None, title=title))
+        if self.figure is None:  # nothing compared yet: a line of text, no figure
+            self.placeholder.value = (
+                '<div style="color:#666;font-size:13px;padding:6px 0">'
+                f"{html.escape(str(title))}</div>"
+            )
+        else:
+            self._redraw(ab_figure(None, title=title))
         self.only_text.value = ""
         self.only_button.disabled = True
         for b in self.show_buttons.values():

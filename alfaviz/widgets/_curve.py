@@ -138,10 +138,16 @@ def curve_figure(
     return fig
 
 
-def curve_mimebundle(fig: go.Figure) -> dict[str, Any]:
-    """The figure as a mimebundle: plotly's own JSON MIME type, and a text summary."""
+def figure_spec(fig: go.Figure) -> dict[str, Any]:
+    """``fig`` as plotly's JSON MIME payload (data, layout, config), for an ``Output``."""
     spec = json.loads(pio.to_json(fig, validate=False))
     spec["config"] = {"displaylogo": False, "responsive": True}
+    return spec
+
+
+def curve_mimebundle(fig: go.Figure) -> dict[str, Any]:
+    """The figure as a mimebundle: plotly's own JSON MIME type, and a text summary."""
+    spec = figure_spec(fig)
     lines = []
     for t in fig.data:
         pts = ", ".join(f"{a:.0f}: {b:.3f}" for a, b in zip(t.x, t.y, strict=True))

@@ -30,7 +30,7 @@ import plotly.graph_objects as go
 
 from alfaviz import schema
 from alfaviz.widgets._ab import display_name
-from alfaviz.widgets._base import WorkerView, count_views, patch
+from alfaviz.widgets._base import WorkerView
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from alfaviz.widgets._base import ErrorArea
@@ -190,12 +190,16 @@ class HypothesisChart(WorkerView):
 
     def _build(self) -> widgets.Widget:
         empty = pd.DataFrame({c: [] for c in schema.HYPOTHESIS.names})
-        fig = hypothesis_figure(schema.conform(empty, schema.HYPOTHESIS))
-        self.figure = count_views(go.FigureWidget(fig))
+        # a plain figure in an Output, not a FigureWidget: the chart takes no clicks, and each
+        # FigureWidget ships plotly's whole front-end module (5 MB) to the page again
+        self.figure = hypothesis_figure(schema.conform(empty, schema.HYPOTHESIS))
+        self.output = widgets.Output(layout=widgets.Layout(min_height="340px"))
+        self._show_figure()
         base = display_name(self.baseline) if self.baseline else ""
         beside = (
             f" Solid bars: the run's own picks; hatched: {html.escape(base)}'s top picks on "
-            "the same model and pool. A pick not labelled in the run counts with its dataset "
+            "the same model and pool. The run's own picks count once someone has labelled "
+            "them; the baseline's, which nobody is asked to label, count with their dataset "
             "label."
             if base
             else ""
@@ -209,7 +213,15 @@ class HypothesisChart(WorkerView):
         self.status.add_class("alfaviz-hypothesis-status")
         self._observe(lambda _c: self._on_data(), ["data_version"])
         self._on_data()
-        return widgets.VBox([self.about, self.figure, self.status])
+        return widgets.VBox([self.about, self.output, self.status])
+
+    def _show_figure(self) -> None:
+        from alfaviz.widgets._curve import PLOTLY_MIME, figure_spec
+
+        self.output.outputs = (
+            {"output_type": "display_data", "metadata": {},
+             "data": {PLOTLY_MIME: figure_spec(self.figure), "text/plain": self.message}},
+        )  # fmt: skip
 
     def _say(self, text: str) -> None:
         self.message = text
@@ -260,11 +272,5 @@ class HypothesisChart(WorkerView):
 
     def _draw(self, rates: pd.DataFrame) -> None:
         self.rates = rates
-        fig = hypothesis_figure(rates)
-        with patch(self.figure):
-            for old, new in zip(self.figure.data, fig.data, strict=True):
-                old.update(
-                    x=new.x, y=new.y, customdata=new.customdata, marker=new.marker, text=new.text,
-                    hovertemplate=new.hovertemplate,
-                )  # fmt: skip
-            self.figure.layout.title = fig.layout.title
+        self.figure = hypothesis_figure(rates)
+        self._show_figure()
