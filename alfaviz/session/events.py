@@ -17,14 +17,17 @@ __all__ = ["EVENT_KINDS", "Event", "EventKind", "EventStream"]
 
 log = logging.getLogger(__name__)
 
-EventKind = Literal["label", "skip", "undo", "round_started", "round_written", "paths", "scores"]
+EventKind = Literal[
+    "label", "skip", "undo", "round_started", "round_written", "paths", "scores", "synced"
+]
 
 EVENT_KINDS: tuple[str, ...] = (
-    "label", "skip", "undo", "round_started", "round_written", "paths", "scores",
+    "label", "skip", "undo", "round_started", "round_written", "paths", "scores", "synced",
 )  # fmt: skip
 """Every kind of event: those of a round in the order it produces them, then ``paths``
-(interpolation paths projected on demand for a written round) and ``scores`` (other
-strategies' scores and picks recorded for a written round)."""
+(interpolation paths projected on demand for a written round), ``scores`` (other
+strategies' scores and picks recorded for a written round) and ``synced`` (labels, skips
+or undos another tab or process committed, absorbed by ``Experiment.sync``)."""
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,8 @@ class Event:
 
     Attributes
     ----------
-    kind : {"label", "skip", "undo", "round_started", "round_written", "paths", "scores"}
+    kind : str
+        One of :data:`EVENT_KINDS`.
     round : int
         The round the change belongs to (for labels: the round whose training first uses it;
         for ``paths``: the round whose paths were projected; for ``scores``: the round the
@@ -50,7 +54,10 @@ class Event:
         Anything else (for ``round_written``: the round's row of the ``rounds`` frame; for
         ``paths``: ``sample_ids``, the samples whose paths were added, and ``persisted``,
         whether they were stored with the run or only kept in memory; for ``scores``:
-        ``strategies``, the names whose scores were added, and ``persisted``).
+        ``strategies``, the names whose scores were added, and ``persisted``; for
+        ``synced``: ``actions``, the number of other sessions' actions absorbed,
+        ``sample_ids``, the samples they were about, and ``action_id``, the last one). Events
+        that ``Experiment.sync`` fires for another writer's work carry ``synced: True``.
     """
 
     kind: EventKind

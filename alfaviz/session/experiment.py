@@ -8,6 +8,13 @@ before anything else sees it, and every change fires one :class:`~alfaviz.sessio
 the experiment's stream (``label``, ``skip``, ``undo``, ``round_started``, ``round_written``,
 ``paths``, ``scores``), which views observe. Nothing here prints.
 
+Several experiments may have one run open at once (two dashboard tabs, a notebook and a
+served page): each is its own session of the label log, so an undo only ever undoes its own
+actions. :meth:`Experiment.sync` absorbs what the others committed (labels, rounds, derived
+frames) and fires ``synced`` / ``round_written`` events for it; :meth:`Experiment.step`
+runs one round of a run at a time and refuses, after catching up, when another session
+wrote a round it has not seen.
+
 Round ``r`` (:func:`~alfaviz.session.run_round`): train on the labelled set from the same
 initial weights, measure test accuracy, embed the whole train pool, query ``budget`` samples,
 compute 2-D coordinates; then the experiment writes the round (with the classifier head it
@@ -21,11 +28,13 @@ uses, and so does the ``round`` column of the label log.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
+import os
 import threading
 import uuid
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -49,10 +58,10 @@ from alfaviz.errors import AlfavizInputError, RunStoreError
 from alfaviz.learner import Learner, TrainConfig, build_model
 from alfaviz.session.config import RunConfig, check_int, check_seed, seed_for
 from alfaviz.session.events import Event, EventStream
-from alfaviz.session.paths import BATCH_PATHS, PathProjector
+from alfaviz.session.paths import BATCH_PATHS, ON_DEMAND_PATHS, PathProjector
 from alfaviz.session.pool import Pool
 from alfaviz.session.round import QUERIED_EXTRA, RoundOutcome, run_round
-from alfaviz.session.scores import ScoreRecorder
+from alfaviz.session.scores import COMPARE_SCORES, ScoreRecorder
 from alfaviz.store import RunStore
 from alfaviz.strategies import QueryResult, Strategy, clone, get_strategy
 
@@ -61,6 +70,11 @@ __all__ = ["Callback", "Experiment", "LoggingCallback", "open_run"]
 log = logging.getLogger(__name__)
 
 INIT_STATE_FILE = "initial_state.pt"
+STEP_LOCK_FILE = ".alfaviz-step.lock"
+"""File in the run directory that :meth:`Experiment.step` holds an exclusive ``flock`` on
+while it runs a round, so that two tabs or processes never run a round of one run at once.
+It is never removed (removing a lock file races with the next writer); it holds no data."""
+_DERIVED_EVENTS = {ON_DEMAND_PATHS: "paths", COMPARE_SCORES: "scores"}
 PATHS_EXTRA = BATCH_PATHS
 Labelling = Literal["oracle", "human"]
 
@@ -257,6 +271,11 @@ class Experiment:
         self._projector: PathProjector | None = None
         self._projector_lock = threading.Lock()
         self._scorer: ScoreRecorder | None = None
+        # what this object has absorbed of the run directory (see sync) ---------------------
+        self._sync_lock = threading.RLock()
+        self._stamp: tuple[Any, ...] | None = None
+        self._seen_action = 0
+        self._seen_derived: dict[tuple[int, str], str] = {}
         if _store is not None:
             self.store = _store
             return
@@ -383,11 +402,17 @@ class Experiment:
 
     # pool state ---------------------------------------------------------------------------
     def _refresh(self) -> Pool:
-        """Rebuild the pool from the store's label log and swap it in whole."""
-        self._pool = Pool.from_log(
-            self.data.n_train, self.store.labels(), self.store.skipped(), self._queried
-        )
-        return self._pool
+        """Rebuild the pool from the store's label log and swap it in whole.
+
+        Reading and swapping happen under one lock, so a rebuild that read the log earlier
+        never replaces one that read it later (the watcher thread and the UI thread both
+        refresh).
+        """
+        with self._sync_lock:
+            self._pool = Pool.from_log(
+                self.data.n_train, self.store.labels(), self.store.skipped(), self._queried
+            )
+            return self._pool
 
     @property
     def pool(self) -> Pool:
@@ -418,6 +443,105 @@ class Experiment:
     def pending(self) -> np.ndarray:
         """Ids queried in the last round that are neither labelled nor skipped yet."""
         return self._refresh().pending
+
+    # other writers of the same run ----------------------------------------------------------
+    def sync(self) -> bool:
+        """Absorb what other tabs or processes committed to the run directory since.
+
+        Each dashboard page, notebook or ``alfaviz`` process has its own ``Experiment`` on the
+        run, and each is a session of the label log. This reads the store's
+        :meth:`~alfaviz.store.RunStore.change_stamp` (one small SQL query, well under a
+        millisecond) and returns at once when nothing changed, so it can be polled about once
+        a second (``RunData.watch`` does). Otherwise it catches up:
+
+        * rounds another writer wrote: :attr:`round`, the pending batch and the frames move
+          to them, and one ``round_written`` event per new round is fired (``payload``: the
+          round's row of :attr:`rounds`, with ``synced: True``);
+        * labels, skips and undos of other sessions: the pool is rebuilt from the log and one
+          ``synced`` event is fired for all of them (``payload``: ``actions``, their number,
+          ``sample_ids`` and ``synced: True``; ``action_id`` is the last one);
+        * derived frames another writer replaced (interpolation paths projected or strategies
+          compared elsewhere): one ``paths`` or ``scores`` event per round and frame
+          (``payload``: ``persisted: True``, ``synced: True`` and empty ``sample_ids`` or
+          ``strategies``).
+
+        This session's own actions are never reported again, and callbacks are not called for
+        other sessions' labels (they observe this object's own loop). Safe to call from any
+        thread; events are fired in the calling thread.
+
+        Returns
+        -------
+        bool
+            Whether anything another writer committed was absorbed.
+        """
+        with self._sync_lock:
+            stamp = self.store.change_stamp()
+            if stamp == self._stamp:
+                return False
+            actions = self.store.actions_since(self._seen_action)
+            derived = self.store.derived_versions()
+            done = self.store.rounds_written()
+            n_done = (max(done) + 1) if done else 0
+            new_rounds = list(range(self._rounds_done, n_done))
+            if new_rounds:
+                self._load_rounds(done)
+            foreign = [a for a in actions if a[schema.SESSION] != self._session]
+            if foreign or new_rounds:
+                self._refresh()
+            changed = sorted(
+                key for key, sha in derived.items()
+                if self._seen_derived.get(key) != sha and key[0] < self._rounds_done
+                and key[1] in _DERIVED_EVENTS
+            )  # fmt: skip
+            self._stamp = stamp
+            if actions:
+                self._seen_action = max(self._seen_action, int(actions[-1][schema.ACTION_ID]))
+            self._seen_derived = derived
+            rows: dict[int, dict[str, Any]] = {}
+            if new_rounds:
+                frame = self.rounds
+                for rec in frame[frame[schema.ROUND].isin(new_rounds)].to_dict("records"):
+                    rows[int(rec[schema.ROUND])] = _jsonable(rec)
+        for r in new_rounds:
+            log.info("%s: round %d was written by another session", self.path, r)
+            self._emit("round_written", r, payload={**rows.get(r, {}), "synced": True})
+        if foreign:
+            ids = sorted({int(a[schema.SAMPLE_ID]) for a in foreign})
+            self._emit(
+                "synced", self._rounds_done, action_id=int(foreign[-1][schema.ACTION_ID]),
+                payload={"actions": len(foreign), "sample_ids": ids, "synced": True},
+            )  # fmt: skip
+        for r, name in changed:
+            kind = _DERIVED_EVENTS[name]
+            what = "sample_ids" if kind == "paths" else "strategies"
+            self._emit(kind, r, payload={what: [], "persisted": True, "synced": True})
+        return bool(new_rounds or foreign or changed)
+
+    @contextlib.contextmanager
+    def _exclusive_round(self) -> Iterator[None]:
+        """Hold the run's :data:`STEP_LOCK_FILE` (``flock``) or refuse: one round at a time."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX: write_round still refuses duplicates
+            yield
+            return
+        try:
+            fd = os.open(self.path / STEP_LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:  # a read-only run: write_round says so
+            yield
+            return
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise RunStoreError(
+                    f"another session (a tab, notebook or process) is running a round of "
+                    f"{self.path} right now; wait for it to finish, then look at its round "
+                    "before running the next one."
+                ) from None
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     # labels -------------------------------------------------------------------------------
     def _check_sample(self, sample_id: Any) -> int:
@@ -526,11 +650,37 @@ class Experiment:
     def step(self) -> dict[str, Any]:
         """Run one round: train, evaluate, embed, query, project, record, label (oracle).
 
+        One round of a run runs at a time, whichever tab or process asks: the round holds an
+        exclusive lock on the run (:data:`STEP_LOCK_FILE`), and first catches up with
+        :meth:`sync`. A stale experiment (another session wrote a round since it last looked)
+        therefore never writes a duplicate round: it catches up and refuses, so that the
+        next round is run only by someone who has seen the last one.
+
         Returns
         -------
         dict
             The round's row of the ``rounds`` frame.
+
+        Raises
+        ------
+        RunStoreError
+            If another session is running a round of this run now, or wrote one since this
+            experiment last synced (it has caught up when this is raised: call ``step()``
+            again to run the next round), or the run is read-only.
         """
+        with self._exclusive_round():
+            before = self._rounds_done
+            self.sync()
+            if self._rounds_done != before:
+                raise RunStoreError(
+                    f"round {before} of {self.path} was written meanwhile by another session "
+                    f"(a tab, notebook or process); this experiment has caught up and is now at "
+                    f"round {self._rounds_done}. Look at it, then call step() again to run "
+                    f"round {self._rounds_done}."
+                )
+            return self._step()
+
+    def _step(self) -> dict[str, Any]:
         r = self._rounds_done
         pool = self._refresh()
         if self.labelling == "human" and pool.pending.size:
@@ -571,19 +721,30 @@ class Experiment:
         if truth is not None:
             pairs = zip(ids.tolist(), truth.tolist(), strict=True)
             labels = [(int(s), int(lab), "oracle") for s, lab in pairs]
-        self.store.write_round(
-            r, samples=out.samples, flips=out.flips, rounds_row=out.row,
-            embeddings=out.embeddings, embedding_ids=np.arange(self.data.n_train, dtype=np.int64),
-            coords=out.coords, extra=extra, head=_head_state(self.learner.head), labels=labels,
-            label_round=r + 1, session=self._session,
-        )  # fmt: skip
-        row = dict(out.row)
-        row[schema.time_column("store")] = time.perf_counter() - t0
-        if out.coords is not None:
-            self._prev_coords = out.coords[[schema.X, schema.Y]].to_numpy(dtype=np.float64)
-        self._queried = ids
-        self._rounds_done = r + 1
-        self._refresh()
+        with self._sync_lock:  # sync() sees the round before it is written or after this
+            try:
+                self.store.write_round(
+                    r, samples=out.samples, flips=out.flips, rounds_row=out.row,
+                    embeddings=out.embeddings,
+                    embedding_ids=np.arange(self.data.n_train, dtype=np.int64),
+                    coords=out.coords, extra=extra, head=_head_state(self.learner.head),
+                    labels=labels, label_round=r + 1, session=self._session,
+                )  # fmt: skip
+            except RunStoreError as exc:
+                if r not in self.store.rounds_written():
+                    raise
+                raise RunStoreError(
+                    f"round {r} of {self.path} was written meanwhile by another session; this "
+                    "round was not recorded. Call sync() to catch up, look at that round, then "
+                    "run the next one."
+                ) from exc
+            row = dict(out.row)
+            row[schema.time_column("store")] = time.perf_counter() - t0
+            if out.coords is not None:
+                self._prev_coords = out.coords[[schema.X, schema.Y]].to_numpy(dtype=np.float64)
+            self._queried = ids
+            self._rounds_done = r + 1
+            self._refresh()
         if truth is not None:
             for sid, lab in zip(ids.tolist(), truth.tolist(), strict=True):
                 for cb in self.callbacks:
@@ -825,7 +986,13 @@ class Experiment:
                 self.learner.model, self.learner.config, device=self.learner.device,
                 initial_state=state,
             )  # fmt: skip
-        done = self.store.rounds_written()
+        with self._sync_lock:
+            self._mark_seen()  # before reading: anything committed later is new to sync()
+            self._load_rounds(self.store.rounds_written())
+            self._refresh()
+
+    def _load_rounds(self, done: Sequence[int]) -> None:
+        """Take the round count, last layout and pending batch from the written rounds."""
         self._rounds_done = (max(done) + 1) if done else 0
         if done:
             last = max(done)
@@ -834,7 +1001,12 @@ class Experiment:
                 self._prev_coords = c[[schema.X, schema.Y]].to_numpy(dtype=np.float64)
             q = self.store.read_extra(last, QUERIED_EXTRA)
             self._queried = q[schema.SAMPLE_ID].to_numpy(dtype=np.int64)
-        self._refresh()
+
+    def _mark_seen(self) -> None:
+        """Record the run directory as absorbed up to now (the baseline of :meth:`sync`)."""
+        self._stamp = self.store.change_stamp()
+        self._seen_action = int(self._stamp[0])
+        self._seen_derived = self.store.derived_versions()
 
     @classmethod
     def open(

@@ -718,6 +718,58 @@ class LabelLog:
                 "INSERT OR REPLACE INTO run_meta (key, value) VALUES ('rounds_index', '1')"
             )
 
+    # noticing other writers ------------------------------------------------------------------
+    def change_stamp(self) -> tuple[Any, ...]:
+        """A cheap fingerprint of everything other writers can add: one small query.
+
+        The last action id, the rounds index (count, last round, last commit time) and the
+        records of the derived frames. It changes whenever another tab or process commits a
+        label, skip, undo, round or derived frame, so a reader polling it (about once a
+        second) reads the log again only after a change.
+
+        Returns
+        -------
+        tuple
+            Compare it with an earlier stamp; its parts are not meant to be read one by one.
+        """
+        conn = self._conn()
+        try:
+            row = conn.execute(
+                "SELECT (SELECT COALESCE(MAX(id), 0) FROM actions), "
+                "(SELECT COUNT(*) FROM rounds), (SELECT COALESCE(MAX(round), -1) FROM rounds), "
+                "(SELECT COALESCE(MAX(ts), 0) FROM rounds), "
+                "(SELECT group_concat(key || '=' || value, '|') FROM run_meta "
+                "WHERE key LIKE 'derived/%')"
+            ).fetchone()
+        except sqlite3.OperationalError:  # an older log without the rounds index (read-only)
+            row = conn.execute("SELECT COALESCE(MAX(id), 0) FROM actions").fetchone()
+        return tuple(row)
+
+    def actions_since(self, action_id: int) -> list[dict[str, Any]]:
+        """The actions committed after ``action_id``, oldest first (an index range scan).
+
+        Parameters
+        ----------
+        action_id : int
+            The last action already seen (``0`` for all of them).
+
+        Returns
+        -------
+        list of dict
+            One dict per action with the keys of :meth:`actions` (``id, ts, round,
+            sample_id, action, label, source, undoes, session``).
+        """
+        action_id = check_int(action_id, "action_id")
+        rows = (
+            self._conn()
+            .execute(
+                f"SELECT {', '.join(_ACTION_COLS)} FROM actions WHERE id > ? ORDER BY id",
+                (action_id,),
+            )
+            .fetchall()
+        )
+        return [dict(zip(_ACTION_COLS, r, strict=True)) for r in rows]
+
     def integrity_problems(self) -> list[str]:
         """SQLite's ``PRAGMA quick_check`` findings (empty when the database is sound)."""
         try:

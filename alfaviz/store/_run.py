@@ -1644,3 +1644,25 @@ class RunStore:
     def events(self) -> pd.DataFrame:
         """See :meth:`LabelLog.events`."""
         return self._log.events()
+
+    # noticing other writers ------------------------------------------------------------------
+    def change_stamp(self) -> tuple[Any, ...]:
+        """See :meth:`LabelLog.change_stamp`: changes whenever any writer commits something."""
+        return self._log.change_stamp()
+
+    def actions_since(self, action_id: int) -> list[dict[str, Any]]:
+        """See :meth:`LabelLog.actions_since`: the actions after ``action_id``, oldest first."""
+        return self._log.actions_since(action_id)
+
+    def derived_versions(self) -> dict[tuple[int, str], str]:
+        """The current version of every derived frame: ``{(round, name): sha256}``.
+
+        Read from the records in the label log (no file is opened); a frame recorded for an
+        earlier write of its round is listed too. Compare two results to see which derived
+        frames another writer replaced.
+        """
+        return {
+            key: str(rec.get("sha256"))
+            for key, rec in self._derived_records().items()
+            if rec is not None
+        }
