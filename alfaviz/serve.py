@@ -249,13 +249,23 @@ def serve(
     return 0
 
 
-def served_dashboard(run_dir: str | os.PathLike[str] | None = None) -> Any:
+def served_dashboard(
+    run_dir: str | os.PathLike[str] | None = None, *, watch: float | None = 1.0
+) -> Any:
     """The dashboard the served notebook displays: the run in :data:`RUN_ENV`.
+
+    Every page is its own kernel with its own :class:`~alfaviz.session.Experiment` on the
+    run, so the dashboard watches the run directory (``RunData.watch``): labels, undos and
+    rounds made in other tabs or processes appear within about ``watch`` seconds. It also
+    catches up once before it is built, and the watcher keeps a preheated kernel's snapshot
+    current while it waits for its page.
 
     Parameters
     ----------
     run_dir : path, optional
         Overrides the environment (for a notebook opened by hand).
+    watch : float or None
+        Seconds between two looks at the run directory; ``None`` does not watch.
 
     Returns
     -------
@@ -267,9 +277,17 @@ def served_dashboard(run_dir: str | os.PathLike[str] | None = None) -> Any:
             f"no run to show: start this page with `alfaviz serve RUN_DIR` (which sets {RUN_ENV})."
         )
     from alfaviz.session import open_run
-    from alfaviz.widgets import dashboard
+    from alfaviz.widgets import RunData, dashboard
 
-    return dashboard(open_run(check_run_dir(target)))
+    data = RunData(open_run(check_run_dir(target)))
+    data.sync()
+    if watch is not None:
+        data.watch(watch)
+    try:
+        return dashboard(data)
+    except BaseException:
+        data.close()  # no watcher left behind for a page that was never built
+        raise
 
 
 def main(argv: Sequence[str] | None = None) -> int:  # pragma: no cover - thin

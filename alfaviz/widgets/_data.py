@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import math
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +20,12 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from alfaviz.session import Experiment
     from alfaviz.widgets._state import AppState
 
-__all__ = ["RunData"]
+__all__ = ["WATCH_INTERVAL_S", "RunData"]
+
+log = logging.getLogger(__name__)
+
+WATCH_INTERVAL_S = 1.0
+"""Seconds between two looks of :meth:`RunData.watch` at the run directory (by default)."""
 
 _QUERIED = "queried"
 _PATHS = "paths"
@@ -41,6 +48,9 @@ class RunData:
         Refuse labelling actions. Defaults to ``False`` for a live experiment with human
         labelling and ``True`` otherwise (a run labelled by the oracle, or one reopened only
         to be looked at).
+    watch : float or bool, optional
+        Start :meth:`watch` at once: ``True`` polls every :data:`WATCH_INTERVAL_S` seconds, a
+        number every that many seconds. Off by default.
 
     Notes
     -----
@@ -57,9 +67,21 @@ class RunData:
     :meth:`project_paths` (which stores the paths it projects with the round) and
     :meth:`compare_strategies` (which stores the scores it records with the round), which are
     the Experiment's own.
+
+    Other tabs and processes on the same run (each page served by ``alfaviz serve`` has its
+    own kernel and its own Experiment) are noticed by :meth:`sync`, which the :meth:`watch`
+    thread calls about once a second: their labels, undos, rounds and derived frames arrive
+    as the Experiment's events, which drop these caches and bump the attached states like
+    this session's own changes do.
     """
 
-    def __init__(self, run: Experiment | str | Path, *, read_only: bool | None = None) -> None:
+    def __init__(
+        self,
+        run: Experiment | str | Path,
+        *,
+        read_only: bool | None = None,
+        watch: float | bool | None = None,
+    ) -> None:
         from alfaviz.session import Experiment, open_run
 
         if isinstance(run, (str, Path)):
@@ -80,6 +102,12 @@ class RunData:
         self._label_gen = 0  # bumped by every event that is not only looking (drops rates)
         self._compute_lock = threading.Lock()  # one slow computation at a time
         self._unsubscribe = run.subscribe(self._on_event)
+        self._watcher: threading.Thread | None = None
+        self._watch_stop = threading.Event()
+        self._interval = WATCH_INTERVAL_S
+        self._watch_problem: str | None = None
+        if watch is not None and watch is not False:
+            self.watch(WATCH_INTERVAL_S if watch is True else watch)
 
     # events ------------------------------------------------------------------------------
     def _on_event(self, event: Any) -> None:
@@ -101,8 +129,12 @@ class RunData:
     def attach(self, state: AppState) -> Callable[[], None]:
         """Bump ``state.data_version`` on every change of the run; returns an unsubscribe.
 
-        The state's round is moved to the last round written, if it is beyond it.
+        First catches up with other sessions (:meth:`sync`), so that a page attached to an
+        Experiment opened a while ago (Voila's preheated kernel) starts from the run as it is
+        on disk. The state's round is moved to the last round written, if it is beyond it, and
+        follows every round written later, here or (through :meth:`sync`) elsewhere.
         """
+        self.sync()
         if self.n_rounds and state.round >= self.n_rounds:
             state.round = self.n_rounds - 1
 
@@ -114,8 +146,96 @@ class RunData:
         return self.experiment.subscribe(bump)
 
     def close(self) -> None:
-        """Stop listening to the run."""
+        """Stop the :meth:`watch` thread, if any, and stop listening to the run."""
+        self.unwatch()
         self._unsubscribe()
+
+    # other sessions on the same run ------------------------------------------------------
+    def sync(self) -> bool:
+        """Absorb what other tabs or processes committed to the run since the last look.
+
+        Calls :meth:`alfaviz.session.Experiment.sync` (one small SQL query when nothing
+        changed). Their labels, undos and rounds come as the Experiment's events, which drop
+        the caches and bump ``data_version`` of every attached state (a new round also moves
+        the state's round to it).
+
+        Returns
+        -------
+        bool
+            Whether anything was absorbed.
+        """
+        return self.experiment.sync()
+
+    @property
+    def watching(self) -> bool:
+        """Whether the :meth:`watch` thread is running."""
+        t = self._watcher
+        return t is not None and t.is_alive()
+
+    @property
+    def watch_interval(self) -> float:
+        """Seconds between two looks of the :meth:`watch` thread."""
+        return self._interval
+
+    def watch(self, interval: float = WATCH_INTERVAL_S) -> None:
+        """Call :meth:`sync` every ``interval`` seconds from a background (daemon) thread.
+
+        The views then show other tabs' and processes' labels and rounds within about
+        ``interval`` seconds, without a reload. Widget updates from a background thread are
+        sent as comm messages like any other, so this works in Jupyter and Voila. Calling it
+        again changes the interval; :meth:`unwatch` or :meth:`close` stops it. A look that
+        fails (a damaged round written elsewhere, say) is logged once and retried at the next
+        interval.
+
+        Parameters
+        ----------
+        interval : float
+            Seconds, > 0 (at least 0.05): :data:`WATCH_INTERVAL_S` by default.
+
+        Raises
+        ------
+        AlfavizInputError
+            For an interval that is not a positive number of seconds.
+        """
+        if (
+            isinstance(interval, bool)
+            or not isinstance(interval, (int, float, np.integer, np.floating))
+            or not math.isfinite(float(interval))
+            or float(interval) < 0.05
+        ):
+            raise AlfavizInputError(
+                f"interval must be a number of seconds >= 0.05; got {interval!r}. Pass e.g. 1.0."
+            )
+        self._interval = float(interval)
+        with self._lock:
+            if self.watching:
+                return
+            self._watch_stop = threading.Event()
+            self._watcher = threading.Thread(
+                target=self._watch_loop, args=(self._watch_stop,), name="alfaviz-sync",
+                daemon=True,
+            )  # fmt: skip
+            self._watcher.start()
+
+    def unwatch(self, timeout: float = 5.0) -> None:
+        """Stop the :meth:`watch` thread (waits up to ``timeout`` seconds for it to end)."""
+        with self._lock:
+            thread, self._watcher = self._watcher, None
+            self._watch_stop.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    def _watch_loop(self, stop: threading.Event) -> None:
+        while not stop.wait(self._interval):
+            try:
+                self.experiment.sync()
+            except Exception as exc:  # keep watching: the next look may succeed
+                problem = f"{type(exc).__name__}: {exc}"
+                if problem != self._watch_problem:
+                    log.warning("watching %s: %s", self.experiment.path, problem)
+                    self._watch_problem = problem
+            else:
+                self._watch_problem = None
 
     # facts -------------------------------------------------------------------------------
     @property
