@@ -445,6 +445,16 @@ class Experiment:
         return self._refresh().pending
 
     # other writers of the same run ----------------------------------------------------------
+    def needs_sync(self) -> bool:
+        """Whether anything was committed to the run since the last :meth:`sync` looked.
+
+        One small SQL query (:meth:`~alfaviz.store.RunStore.change_stamp`); nothing is read
+        or absorbed. It is also true after this session's own actions, until :meth:`sync`
+        has looked (and found nothing new).
+        """
+        with self._sync_lock:
+            return self.store.change_stamp() != self._stamp
+
     def sync(self) -> bool:
         """Absorb what other tabs or processes committed to the run directory since.
 

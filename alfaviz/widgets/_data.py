@@ -178,24 +178,27 @@ class RunData:
         return self._interval
 
     def watch(self, interval: float = WATCH_INTERVAL_S) -> None:
-        """Call :meth:`sync` every ``interval`` seconds from a background (daemon) thread.
+        """Look for other sessions' changes every ``interval`` seconds, from a daemon thread.
 
         The views then show other tabs' and processes' labels and rounds within about
-        ``interval`` seconds, without a reload. Widget updates from a background thread are
-        sent as comm messages like any other, so this works in Jupyter and Voila. Calling it
-        again changes the interval; :meth:`unwatch` or :meth:`close` stops it. A look that
-        fails (a damaged round written elsewhere, say) is logged once and retried at the next
-        interval.
+        ``interval`` seconds, without a reload. The thread only asks whether anything changed
+        (:meth:`~alfaviz.session.Experiment.needs_sync`, one small SQL query); when something
+        did, it has :meth:`sync` run in the kernel's main thread (scheduled on the kernel's
+        event loop, where the widgets' own handlers run, so a redraw never races a click or a
+        key) and waits for it. Outside a kernel (a script, the tests) it syncs in its own
+        thread. Calling this again changes the interval; :meth:`unwatch` or :meth:`close`
+        stops it. A look that fails (a damaged round written elsewhere, say) is logged once
+        and retried at the next interval.
 
         Parameters
         ----------
         interval : float
-            Seconds, > 0 (at least 0.05): :data:`WATCH_INTERVAL_S` by default.
+            Seconds, at least 0.05: :data:`WATCH_INTERVAL_S` by default.
 
         Raises
         ------
         AlfavizInputError
-            For an interval that is not a positive number of seconds.
+            For an interval that is not a number of seconds >= 0.05.
         """
         if (
             isinstance(interval, bool)
@@ -212,8 +215,8 @@ class RunData:
                 return
             self._watch_stop = threading.Event()
             self._watcher = threading.Thread(
-                target=self._watch_loop, args=(self._watch_stop,), name="alfaviz-sync",
-                daemon=True,
+                target=self._watch_loop, args=(self._watch_stop, _kernel_dispatch()),
+                name="alfaviz-sync", daemon=True,
             )  # fmt: skip
             self._watcher.start()
 
@@ -225,17 +228,40 @@ class RunData:
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
 
-    def _watch_loop(self, stop: threading.Event) -> None:
+    def _look(self) -> None:
+        """One :meth:`sync`; a failure is logged (once per distinct problem), never raised."""
+        try:
+            self.experiment.sync()
+        except Exception as exc:  # keep watching: the next look may succeed
+            problem = f"{type(exc).__name__}: {exc}"
+            if problem != self._watch_problem:
+                log.warning("watching %s: %s", self.experiment.path, problem)
+                self._watch_problem = problem
+        else:
+            self._watch_problem = None
+
+    def _watch_loop(self, stop: threading.Event, dispatch: Dispatch | None) -> None:
         while not stop.wait(self._interval):
             try:
-                self.experiment.sync()
-            except Exception as exc:  # keep watching: the next look may succeed
-                problem = f"{type(exc).__name__}: {exc}"
-                if problem != self._watch_problem:
-                    log.warning("watching %s: %s", self.experiment.path, problem)
-                    self._watch_problem = problem
-            else:
-                self._watch_problem = None
+                if not self.experiment.needs_sync():
+                    continue
+            except Exception:  # the look itself reports it
+                pass
+            if dispatch is None:
+                self._look()
+                continue
+            done = threading.Event()
+
+            def look(done: threading.Event = done) -> None:
+                try:
+                    self._look()
+                finally:
+                    done.set()
+
+            dispatch(look)
+            while not done.wait(0.25):  # the main thread is busy: wait, unless stopped
+                if stop.is_set():
+                    return
 
     # facts -------------------------------------------------------------------------------
     @property
@@ -608,6 +634,26 @@ class RunData:
         """Undo this session's last human action, or return None."""
         self._writable()
         return self.experiment.undo()
+
+
+Dispatch = Callable[[Callable[[], None]], Any]
+"""Runs a function soon in another thread (the kernel's main thread); thread-safe."""
+
+
+def _kernel_dispatch() -> Dispatch | None:
+    """The running IPython kernel's ``io_loop.add_callback``, or ``None`` outside a kernel.
+
+    Tornado's ``add_callback`` is the one thread-safe way into the kernel's event loop; the
+    comm messages of the widgets (clicks, keys) are handled on that loop too.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with ipywidgets
+        return None
+    shell = get_ipython()
+    loop = getattr(getattr(shell, "kernel", None), "io_loop", None)
+    add = getattr(loop, "add_callback", None)
+    return add if callable(add) else None
 
 
 def _strategy_key(name: str) -> str:

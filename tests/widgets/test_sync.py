@@ -123,6 +123,7 @@ def test_a_failing_look_is_logged_and_watching_goes_on(human_run, monkeypatch, c
         calls.append(1)
         raise alfaviz.RunStoreError("round 9 is damaged")
 
+    monkeypatch.setattr(data.experiment, "needs_sync", lambda: True)
     monkeypatch.setattr(data.experiment, "sync", broken)
     try:
         with caplog.at_level("WARNING", logger="alfaviz.widgets._data"):
@@ -134,6 +135,38 @@ def test_a_failing_look_is_logged_and_watching_goes_on(human_run, monkeypatch, c
         data.close()
 
 
+def test_in_a_kernel_the_sync_runs_on_its_main_thread(tabs, monkeypatch):
+    """Only the question "anything new?" is asked in the watcher thread; the catching up
+    (and so every redraw) runs where the widgets' own handlers run."""
+    import queue
+
+    import alfaviz.widgets._data as data_mod
+
+    a, data, state = tabs
+    jobs: queue.Queue = queue.Queue()
+
+    def main_loop() -> None:  # stands in for the kernel's event loop
+        while (job := jobs.get()) is not None:
+            job()
+
+    main = threading.Thread(target=main_loop, name="kernel-main", daemon=True)
+    main.start()
+    monkeypatch.setattr(data_mod, "_kernel_dispatch", lambda: jobs.put)
+    where = []
+    state.observe(lambda _c: where.append(threading.current_thread().name), "data_version")
+    try:
+        data.watch(0.05)
+        sid = int(a.pending[0])
+        a.submit_label(sid, truth(a, sid))
+        assert wait_for(lambda: bool(where), timeout=3.0)
+        assert set(where) == {"kernel-main"}
+        assert data.labels()[sid] == truth(a, sid)
+    finally:
+        data.unwatch()
+        jobs.put(None)
+        main.join(5)
+
+
 def test_the_served_dashboard_watches_the_run(human_run):
     from alfaviz.serve import served_dashboard
 
@@ -143,10 +176,10 @@ def test_the_served_dashboard_watches_the_run(human_run):
         assert board.data.watch_interval == 0.1
         other = alfaviz.open_run(human_run.path)
         sid = int(other.pending[0])
-        v = board.state.data_version
         other.submit_label(sid, truth(other, sid))
-        assert wait_for(lambda: board.state.data_version > v, timeout=3.0)
-        assert board.data.labels()[sid] == truth(other, sid)
+        # (the page's own workers bump data_version too: wait for the label itself)
+        assert wait_for(lambda: board.data.labels()[sid] == truth(other, sid), timeout=3.0)
+        assert wait_for(lambda: sid not in board.views["label-panel"].queue, timeout=3.0)
     finally:
         board.close()
         board.data.close()
