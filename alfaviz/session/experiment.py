@@ -527,6 +527,13 @@ class Experiment:
             self._emit(kind, r, payload={what: [], "persisted": True, "synced": True})
         return bool(new_rounds or foreign or changed)
 
+    def _note_own_derived(self, round: int, name: str) -> None:
+        """Count this session's own new version of a derived frame as seen by :meth:`sync`."""
+        with self._sync_lock:
+            current = self.store.derived_versions().get((int(round), name))
+            if current is not None:
+                self._seen_derived[(int(round), name)] = current
+
     @contextlib.contextmanager
     def _exclusive_round(self) -> Iterator[None]:
         """Hold the run's :data:`STEP_LOCK_FILE` (``flock``) or refuse: one round at a time."""
@@ -861,6 +868,7 @@ class Experiment:
         """
         result = self._paths.project(sample_ids, round)
         if result.new_ids.size:
+            self._note_own_derived(result.round, ON_DEMAND_PATHS)
             self._emit(
                 "paths", result.round,
                 payload={"sample_ids": result.new_ids.tolist(), "persisted": result.persisted},
@@ -958,6 +966,7 @@ class Experiment:
         """
         result = self._scores.compare(strategies, round)
         if result.new:
+            self._note_own_derived(result.round, COMPARE_SCORES)
             self._emit(
                 "scores", result.round,
                 payload={"strategies": list(result.new), "persisted": result.persisted},

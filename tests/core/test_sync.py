@@ -82,6 +82,22 @@ def test_sync_is_cheap_when_nothing_changed(two_tabs):
     assert (time.perf_counter() - t0) / 200 < 0.005  # well under the 1 s poll
 
 
+def test_paths_projected_in_one_tab_reach_the_other(two_tabs):
+    a, b = two_tabs
+    events = []
+    a.subscribe(events.append)
+    b.subscribe(events.append)
+    sid = int(a.unlabelled_ids[0])
+    a.project_paths([sid], round=0)
+    assert [e.kind for e in events] == ["paths"]  # a's own, once
+    assert a.sync() is False  # its own version is nothing new to it
+    assert b.sync() is True
+    assert [e.kind for e in events] == ["paths", "paths"]
+    assert events[1].round == 0
+    assert events[1].payload["synced"] is True
+    assert sid in set(b.round_paths(0)["sample_id"].tolist())
+
+
 def test_two_tabs_labelling_at_once_lose_nothing(two_tabs):
     a, b = two_tabs
     pool = a.unlabelled_ids[:60].tolist()
