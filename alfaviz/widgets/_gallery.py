@@ -508,7 +508,8 @@ class Gallery(View):
 
         flips = ", ".join(name(c) for c in card.flips_to) or "none"
         info = widgets.HTML(
-            f'<div class="alfaviz-card-info" style="font-size:12px;line-height:1.35">'
+            f'<div class="alfaviz-card-info" data-sample="{card.sample_id}" '
+            'style="font-size:12px;line-height:1.35">'
             f"<b>#{card.sample_id}</b><br>pseudo-label <b>{name(card.pseudo_label)}</b><br>"
             f"flips to {flips}<br>{_eps_text(card.critical_eps)}<br>"
             f"<i>{html.escape(card.picker or 'not picked')}</i></div>"

@@ -340,6 +340,7 @@ class Heatmap(View):
         self.max_rows = int(max_rows)
         self.row_ids = np.zeros(0, dtype=np.int64)
         self._rows_from: tuple[int, ...] = ()
+        self._title_parts = ("", "")  # the title around what the rows are (see _what)
         super().__init__(state, data, errors=errors)
 
     def _build(self) -> widgets.Widget:
@@ -383,11 +384,9 @@ class Heatmap(View):
         basis = self._rows_from if self._keeps_rows(sel) else sel
         self._rows_from = basis
         rows = heatmap_rows(samples, self.data.queried(r), source=self.source.value, selected=basis)
-        what = self.source.value
-        if what == _SELECTION:
-            what = "selection" if basis else "batch (nothing selected)"
         self.row_ids = sort_rows(samples, rows, self.sort.value)[: self.max_rows]
-        return heatmap_figure(
+        what = self._what(basis, sel)
+        fig = heatmap_figure(
             self.data.flips(r),
             samples,
             rows,
@@ -398,6 +397,20 @@ class Heatmap(View):
             title=f"Round {r} · {what}",
             highlight=sel[0] if len(sel) == 1 else None,
         )
+        head = f"Round {r} · "
+        text = str(fig.layout.title.text or "")
+        start = head + what
+        self._title_parts = (head, text[len(start) :]) if text.startswith(start) else ("", "")
+        return fig
+
+    def _what(self, basis: tuple[int, ...], sel: tuple[int, ...]) -> str:
+        """What the rows are, for the title, and which of them is outlined."""
+        what = self.source.value
+        if what == _SELECTION:
+            what = "selection" if basis else ("batch" if sel else "batch (nothing selected)")
+        if len(sel) == 1 and int(sel[0]) in set(self.row_ids.tolist()):
+            what += f" · #{int(sel[0])} outlined"
+        return what
 
     def _keeps_rows(self, sel: tuple[int, ...]) -> bool:
         """Whether the rows stay as they are when ``sel`` is the selection.
@@ -450,8 +463,11 @@ class Heatmap(View):
             hit = np.flatnonzero(self.row_ids == int(new[0]))
             if hit.size:
                 shapes = [_row_frame(int(hit[0]), len(self.data.class_names))]
+        head, rest = self._title_parts
         with patch(self.figure):
             self.figure.layout.shapes = shapes
+            if head:  # only what the rows are, and the outlined one, follow the selection
+                self.figure.layout.title.text = f"{head}{self._what(self._rows_from, new)}{rest}"
 
     def _on_click(self, trace: Any, points: Any, state: Any = None) -> None:
         """A click on a cell selects the sample of its row and explains it (``focus_id``)."""

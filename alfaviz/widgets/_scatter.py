@@ -191,6 +191,7 @@ class ScatterCanvas:
     rings : jscatter.Scatter
         The highlight canvas.
     title : ipywidgets.HTML
+        A ``div.alfaviz-map-title`` whose ``data-points`` is the number of points drawn.
     legend : ipywidgets.HTML
         Categories or colour scale, and the anchors.
     """
@@ -424,7 +425,10 @@ class ScatterCanvas:
             self.rings.color(map=self._rings_colours())
         if self._highlighted.size:  # the rings' centres take the points' colours
             self._redraw_rings()
-        text = f'<div style="font-size:12px">{html.escape(title)}</div>'
+        text = (
+            f'<div class="alfaviz-map-title" data-points="{self._n}" style="font-size:12px">'
+            f"{html.escape(title)}</div>"
+        )
         if self.title.value != text:
             self.title.value = text
         self._legend_spec = spec
