@@ -1,4 +1,4 @@
-"""The ``alfaviz`` command line: ``run``, ``compare``, ``info`` and ``report``.
+"""The ``alfaviz`` command line: ``run``, ``compare``, ``info``, ``report``, ``serve``, ``course``.
 
 Every user error is one clear line on stderr (exit status 2), never a traceback; ``--debug``
 shows the traceback when you need it.
@@ -24,6 +24,7 @@ alfaviz: explore active learning with ALFA-Mix.
   alfaviz compare --strategies alfamix random entropy badge --seeds 0 1 2 3 4
   alfaviz info runs/<run-directory>
   alfaviz report runs/<run-directory> [--round 2] [--out report.html]
+  alfaviz course workshop/    copy the course notebooks into a folder for a class
 """
 
 
@@ -165,7 +166,34 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-preheat", action="store_true",
         help="start each page's kernel on request instead of keeping one ready",
     )  # fmt: skip
+    crs = sub.add_parser(
+        "course",
+        help="copy the course notebooks into a folder for a workshop",
+        description="Copy the course notebooks (quickstart, the anatomy of a selection, why mix "
+        "features, comparing strategies, labelling, your own data) and their solutions into "
+        "DIR, then print how to open them with JupyterLab or Voila. Existing files are never "
+        "overwritten unless --force is given.",
+    )
+    crs.add_argument(
+        "dest", metavar="DIR", nargs="?", default="alfaviz-course",
+        help="folder to copy into (default: ./alfaviz-course)",
+    )  # fmt: skip
+    crs.add_argument("--force", action="store_true", help="overwrite course files already in DIR")
     return parser
+
+
+def _cmd_course(args: argparse.Namespace) -> int:
+    from alfaviz.course import copy_course
+
+    written = copy_course(args.dest, force=args.force)
+    dest = Path(args.dest)
+    print(f"copied {len(written)} notebooks into {dest}:")
+    for path in written:
+        print(f"  {path}")
+    first = next((p for p in written if p.parent == dest), written[0])
+    print(f"open them with:  jupyter lab {dest}")
+    print(f"or as pages:     voila {first}")
+    return 0
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -370,6 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "info": _cmd_info,
         "report": _cmd_report,
         "serve": _cmd_serve,
+        "course": _cmd_course,
     }
     try:
         return handlers[args.command](args)
