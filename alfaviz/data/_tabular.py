@@ -360,6 +360,8 @@ def from_dataframe(
         logger.info("one-hot encoded %s into %d columns", non_numeric, X.shape[1])
     with np.errstate(over="ignore"):  # overflow becomes inf, refused just below
         values = X.to_numpy(dtype=np.float32)
+    if not values.flags.writeable:  # pandas' copy-on-write hands out read-only views
+        values = values.copy()
     finite = np.isfinite(values).all(axis=0)
     inf_cols = [str(c) for c, ok in zip(X.columns, finite, strict=True) if not ok]
     if inf_cols:
