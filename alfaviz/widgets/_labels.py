@@ -223,6 +223,8 @@ class LabelPanel(View):
             tooltip="pre-fill the oracle's label and compare each label with the flip targets",
         )
         self.teaching.observe(self._guard(lambda _c: self._show()), names="value")
+        for w in (self.confirm_button, self.skip_button, self.undo_button, self.teaching):
+            w.layout.width = "auto"  # their whole text ("confirm (Enter)"), never cut short
         self.feedback = widgets.HTML()
         self.tally_text = widgets.HTML()
         self.tally_text.add_class("alfaviz-labels-tally")
@@ -235,7 +237,8 @@ class LabelPanel(View):
                 widgets.HBox([self.image, self.features, self.info]),
                 widgets.HBox(self.buttons, layout=widgets.Layout(flex_flow="row wrap")),
                 widgets.HBox(
-                    [self.confirm_button, self.skip_button, self.undo_button, self.teaching]
+                    [self.confirm_button, self.skip_button, self.undo_button, self.teaching],
+                    layout=widgets.Layout(flex_flow="row wrap"),
                 ),
                 self.feedback,
                 self.tally_text,
