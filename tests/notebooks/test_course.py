@@ -123,3 +123,14 @@ def test_a_wheel_ships_the_course(tmp_path):
     copied = sorted(p.relative_to(tmp_path / "copy").as_posix()
                     for p in (tmp_path / "copy").rglob("*.ipynb"))  # fmt: skip
     assert copied == _expected()
+
+
+def test_course_help(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["course", "--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    assert "--force" in text
+    assert "DIR" in text
+    assert main([]) == 0
+    assert "alfaviz course" in capsys.readouterr().out
