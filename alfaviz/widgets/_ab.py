@@ -354,7 +354,7 @@ class StrategyAB(WorkerView):
         self.run_button = widgets.Button(
             description="Compare strategies on this round",
             icon="balance-scale",
-            layout=widgets.Layout(width="260px"),
+            layout=widgets.Layout(width="auto", flex="0 0 auto"),  # never cut short
             tooltip="Query Entropy, Margin, BADGE, CoreSet and Random on this round's model "
             "and pool (once; recorded with the run). BADGE and CoreSet take a few seconds.",
         )

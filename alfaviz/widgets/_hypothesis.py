@@ -121,7 +121,16 @@ def hypothesis_figure(rates: pd.DataFrame, *, title: str = "") -> go.Figure:
     else:
         text += " · no round yet"
     fig.update_layout(
-        title={"text": text, "font": {"size": 13}, "x": 0.01, "xanchor": "left"},
+        # the title at the top of the figure, the legend (two lines in a narrow column) between
+        # it and the plot: a top margin that holds both, so that they never overlap
+        title={
+            "text": text,
+            "font": {"size": 13},
+            "x": 0.01,
+            "xanchor": "left",
+            "y": 0.99,
+            "yanchor": "top",
+        },
         barmode="stack",
         bargap=0.25,
         yaxis={"title": {"text": "share of labelled picks"}, "range": [0, 100], "ticksuffix": "%"},
@@ -134,8 +143,8 @@ def hypothesis_figure(rates: pd.DataFrame, *, title: str = "") -> go.Figure:
             "font": {"size": 11},
             "traceorder": "normal",
         },
-        height=340,
-        margin={"l": 50, "r": 10, "t": 80, "b": 50},
+        height=380,
+        margin={"l": 50, "r": 10, "t": 120, "b": 50},
         template="plotly_white",
     )
     return fig

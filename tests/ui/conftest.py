@@ -9,6 +9,12 @@ reason, where Chromium or the Python ``playwright`` package is missing.
 recorded (``page.errors``), so that a test can assert that nothing left the machine.
 ``artefacts`` is a folder for screenshots: the test's ``tmp_path``, copied into
 ``$ALFAVIZ_ARTEFACTS/<test name>/`` when that variable is set.
+
+:func:`served` runs ``python -m alfaviz serve RUN --port P`` (127.0.0.1, a free port) in a
+session of its own, waits for it to answer HTTP, and stops its process group (and any kernel
+left of it) at the end; the served-dashboard tests share one per module. Waits are bounded by
+:data:`PAGE_LOAD_MS` (a kernel's start and first drawing) and :data:`ACK_MS` (the kernel's
+answer to a click or a key).
 """
 
 from __future__ import annotations

@@ -101,6 +101,9 @@ def shoot(page: Any, artefacts: Path, name: str) -> Path:
     viewport is made as tall as the dashboard for the shot and put back after.
     """
     path = artefacts / f"{name}.png"
+    page.evaluate(  # back to the top of every scrolled box: the shot starts at the title
+        "() => document.querySelectorAll('*').forEach(e => { if (e.scrollTop) e.scrollTop = 0 })"
+    )
     board = page.locator(".alfaviz-dashboard")
     box = board.bounding_box()
     size = page.viewport_size
