@@ -453,7 +453,8 @@ class Gallery(View):
         if total > self.max_cards:
             capped = f" (showing the first {self.max_cards}; the cap is {self.max_cards})"
         label = "the batch of round" if what == "batch" else "the selection, round"
-        self.header.value = f"<b>Gallery</b>: {total} samples from {label} {r}{capped}"
+        noun = "sample" if total == 1 else "samples"
+        self.header.value = f"<b>Gallery</b>: {total} {noun} from {label} {r}{capped}"
         thumbs = self._pictures([c.sample_id for c in self.cards])
         examples: dict[int, list[int]] = {}
         for c in self.cards:
