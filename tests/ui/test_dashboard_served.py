@@ -280,10 +280,10 @@ def test_a_card_click_is_followed_by_the_gallery_heatmap_and_why_card(tab, run, 
 
 
 @pytest.mark.xfail(
-    strict=True,
-    reason="the heatmap's FigureWidget (plotly 7, an anywidget) does not redraw in the page "
-    "when a selection only frames a row (Heatmap._on_selected: shapes and title in one "
-    "batch_update); a change of its rows (the 'candidates' toggle) does redraw",
+    strict=False,
+    reason="flaky under load: anywidget 0.11 gives a model 2 s to initialise in the page, and "
+    "plotly's FigureWidget (a 5 MB module) can take longer on 2 busy cores, after which the "
+    "heatmap never redraws; when it does initialise, the outline follows the selection",
 )
 def test_the_heatmap_outlines_the_selected_sample(tab, run):
     page = tab
