@@ -284,7 +284,9 @@ def served_dashboard(
     if watch is not None:
         data.watch(watch)
     try:
-        return dashboard(data)
+        board = dashboard(data)
+        board._owns_data = True  # board.close() stops the watcher too
+        return board
     except BaseException:
         data.close()  # no watcher left behind for a page that was never built
         raise

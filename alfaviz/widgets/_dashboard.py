@@ -47,6 +47,7 @@ class Dashboard:
         from alfaviz.widgets._sweep import EpsilonSweep
 
         self.data = data
+        self._owns_data = False
         self.state = state if state is not None else AppState()
         if data.n_rounds:
             self.state.round = data.n_rounds - 1
@@ -99,8 +100,11 @@ class Dashboard:
             self.views[name].wait(timeout)
 
     def close(self) -> None:
-        """Stop listening to the run."""
+        """Stop listening to the run; a :class:`RunData` made by :func:`dashboard` for a run
+        (not one passed in) is closed too, which stops its watcher."""
         self._detach()
+        if self._owns_data:
+            self.data.close()
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)
@@ -127,5 +131,8 @@ def dashboard(
     -------
     Dashboard
     """
-    data = run if isinstance(run, RunData) else RunData(run, read_only=read_only)
-    return Dashboard(data, state)
+    if isinstance(run, RunData):
+        return Dashboard(run, state)
+    board = Dashboard(RunData(run, read_only=read_only), state)
+    board._owns_data = True
+    return board

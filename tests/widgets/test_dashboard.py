@@ -72,3 +72,18 @@ def test_a_run_that_is_not_alfamix_still_makes_a_whole_page(tmp_path):
     board.wait(120)
     assert board.errors.messages == []
     assert "ALFA-Mix" in board.views["eps"].readout.value
+
+
+def test_closing_a_board_stops_the_watcher_of_the_data_it_made(oracle_run):
+    board = dashboard(oracle_run)
+    board.data.watch(0.5)
+    assert board.data.watching
+    board.close()
+    assert not board.data.watching
+    shared = RunData(oracle_run)
+    shared.watch(0.5)
+    other = dashboard(shared)
+    other.close()
+    assert shared.watching  # data passed in belongs to the caller
+    shared.close()
+    assert not shared.watching
