@@ -132,7 +132,9 @@ class RunData:
         First catches up with other sessions (:meth:`sync`), so that a page attached to an
         Experiment opened a while ago (Voila's preheated kernel) starts from the run as it is
         on disk. The state's round is moved to the last round written, if it is beyond it, and
-        follows every round written later, here or (through :meth:`sync`) elsewhere.
+        follows every round written later, here or (through :meth:`sync`) elsewhere; a new
+        round drops the selected samples that are no longer in the pool (the batch just
+        labelled), so the gallery and heatmap show the new round's samples.
         """
         self.sync()
         if self.n_rounds and state.round >= self.n_rounds:
@@ -141,6 +143,9 @@ class RunData:
         def bump(event: Any) -> None:
             if event.kind == "round_written":
                 state.round = int(event.round)
+                if state.selected_ids:  # a selection of the batch just labelled is stale
+                    pool = set(self.experiment.unlabelled_ids.tolist())
+                    state.selected_ids = tuple(i for i in state.selected_ids if i in pool)
             state.bump()
 
         return self.experiment.subscribe(bump)

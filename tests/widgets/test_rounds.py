@@ -99,3 +99,15 @@ def test_a_failing_round_shows_in_the_error_area(human_run, monkeypatch):
     monkeypatch.undo()
     assert rc.run_next_round(wait=True)
     assert human_run.round == 2
+
+
+def test_a_new_round_drops_the_labelled_samples_from_the_selection(human_run):
+    state, _data, _rc = _controls(human_run)
+    batch = [int(i) for i in human_run.pending.tolist()]
+    other = int(next(i for i in human_run.unlabelled_ids.tolist() if i not in batch))
+    state.select([batch[0], other])
+    _label_batch(human_run)
+    human_run.step()
+    assert state.round == 1
+    # the labelled pick left the pool; the still-unlabelled sample stays selected
+    assert state.selected_ids == (other,)
