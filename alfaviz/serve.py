@@ -277,19 +277,9 @@ def served_dashboard(
             f"no run to show: start this page with `alfaviz serve RUN_DIR` (which sets {RUN_ENV})."
         )
     from alfaviz.session import open_run
-    from alfaviz.widgets import RunData, dashboard
+    from alfaviz.widgets import dashboard
 
-    data = RunData(open_run(check_run_dir(target)))
-    data.sync()
-    if watch is not None:
-        data.watch(watch)
-    try:
-        board = dashboard(data)
-        board._owns_data = True  # board.close() stops the watcher too
-        return board
-    except BaseException:
-        data.close()  # no watcher left behind for a page that was never built
-        raise
+    return dashboard(open_run(check_run_dir(target)), watch=watch)
 
 
 def main(argv: Sequence[str] | None = None) -> int:  # pragma: no cover - thin

@@ -115,6 +115,7 @@ def dashboard(
     *,
     state: AppState | None = None,
     read_only: bool | None = None,
+    watch: float | bool | None = None,
 ) -> Dashboard:
     """Every view of ``run``, linked through one state: display the result in a notebook.
 
@@ -126,6 +127,9 @@ def dashboard(
         Share the selection with views made elsewhere.
     read_only : bool, optional
         Refuse labelling (default: read-only unless the run is labelled by a person).
+    watch : float or bool, optional
+        Watch the run for other tabs' and processes' changes (``RunData(run, watch=...)``);
+        off by default. Ignored when ``run`` is a :class:`RunData` (it is the caller's).
 
     Returns
     -------
@@ -133,6 +137,11 @@ def dashboard(
     """
     if isinstance(run, RunData):
         return Dashboard(run, state)
-    board = Dashboard(RunData(run, read_only=read_only), state)
+    data = RunData(run, read_only=read_only, watch=watch)
+    try:
+        board = Dashboard(data, state)  # attach() catches up with other sessions first
+    except BaseException:
+        data.close()  # no watcher left behind for a page that was never built
+        raise
     board._owns_data = True
     return board
