@@ -19,15 +19,28 @@ What keeps the page safe:
 
 Idle kernels (a closed tab) are culled after :data:`CULL_IDLE_S` seconds: Voila does not shut
 a kernel down when its page unloads.
+
+The page uses the Voila template :data:`TEMPLATE` (Voila's ``lab`` template plus two changes),
+written by :func:`write_voila_template` into a folder of its own for the life of the server:
+
+- the widgets' front-end modules (plotly's, 5 MB, and jupyter-scatter's, 2 MB) are served as
+  static files that the page's head starts loading at once, and every widget imports those
+  files instead of carrying its own copy (see :mod:`alfaviz.widgets._modules`): the page
+  loads one copy of each, and every widget initialises within anywidget's 2 s limit;
+- the two Font Awesome style sheets that the ``lab`` template requests from a CDN are left
+  out: the page makes no request beyond its own server (Voila bundles the icons).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import secrets
+import shutil
 import socket
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,6 +50,7 @@ from alfaviz.errors import AlfavizInputError
 __all__ = [
     "CULL_IDLE_S",
     "RUN_ENV",
+    "TEMPLATE",
     "check_address",
     "check_run_dir",
     "dashboard_notebook",
@@ -45,6 +59,7 @@ __all__ = [
     "serve",
     "served_dashboard",
     "voila_argv",
+    "write_voila_template",
 ]
 
 RUN_ENV = "ALFAVIZ_SERVE_RUN"
@@ -56,7 +71,30 @@ REFILL_DELAY_S = 20.0
 CULL_IDLE_S = 600
 """Seconds after which a kernel with no page connected is shut down."""
 
+TEMPLATE = "alfaviz"
+"""The name of the Voila template :func:`serve` uses (see :func:`write_voila_template`)."""
+
 _CONFIG = "config.json"
+
+_CDN_LINKS = (  # what Voila's lab template asks a CDN for
+    '<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/@fortawesome/fontawesome-free@^5'
+    '/css/all.min.css" type="text/css" />',
+    '<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/@fortawesome/fontawesome-free@^5'
+    '/css/v4-shims.min.css" type="text/css" />',
+)
+
+_INDEX = """{{%- extends 'lab/index.html.j2' -%}}
+{{#- alfaviz serve: Voila's lab template, with the widgets' shared front-end modules loading
+    from the head (one copy for every widget of the page) and no style sheet from a CDN -#}}
+{{%- block html_head_js -%}}
+{{{{ super() }}}}
+{scripts}
+{{%- endblock html_head_js -%}}
+{{%- block notebook_css -%}}
+{{{{ super(){drop} }}}}
+{{%- endblock notebook_css -%}}
+"""
+_SCRIPT = '<script type="module" async src="{base}voila/static/{name}"></script>'
 
 
 def dashboard_notebook() -> Path:
@@ -136,10 +174,59 @@ def _check_port(port: Any) -> int:
     return port
 
 
+def write_voila_template(root: str | os.PathLike[str]) -> dict[str, str]:
+    """Write the Voila template :data:`TEMPLATE` under ``root``, a Jupyter data folder.
+
+    ``root/voila/templates/alfaviz`` gets ``conf.json`` (based on ``lab``), ``index.html.j2``
+    and ``static/``, which holds the shared front-end modules of
+    :data:`alfaviz.widgets._modules.MODULES` (plotly's, and jupyter-scatter's when it is
+    installed) under names with a digest of their content. Voila finds the template when
+    ``root`` is on ``JUPYTER_PATH``.
+
+    Parameters
+    ----------
+    root : path
+        A folder, created if missing.
+
+    Returns
+    -------
+    dict of str to str
+        Each module's key and file name under ``voila/static/``: the kernels' value of
+        :data:`alfaviz.widgets._modules.SHARED_MODULES_ENV`.
+    """
+    from alfaviz.widgets._modules import MODULES
+
+    folder = Path(root) / "voila" / "templates" / TEMPLATE
+    (folder / "static").mkdir(parents=True, exist_ok=True)
+    names: dict[str, str] = {}
+    for module in MODULES:
+        source = module.source()
+        if source is None:
+            continue  # not installed: no widget of the page needs it
+        names[module.key] = module.file_name(source)
+        shutil.copyfile(source, folder / "static" / names[module.key])
+    (folder / "conf.json").write_text(json.dumps({"base_template": "lab"}) + "\n")
+    drop = "".join(f" | replace({json.dumps(link)}, '')" for link in _CDN_LINKS)
+    base = "{{ resources.base_url }}"  # Jinja: the server's base URL
+    scripts = "\n".join(_SCRIPT.format(base=base, name=n) for n in names.values())
+    (folder / "index.html.j2").write_text(_INDEX.format(scripts=scripts, drop=drop))
+    return names
+
+
 def voila_argv(
-    notebook: Path, port: int, ip: str, *, token: str = "", preheat: bool = True
+    notebook: Path,
+    port: int,
+    ip: str,
+    *,
+    token: str = "",
+    preheat: bool = True,
+    template: str | None = None,
 ) -> list[str]:
-    """The Voila command-line arguments of :func:`serve` (without the program name)."""
+    """The Voila command-line arguments of :func:`serve` (without the program name).
+
+    ``template`` names a Voila template (:data:`TEMPLATE` for :func:`serve`; Voila's ``lab``
+    when None).
+    """
     argv = [
         str(notebook),
         "--no-browser",
@@ -151,6 +238,8 @@ def voila_argv(
         f"--MappingKernelManager.cull_idle_timeout={CULL_IDLE_S}",
         "--MappingKernelManager.cull_interval=60",
     ]
+    if template is not None:
+        argv.append(f"--template={template}")
     if preheat:
         # the pool refills only after a page has had time to draw: a refill builds a whole
         # dashboard, which on 2 cores would otherwise halve the speed of the page just served
@@ -217,8 +306,6 @@ def serve(
     port = free_port(bind) if port is None else _check_port(port)
     if demo:
         if run_dir is None:
-            import tempfile
-
             run_dir = Path(tempfile.mkdtemp(prefix="alfaviz-demo-")) / "digits-demo"
         elif Path(run_dir).exists() and any(Path(run_dir).iterdir()):
             raise AlfavizInputError(
@@ -231,9 +318,18 @@ def serve(
         raise AlfavizInputError("give a RUN_DIR to serve, or --demo for a fresh digits run.")
     run = check_run_dir(run_dir)
     token = secrets.token_urlsafe(16) if not ipaddress.ip_address(bind).is_loopback else ""
-    argv = voila_argv(dashboard_notebook(), port, bind, token=token, preheat=preheat)
+    argv = voila_argv(
+        dashboard_notebook(), port, bind, token=token, preheat=preheat, template=TEMPLATE
+    )
     if argv_only:
         return argv
+    from alfaviz.widgets._modules import SHARED_MODULES_ENV
+
+    data_dir = tempfile.mkdtemp(prefix="alfaviz-voila-")
+    os.environ[SHARED_MODULES_ENV] = json.dumps(write_voila_template(data_dir))
+    os.environ["JUPYTER_PATH"] = os.pathsep.join(
+        p for p in (data_dir, os.environ.get("JUPYTER_PATH", "")) if p
+    )
     os.environ[RUN_ENV] = str(run)
     if token:
         print(
@@ -245,7 +341,10 @@ def serve(
     print(f"alfaviz: serving {run} at {_url(bind, port, token)} (Ctrl-C stops)", flush=True)
     from voila.app import Voila
 
-    Voila.launch_instance(argv=argv)
+    try:
+        Voila.launch_instance(argv=argv)
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
     return 0
 
 

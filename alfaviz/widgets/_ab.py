@@ -28,7 +28,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from alfaviz import schema
-from alfaviz.widgets._base import WorkerView, count_views, patch
+from alfaviz.widgets._base import FigureSlot, WorkerView, patch
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from alfaviz.analysis.ab import BatchComparison
@@ -362,10 +362,11 @@ class StrategyAB(WorkerView):
         self.run_button.on_click(self._guard(lambda _b: self.compute()))
         self.status = widgets.HTML()
         self.status.add_class("alfaviz-ab-status")
-        # the FigureWidget is made at the first comparison shown: each one ships plotly's
-        # whole front-end module (5 MB) to the page, which a page that never compares (or
-        # has not yet) should not wait for
-        self.figure: go.FigureWidget | None = None
+        # the FigureWidget is made at the first comparison shown (by its FigureSlot, which
+        # under alfaviz serve waits until the page is up): a page that never compares (or has
+        # not yet) should not wait for plotly's front-end module
+        self._latest: go.Figure | None = None
+        self.slot = FigureSlot(lambda: self._latest, self._hook, text="drawing the comparison …")
         self.placeholder = widgets.HTML()
         self.placeholder.add_class("alfaviz-ab-placeholder")
         self.figure_box = widgets.Box([self.placeholder])
@@ -492,12 +493,22 @@ class StrategyAB(WorkerView):
         self._on_round()
 
     # drawing -------------------------------------------------------------------------------
+    @property
+    def figure(self) -> go.FigureWidget | None:
+        """The comparison's FigureWidget; ``None`` until a comparison is shown (and, under
+        ``alfaviz serve``, until the page is up)."""
+        return self.slot.figure
+
+    def _hook(self, figure: go.FigureWidget) -> None:
+        figure.data[_BARS].on_click(self._guard(self._on_bar_click))
+        figure.data[_HEAT].on_click(self._guard(self._on_cell_click))
+
     def _redraw(self, fig: go.Figure) -> None:
-        if self.figure is None:
-            self.figure = count_views(go.FigureWidget(fig))
-            self.figure.data[_BARS].on_click(self._guard(self._on_bar_click))
-            self.figure.data[_HEAT].on_click(self._guard(self._on_cell_click))
-            self.figure_box.children = (self.figure,)
+        self._latest = fig
+        if self.figure is None:  # made from the latest figure, now or once the page is up
+            if not self.slot.requested:
+                self.figure_box.children = (self.slot.widget,)
+                self.slot.request()
             return
         with patch(self.figure):
             for old, new in zip(self.figure.data, fig.data, strict=True):
@@ -515,7 +526,7 @@ class StrategyAB(WorkerView):
         self._cleared = title
         self.comparison = None
         self._bar_ids = []
-        if self.figure is None:  # nothing compared yet: a line of text, no figure
+        if not self.slot.requested:  # nothing compared yet: a line of text, no figure
             self.placeholder.value = (
                 '<div style="color:#666;font-size:13px;padding:6px 0">'
                 f"{html.escape(str(title))}</div>"

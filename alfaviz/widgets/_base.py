@@ -17,7 +17,15 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from alfaviz.widgets._data import RunData
     from alfaviz.widgets._state import AppState
 
-__all__ = ["ErrorArea", "View", "WorkerView", "count_views", "patch"]
+__all__ = [
+    "ErrorArea",
+    "FigureSlot",
+    "View",
+    "WorkerView",
+    "count_views",
+    "figure_widget",
+    "patch",
+]
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +34,140 @@ def count_views(figure: Any) -> Any:
     """Ask the front-end to count the views of ``figure`` (ipywidgets' ``_view_count``)."""
     figure._view_count = 0
     return figure
+
+
+def figure_widget(figure: Any) -> Any:
+    """A ``go.FigureWidget`` of ``figure`` whose views are counted (:func:`count_views`).
+
+    Under ``alfaviz serve`` its front-end module is the page's shared copy of plotly's
+    (:mod:`alfaviz.widgets._modules`), not a 5 MB copy of its own.
+
+    Parameters
+    ----------
+    figure : plotly.graph_objects.Figure or dict
+        What ``go.FigureWidget`` takes.
+
+    Returns
+    -------
+    plotly.graph_objects.FigureWidget
+    """
+    import plotly.graph_objects as go
+
+    from alfaviz.widgets._modules import shared_class
+
+    cls = shared_class(go.FigureWidget, "plotly")
+    return count_views(cls(figure))
+
+
+LATE_FIGURE_DELAY_S = 1.0
+"""Seconds between the page showing a :class:`FigureSlot` and the slot making its figure."""
+
+
+def _kernel_loop() -> Any:
+    """The running IPython kernel's tornado ``io_loop``, or ``None`` outside a kernel."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with ipywidgets
+        return None
+    loop = getattr(getattr(get_ipython(), "kernel", None), "io_loop", None)
+    return loop if callable(getattr(loop, "call_later", None)) else None
+
+
+class FigureSlot:
+    """The place of a view's FigureWidget; under ``alfaviz serve`` the figure comes late.
+
+    anywidget gives a widget's model 2 s from its creation in the page to load its module and
+    initialise, and a model that misses this never takes another message from the kernel (its
+    figure is drawn once and then never redrawn). A Voila page creates every widget model of a
+    dashboard at once, while it is busiest, and on 2 cores a FigureWidget created then can
+    miss the limit. Under ``alfaviz serve`` (a kernel with shared modules, see
+    :mod:`alfaviz.widgets._modules`) the slot therefore shows a placeholder, and makes the
+    FigureWidget :data:`LATE_FIGURE_DELAY_S` after the page has drawn that placeholder, on a
+    page that is quiet and already holds plotly's module. Anywhere else it makes the figure
+    at once.
+
+    Parameters
+    ----------
+    make : callable
+        Returns the ``go.Figure`` to show; called when the widget is made, so that it shows
+        the state of that moment.
+    on_made : callable, optional
+        Called with the new FigureWidget (to attach click handlers).
+    late : bool, optional
+        Force the late (True) or immediate (False) making; by default, late under
+        ``alfaviz serve`` only.
+    text : str
+        What the placeholder says.
+
+    Attributes
+    ----------
+    widget : ipywidgets.Box
+        Holds the placeholder, then the figure.
+    figure : plotly.graph_objects.FigureWidget or None
+        ``None`` until made.
+    """
+
+    def __init__(
+        self,
+        make: Callable[[], Any],
+        on_made: Callable[[Any], None] | None = None,
+        *,
+        late: bool | None = None,
+        text: str = "drawing the figure …",
+    ) -> None:
+        self._make = make
+        self._on_made = on_made
+        self.figure: Any = None
+        self._loop = _kernel_loop()
+        self._scheduled = False
+        if late is None:
+            from alfaviz.widgets._modules import served_names
+
+            late = bool(served_names())
+        self.late = bool(late) and self._loop is not None
+        self.placeholder = widgets.HTML(
+            f'<div class="alfaviz-figure-pending-text">{html.escape(text)}</div>',
+            layout=widgets.Layout(min_height="120px"),
+        )
+        self.placeholder.add_class("alfaviz-figure-pending")
+        self.widget = widgets.Box([self.placeholder], layout=widgets.Layout(width="100%"))
+
+    @property
+    def requested(self) -> bool:
+        """Whether the figure is made, or will be once the page shows the placeholder."""
+        return self.figure is not None or self._scheduled
+
+    def request(self) -> None:
+        """Make the figure now, or (late) once the page has drawn the placeholder."""
+        if self.figure is not None or self._scheduled:
+            return
+        if not self.late:
+            self.make_now()
+            return
+        self._scheduled = True
+        self.placeholder._view_count = 0  # the page reports the views it draws
+        self.placeholder.observe(self._on_seen, names=["_view_count"])
+
+    def _on_seen(self, change: dict[str, Any]) -> None:
+        if change["new"] and self.figure is None and self._loop is not None:
+            self.placeholder.unobserve(self._on_seen, names=["_view_count"])
+            self._loop.call_later(LATE_FIGURE_DELAY_S, self._made_late)
+
+    def _made_late(self) -> None:
+        try:
+            self.make_now()
+        except Exception:  # pragma: no cover - shown by the view's own guard otherwise
+            log.exception("making a figure failed")
+
+    def make_now(self) -> Any:
+        """The FigureWidget, made now if it was not yet."""
+        if self.figure is None:
+            fig = figure_widget(self._make())
+            self.figure = fig
+            if self._on_made is not None:
+                self._on_made(fig)
+            self.widget.children = (fig,)
+        return self.figure
 
 
 @contextlib.contextmanager

@@ -101,8 +101,13 @@ class Dashboard:
 
     def close(self) -> None:
         """Stop listening to the run; a :class:`RunData` made by :func:`dashboard` for a run
-        (not one passed in) is closed too, which stops its watcher."""
+        (not one passed in) is closed too, which stops its watcher.
+
+        A view still computing in its worker (A/B, hypothesis) is given up to 60 s to finish
+        first, so that what it records with the run is written whole.
+        """
         self._detach()
+        self.wait(60.0)
         if self._owns_data:
             self.data.close()
 

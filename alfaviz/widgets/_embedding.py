@@ -36,7 +36,7 @@ import plotly.graph_objects as go
 from alfaviz import schema
 from alfaviz.analysis.sweep import Sweep
 from alfaviz.errors import AlfavizInputError
-from alfaviz.widgets._base import View, count_views, patch
+from alfaviz.widgets._base import View, figure_widget, patch
 from alfaviz.widgets._state import COLOUR_BY
 from alfaviz.widgets._sweep import SweepInputs, sweep_inputs
 
@@ -940,7 +940,7 @@ class EmbeddingMap(View):
             if self.data.n_rounds:
                 self._view = self._load(self._round(), False)
         else:
-            self.figure = count_views(go.FigureWidget(self._initial_figure()))
+            self.figure = figure_widget(self._initial_figure())
             pts = self.figure.data[TRACES["points"]]
             pts.on_selection(self._guard(self._on_selection))
             pts.on_hover(self._guard(self._on_hover))

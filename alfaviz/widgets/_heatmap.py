@@ -21,7 +21,7 @@ import plotly.colors as pcolors
 import plotly.graph_objects as go
 
 from alfaviz import schema
-from alfaviz.widgets._base import View, count_views, patch
+from alfaviz.widgets._base import FigureSlot, View, patch
 
 __all__ = [
     "MAX_ROWS",
@@ -328,6 +328,9 @@ class Heatmap(View):
     Attributes
     ----------
     figure : plotly.graph_objects.FigureWidget
+        Made on first use from Python, or by :attr:`slot`.
+    slot : FigureSlot
+        Where the figure goes; under ``alfaviz serve`` it is made once the page is up.
     source, value, sort : ipywidgets.ToggleButtons / Dropdown
     row_ids : numpy.ndarray of int64
         The sample id of each drawn row, top first.
@@ -361,13 +364,25 @@ class Heatmap(View):
             description="sort",
             layout=widgets.Layout(width="200px"),
         )
-        self.figure = count_views(go.FigureWidget(self._make_figure()))
-        self.figure.data[0].on_click(self._guard(self._on_click))
+        # under alfaviz serve the FigureWidget is made once the page is up (see FigureSlot);
+        # until then redraws have nothing to patch, and the figure is made from the state of
+        # that moment
+        self.slot = FigureSlot(
+            self._make_figure,
+            lambda fig: fig.data[0].on_click(self._guard(self._on_click)),
+            text="drawing the heatmap …",
+        )
+        self.slot.request()
         for w in (self.source, self.value, self.sort):
             w.observe(self._guard(self._on_control), names=["value"])
         self._observe(self._on_state, ["round", "data_version"])
         self._observe(self._on_selected, ["selected_ids"])
-        return widgets.VBox([widgets.HBox([self.source, self.value, self.sort]), self.figure])
+        return widgets.VBox([widgets.HBox([self.source, self.value, self.sort]), self.slot.widget])
+
+    @property
+    def figure(self) -> go.FigureWidget:
+        """The heatmap's FigureWidget (made now if the page has not shown it yet)."""
+        return self.slot.make_now()
 
     def _round(self) -> int:
         return min(int(self.state.round), max(self.data.n_rounds - 1, 0))
@@ -423,6 +438,8 @@ class Heatmap(View):
         return len(sel) == 1 and int(sel[0]) in set(self.row_ids.tolist())
 
     def _redraw(self) -> None:
+        if self.slot.figure is None:
+            return  # made later, from the state of then
         fig = self._make_figure()
         new = fig.data[0]
         with patch(self.figure):
@@ -454,6 +471,8 @@ class Heatmap(View):
         self._redraw()
 
     def _on_selected(self, change: dict[str, Any]) -> None:
+        if self.slot.figure is None:
+            return  # made later, from the state of then
         new = tuple(change["new"])
         if not self._keeps_rows(new):
             self._redraw()

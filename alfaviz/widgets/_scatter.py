@@ -206,7 +206,11 @@ class ScatterCanvas:
         import uuid
 
         import jscatter
+        from jscatter.widget import JupyterScatter
 
+        from alfaviz.widgets._modules import share_module_of
+
+        share_module_of(JupyterScatter, "jscatter")  # under alfaviz serve: the page's one copy
         self._jscatter = jscatter
         self._on_select = on_select
         self._on_hover = on_hover

@@ -202,10 +202,18 @@ def served(run: Path, log: Path, *, preheat: bool = True) -> Iterator[Server]:
 
 
 def watch_page(page: Any) -> Any:
-    """Record the page's uncaught errors in ``page.errors`` (console noise is not kept)."""
+    """Record the page's uncaught errors in ``page.errors`` (console noise is not kept) and
+    the URLs it requests in ``page.requests``."""
     page.errors = []
+    page.requests = []
     page.on("pageerror", lambda exc: page.errors.append(f"pageerror: {exc}"))
+    page.on("request", lambda req: page.requests.append(req.url))
     return page
+
+
+def outside_requests(page: Any, base: str) -> list[str]:
+    """What the page asked of anything but its own server (blob: and data: URLs are local)."""
+    return [u for u in page.requests if not u.startswith((base, "blob:", "data:"))]
 
 
 def dashboard_errors(page: Any) -> list[str]:

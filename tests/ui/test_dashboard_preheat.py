@@ -15,6 +15,7 @@ from alfaviz.session import Experiment
 from tests.ui.conftest import ACK_MS, dashboard_errors, served
 from tests.ui.test_dashboard_served import (
     VIEWPORT,
+    heatmap_outlines,
     live_labels,
     on_screen,
     open_dashboard,
@@ -55,6 +56,10 @@ def test_a_preheated_page_labels_and_the_next_preheated_kernel_has_caught_up(
         assert live_labels(server.run) == {batch[0]: 3}
         shoot(first, artefacts, "06_preheated")
         assert dashboard_errors(first) == []
+        # a preheated page gets every widget at once: the heatmap still follows a selection
+        first.locator(f".alfaviz-card:has(.alfaviz-card-info[data-sample='{batch[2]}'])").click()
+        heatmap_outlines(first, batch[2])
+        assert first.errors == [], first.errors
         # the pool's next kernel was preheated when the first page took its own, before the
         # label: the second page still starts at the next sample and counts the label
         second = open_dashboard(context, server)
