@@ -125,9 +125,15 @@ def curve_figure(
                 )
             )
             i += 1
+    # whole numbers of labels on the x axis: plotly would put ticks at 19.5 and 20.5 around
+    # the single point of a first round
+    xaxis: dict[str, Any] = {"title": "labelled samples", "tickformat": "d"}
+    xs = np.concatenate([np.asarray(t.x, np.float64) for t in fig.data]) if fig.data else None
+    if xs is not None and xs.size and float(xs.max() - xs.min()) < 5:
+        xaxis.update(dtick=1, range=[float(xs.min()) - 1, float(xs.max()) + 1])
     fig.update_layout(
         title=title,
-        xaxis_title="labelled samples",
+        xaxis=xaxis,
         yaxis_title="test accuracy",
         yaxis_rangemode="tozero",
         height=320,

@@ -99,3 +99,15 @@ def test_redraws_after_a_round_not_after_a_label(human_run):
     np.testing.assert_array_equal(x, data.rounds()[schema.N_LABELLED].to_numpy(np.float64))
     assert len(x) == 2
     assert view.errors.messages == []
+
+
+def test_the_x_axis_counts_whole_labels_even_for_one_round():
+    curves = _curves()
+    first = curves[curves[schema.ROUND] == 0]
+    fig = curve_figure(first)  # one point per strategy, all at 20 labels
+    assert fig.layout.xaxis.tickformat == "d"
+    assert fig.layout.xaxis.dtick == 1  # ticks 19, 20, 21: no 19.5 or 20.5
+    assert tuple(fig.layout.xaxis.range) == (19.0, 21.0)
+    wide = curve_figure(curves)  # 20 to 36 labels: plotly's own ticks, whole numbers
+    assert wide.layout.xaxis.tickformat == "d"
+    assert wide.layout.xaxis.dtick is None
