@@ -46,6 +46,7 @@ __all__ = [
     "check_path",
     "check_str",
     "dumps",
+    "file_digest",
     "fsync_dir",
     "is_stale",
     "parse_temp_name",
@@ -126,6 +127,17 @@ def canonical(obj: Any) -> str:
 def sha256(data: bytes) -> str:
     """Hex SHA-256 of ``data``."""
     return hashlib.sha256(data).hexdigest()
+
+
+def file_digest(path: Path) -> tuple[int, str]:
+    """Size in bytes and hex SHA-256 of the file ``path``, read in 4 MiB pieces."""
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(4 << 20):
+            h.update(chunk)
+            size += len(chunk)
+    return size, h.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ the file is executed or unpickled.
 from __future__ import annotations
 
 import io
+import os
 import re
 import zipfile
 from collections.abc import Mapping
@@ -27,26 +28,32 @@ import pyarrow.parquet as pq
 
 from alfaviz import schema
 from alfaviz.errors import AlfavizInputError, RunStoreError
-from alfaviz.store._io import canonical
+from alfaviz.store._io import canonical, write_point
 
 __all__ = [
     "EMBEDDING_COL",
     "arrays_to_npz",
     "check_frame",
     "check_row",
+    "embeddings_table",
     "embeddings_to_parquet",
+    "frame_table",
     "frame_to_parquet",
     "npz_to_arrays",
     "parquet_to_table",
     "table_to_embeddings",
     "table_to_frame",
     "table_to_parquet",
+    "write_table_file",
 ]
 
 PARQUET_FORMAT_VERSION = 1
 """Version of the ``alfaviz`` metadata written into each Parquet file."""
 
 EMBEDDING_COL = "embedding"
+
+ROW_GROUP_BYTES = 64 << 20
+"""About how many bytes of a table one Parquet row group holds when it is streamed to a file."""
 _META_KEY = b"alfaviz"
 _ARRAY_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
@@ -111,6 +118,11 @@ def check_row(rounds_row: Any, round: int) -> dict[str, Any]:
 
 def frame_to_parquet(df: pd.DataFrame, what: str) -> bytes:
     """Serialise ``df`` (index and dtypes included) to Parquet bytes."""
+    return table_to_parquet(frame_table(df, what))
+
+
+def frame_table(df: pd.DataFrame, what: str) -> pa.Table:
+    """``df`` (index and dtypes included) as the Arrow table that is stored."""
     try:
         table = pa.Table.from_pandas(df, preserve_index=None)
     except (pa.ArrowException, TypeError, ValueError) as exc:
@@ -120,8 +132,7 @@ def frame_to_parquet(df: pd.DataFrame, what: str) -> bytes:
         ) from exc
     metadata = dict(table.schema.metadata or {})
     metadata[_META_KEY] = canonical({"format_version": PARQUET_FORMAT_VERSION}).encode()
-    table = table.replace_schema_metadata(metadata)
-    return table_to_parquet(table)
+    return table.replace_schema_metadata(metadata)
 
 
 def table_to_parquet(table: pa.Table) -> bytes:
@@ -129,6 +140,23 @@ def table_to_parquet(table: pa.Table) -> bytes:
     buf = io.BytesIO()
     pq.write_table(table, buf, compression="zstd", write_page_checksum=True)
     return buf.getvalue()
+
+
+def write_table_file(table: pa.Table, path: Path) -> None:
+    """Write ``table`` to the new file ``path`` as Parquet (zstd, page checksums), streamed in
+    row groups of about :data:`ROW_GROUP_BYTES`, and fsync it.
+
+    The file is written in place (for a file in a temporary directory, as
+    :func:`alfaviz.store._io.write_file`): memory stays at the table plus one row group's
+    pages, instead of the whole file's bytes.
+    """
+    per_row = max(table.nbytes // max(table.num_rows, 1), 1)
+    rows = int(min(max(ROW_GROUP_BYTES // per_row, 1024), 1 << 20))
+    with open(path, "wb") as fh:
+        pq.write_table(table, fh, compression="zstd", write_page_checksum=True, row_group_size=rows)
+        fh.flush()
+        os.fsync(fh.fileno())
+    write_point(f"write {path.name}")
 
 
 def parquet_to_table(data: bytes, path: Path) -> pa.Table:
@@ -156,6 +184,13 @@ def embeddings_to_parquet(embeddings: Any, embedding_ids: Any) -> tuple[bytes, i
     The matrix is stored as a fixed-size-list column, so its dtype comes back unchanged.
     ``embedding_ids=None`` means ``arange(n)``.
     """
+    table, dim = embeddings_table(embeddings, embedding_ids)
+    return table_to_parquet(table), dim
+
+
+def embeddings_table(embeddings: Any, embedding_ids: Any) -> tuple[pa.Table, int]:
+    """The checked table of :func:`embeddings_to_parquet` and ``dim``; a C-contiguous numpy
+    matrix is wrapped without a copy."""
     if hasattr(embeddings, "detach"):  # torch tensor, possibly on a GPU
         embeddings = embeddings.detach().cpu().numpy()
     try:
@@ -200,7 +235,7 @@ def embeddings_to_parquet(embeddings: Any, embedding_ids: Any) -> tuple[bytes, i
             EMBEDDING_COL: pa.FixedSizeListArray.from_arrays(values, dim),
         }
     )
-    return table_to_parquet(table), dim
+    return table, dim
 
 
 def table_to_embeddings(table: pa.Table, path: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -95,6 +95,7 @@ from alfaviz.store._io import (
     check_path,
     check_str,
     dumps,
+    file_digest,
     fsync_dir,
     is_stale,
     parse_temp_name,
@@ -129,12 +130,14 @@ from alfaviz.store._parquet import (
     arrays_to_npz,
     check_frame,
     check_row,
-    embeddings_to_parquet,
+    embeddings_table,
+    frame_table,
     frame_to_parquet,
     npz_to_arrays,
     parquet_to_table,
     table_to_embeddings,
     table_to_frame,
+    write_table_file,
 )
 
 __all__ = ["RunStore"]
@@ -981,13 +984,18 @@ class RunStore:
         label_round = round + 1 if label_round is None else check_int(label_round, "label_round")
         if session is not None:
             check_str(session, "session")
-        files: dict[str, bytes] = {}
-        files[SAMPLES_FILE] = frame_to_parquet(check_frame(samples, "samples"), "samples")
-        files[FLIPS_FILE] = frame_to_parquet(check_frame(flips, "flips"), "flips")
+        # everything is checked before anything is written; the files are then written one at
+        # a time straight into the round's temporary folder (Parquet streamed in row groups),
+        # so that memory holds one table, not every file's bytes
+        frames: dict[str, tuple[pd.DataFrame, str]] = {
+            SAMPLES_FILE: (check_frame(samples, "samples"), "samples"),
+            FLIPS_FILE: (check_frame(flips, "flips"), "flips"),
+        }
         row = check_row(rounds_row, round)
         embedding_dim = None
+        emb_table = None
         if embeddings is not None:
-            files[EMBEDDINGS_FILE], embedding_dim = embeddings_to_parquet(embeddings, embedding_ids)
+            emb_table, embedding_dim = embeddings_table(embeddings, embedding_ids)
         elif embedding_ids is not None:
             raise AlfavizInputError("embedding_ids given without embeddings; pass both or neither.")
         if coords is not None:
@@ -997,9 +1005,10 @@ class RunStore:
                 raise AlfavizInputError(
                     f"coords must have columns sample_id, x, y; missing {missing}. Add them."
                 )
-            files[COORDS_FILE] = frame_to_parquet(coords, "coords")
+            frames[COORDS_FILE] = (coords, "coords")
+        small: dict[str, bytes] = {}
         if head is not None:
-            files[HEAD_FILE] = arrays_to_npz(head, "head")
+            small[HEAD_FILE] = arrays_to_npz(head, "head")
         if extra is not None and not isinstance(extra, Mapping):
             raise AlfavizInputError(
                 f"extra must be a dict of name -> DataFrame; got {type(extra).__name__}."
@@ -1010,9 +1019,12 @@ class RunStore:
                     f"extra frame name {name!r} must be letters, digits, '_', '.' or '-' "
                     "(starting with a letter or digit)."
                 )
-            files[f"{EXTRA_DIR}/{name}.parquet"] = frame_to_parquet(
-                check_frame(frame, f"extra[{name!r}]"), f"extra[{name!r}]"
-            )
+            what = f"extra[{name!r}]"
+            frames[f"{EXTRA_DIR}/{name}.parquet"] = (check_frame(frame, what), what)
+        order = [SAMPLES_FILE, FLIPS_FILE]
+        order += [EMBEDDINGS_FILE] if emb_table is not None else []
+        order += [rel for rel in frames if rel not in order] + list(small)
+        files: dict[str, dict[str, Any]] = {}
 
         committed = self._index().get(round)
         final = self._round_dir(round)
@@ -1021,18 +1033,6 @@ class RunStore:
                 f"round {round} is already written at {final}; rounds are immutable "
                 "(pass overwrite=True to replace it)."
             )
-        manifest: dict[str, Any] = {
-            "format_version": FORMAT_VERSION,
-            "round": round,
-            "written_at": time.time(),
-            "write_id": uuid.uuid4().hex,
-            "writer": {"host": _io._HOST_TAG, "pid": os.getpid()},
-            "row": row,
-            "files": {rel: {"bytes": len(b), "sha256": sha256(b)} for rel, b in files.items()},
-            "embedding_dim": embedding_dim,
-        }
-        manifest["checksum"] = sha256(canonical(manifest).encode())
-
         rounds_dir = self._rounds_dir()
         if not rounds_dir.is_dir():
             rounds_dir.mkdir()
@@ -1045,11 +1045,30 @@ class RunStore:
         try:
             tmp.mkdir()
             write_point(f"mkdir {tmp.name}")
-            for rel, data in files.items():
+            for rel in order:
                 target = tmp / rel
                 if not target.parent.exists():
                     target.parent.mkdir()
-                write_file(target, data)
+                if rel in small:
+                    write_file(target, small[rel])
+                elif rel == EMBEDDINGS_FILE:
+                    write_table_file(emb_table, target)
+                else:
+                    frame, what = frames[rel]
+                    write_table_file(frame_table(frame, what), target)
+                size, digest = file_digest(target)
+                files[rel] = {"bytes": size, "sha256": digest}
+            manifest: dict[str, Any] = {
+                "format_version": FORMAT_VERSION,
+                "round": round,
+                "written_at": time.time(),
+                "write_id": uuid.uuid4().hex,
+                "writer": {"host": _io._HOST_TAG, "pid": os.getpid()},
+                "row": row,
+                "files": files,
+                "embedding_dim": embedding_dim,
+            }
+            manifest["checksum"] = sha256(canonical(manifest).encode())
             write_file(tmp / ROUND_FILE, (dumps(manifest, ROUND_FILE) + "\n").encode())
             if (tmp / EXTRA_DIR).exists():
                 fsync_dir(tmp / EXTRA_DIR)

@@ -11,6 +11,7 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -319,19 +320,37 @@ def test_failed_write_leaves_no_round(store: RunStore, monkeypatch: pytest.Monke
     import alfaviz.store._run as store_mod
 
     calls = []
-    real = store_mod.write_file
+    real = store_mod.write_table_file
 
-    def flaky(path: Path, data: bytes) -> None:
+    def flaky(table: Any, path: Path) -> None:  # the second Parquet file (flips) fails
         calls.append(path)
         if len(calls) == 2:
+            real(table, path)  # half written
+            with open(path, "r+b") as fh:
+                fh.truncate(path.stat().st_size // 2)
             raise OSError("disk full")
-        real(path, data)
+        real(table, path)
 
-    monkeypatch.setattr(store_mod, "write_file", flaky)
+    monkeypatch.setattr(store_mod, "write_table_file", flaky)
+    with pytest.raises(OSError, match="disk full"):
+        store.write_round(0, samples=rich_frame(), flips=flips_frame(), rounds_row=ROW0)
+    assert [p.name for p in calls] == ["samples.parquet", "flips.parquet"]
+    assert store.rounds_written() == []
+    assert list((store.path / ROUNDS_DIR).iterdir()) == []  # no temp directory left behind
+    # the manifest (round.json) is written last: a write that fails on it leaves no round either
+    monkeypatch.setattr(store_mod, "write_table_file", real)
+    real_file = store_mod.write_file
+
+    def no_manifest(path: Path, data: bytes) -> None:
+        if path.name == "round.json":
+            raise OSError("disk full")
+        real_file(path, data)
+
+    monkeypatch.setattr(store_mod, "write_file", no_manifest)
     with pytest.raises(OSError, match="disk full"):
         store.write_round(0, samples=rich_frame(), flips=flips_frame(), rounds_row=ROW0)
     assert store.rounds_written() == []
-    assert list((store.path / ROUNDS_DIR).iterdir()) == []  # no temp directory left behind
+    assert list((store.path / ROUNDS_DIR).iterdir()) == []
 
 
 def test_hidden_temp_directories_are_ignored(store: RunStore) -> None:
@@ -676,3 +695,31 @@ def test_two_processes_writing_at_once_lose_nothing(store: RunStore, tmp_path: P
     assert labels["sample_id"].tolist() == list(range(2 * n))
     assert labels["label"].tolist() == [i % 10 for i in range(2 * n)]
     assert set(acts["session"]) == {"writer0", f"writer{n}"}
+
+
+def test_round_files_are_streamed_in_row_groups_and_read_back_whole(
+    store: RunStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pyarrow.parquet as pq
+
+    import alfaviz.store._parquet as parquet_mod
+
+    monkeypatch.setattr(parquet_mod, "ROW_GROUP_BYTES", 64 << 10)  # 64 KiB groups
+    n, dim = 40_000, 16
+    rng = np.random.default_rng(0)
+    samples = pd.DataFrame(
+        {"sample_id": np.arange(n, dtype=np.int64), "score": rng.random(n).astype(np.float32)}
+    )
+    emb = rng.standard_normal((n, dim)).astype(np.float32)
+    store.write_round(0, samples=samples, flips=flips_frame(), rounds_row=ROW0, embeddings=emb)
+    folder = store.path / ROUNDS_DIR / "round_0000"
+    assert pq.ParquetFile(folder / "samples.parquet").metadata.num_row_groups > 1
+    assert pq.ParquetFile(folder / "embeddings.parquet").metadata.num_row_groups > 1
+    pd.testing.assert_frame_equal(store.read_samples(0), samples)
+    ids, back = store.read_embeddings(0)
+    np.testing.assert_array_equal(ids, np.arange(n))
+    np.testing.assert_array_equal(back, emb)
+    manifest = json.loads((folder / "round.json").read_text())
+    for rel, entry in manifest["files"].items():  # sizes and digests are of the files written
+        assert entry["bytes"] == (folder / rel).stat().st_size
+    assert store.verify() == []  # every file matches its manifest entry
