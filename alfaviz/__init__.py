@@ -11,6 +11,8 @@ nor any GUI library; each name below is imported the first time it is used.
 - :func:`compare_batches`: the run's batch beside other strategies' on the same round;
 - :func:`export_report`: one round's selection as a self-contained, offline HTML file;
 - :func:`load_dataset`: a data source by name, folder or file;
+- :func:`from_embeddings`: pre-computed features (memory maps are not copied) for the model
+  ``"linear"``;
 - :func:`find_candidates` and :func:`alfamix_query`: the ALFA-Mix method as functions;
 - :func:`get_strategy` and :data:`STRATEGIES`: the query strategies;
 - :class:`TrainConfig`: the training protocol;
@@ -34,6 +36,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "compare_batches": ("alfaviz.analysis.ab", "compare_batches"),
     "export_report": ("alfaviz.analysis.selection_report", "export_report"),
     "load_dataset": ("alfaviz.data", "load_dataset"),
+    "from_embeddings": ("alfaviz.data", "from_embeddings"),
     "find_candidates": ("alfaviz.alfamix", "find_candidates"),
     "alfamix_query": ("alfaviz.alfamix", "alfamix_query"),
     "get_strategy": ("alfaviz.strategies", "get_strategy"),
@@ -54,6 +57,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from alfaviz.analysis.explain import explain as explain
     from alfaviz.analysis.hypothesis import explain_round as explain_round
     from alfaviz.analysis.selection_report import export_report as export_report
+    from alfaviz.data import from_embeddings as from_embeddings
     from alfaviz.data import load_dataset as load_dataset
     from alfaviz.errors import AlfavizInputError as AlfavizInputError
     from alfaviz.errors import RunStoreError as RunStoreError

@@ -36,14 +36,31 @@ def _add_setting_args(p: argparse.ArgumentParser, *, single_strategy: bool) -> N
         dest="dataset",
         default="digits",
         help="'digits' (built in), mnist, fashionmnist, cifar10, cifar100, svhn (from --root), "
-        "an image folder, or a CSV/Parquet file (default: digits)",
+        "an image folder, a CSV/Parquet file, or a .npy/.npz file of pre-computed features "
+        "(default: digits)",
     )
     g.add_argument("--root", default=None, help="folder holding torchvision datasets")
     g.add_argument(
         "--download", action="store_true", help="allow torchvision to download a dataset"
     )
-    g.add_argument("--target", default=None, help="label column of a CSV/Parquet file")
-    g.add_argument("--model", default="auto", help="auto, cnn, resnet18 or mlp (default: auto)")
+    g.add_argument(
+        "--target", default=None,
+        help="label column of a CSV/Parquet file (or label array of an .npz file)",
+    )  # fmt: skip
+    g.add_argument(
+        "--labels", default=None, metavar="FILE",
+        help="a .npy file of labels, one per row of a .npy/.npz features file",
+    )  # fmt: skip
+    g.add_argument(
+        "--embeddings", action="store_true",
+        help="read a CSV/Parquet file as pre-computed features (an id/sample_id column, numeric "
+        "features, no one-hot encoding or scaling); implied by --model linear",
+    )  # fmt: skip
+    g.add_argument(
+        "--model", default="auto",
+        help="auto, cnn, resnet18, mlp or linear (a linear classifier on pre-computed "
+        "features; auto's choice for .npy/.npz files) (default: auto)",
+    )  # fmt: skip
     g = p.add_argument_group("active learning")
     if single_strategy:
         g.add_argument(
@@ -214,7 +231,17 @@ def _data_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         kw["download"] = True
     if args.target:
         kw["target"] = args.target
+    if args.labels:
+        kw["labels"] = args.labels
+    name = str(args.dataset).lower()
+    is_array = name.endswith((".npy", ".npz"))
+    linear = str(args.model).strip().lower() in ("linear", "linearprobe", "linear_probe")
+    if not is_array and (args.embeddings or (linear and name.endswith(_TABLE_SUFFIXES))):
+        kw["embeddings"] = True
     return kw
+
+
+_TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".gz", ".parquet")
 
 
 def _train(args: argparse.Namespace) -> Any:

@@ -17,6 +17,8 @@ Modules
 * ``_images``: :func:`from_image_folder`, an ``ImageFolder`` tree (one sub-folder per class);
 * ``_tabular``: :func:`from_arrays`, :func:`from_dataframe`, :func:`from_csv`;
 * ``_torch``: :func:`from_torch_dataset`, a user's own ``torch.utils.data.Dataset``;
+* ``_features``: :func:`from_embeddings` and :func:`load_features`, pre-computed features
+  (``.npy`` files are memory-mapped and read batch by batch through :class:`FeatureRows`);
 * ``_load``: :func:`load_dataset` (the dispatcher by name, folder or file, for the CLI),
   :func:`data_config` and :func:`load_dataset_from_config`.
 
@@ -29,6 +31,7 @@ to do.
 from __future__ import annotations
 
 from alfaviz.data._digits import load_digits
+from alfaviz.data._features import FeatureRows, from_embeddings, load_features
 from alfaviz.data._images import from_image_folder
 from alfaviz.data._load import CONFIG_OPTIONS, data_config, load_dataset, load_dataset_from_config
 from alfaviz.data._source import DataSource, check_fingerprint
@@ -40,16 +43,19 @@ __all__ = [
     "CONFIG_OPTIONS",
     "TORCHVISION_DATASETS",
     "DataSource",
+    "FeatureRows",
     "check_fingerprint",
     "data_config",
     "default_data_root",
     "from_arrays",
     "from_csv",
     "from_dataframe",
+    "from_embeddings",
     "from_image_folder",
     "from_torch_dataset",
     "load_dataset",
     "load_dataset_from_config",
     "load_digits",
+    "load_features",
     "load_torchvision",
 ]

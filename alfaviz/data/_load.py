@@ -8,8 +8,9 @@ A run records its data as ``{"spec": <str>, "kwargs": {...}}`` (build it with
   JSON values;
 * never downloads (``download`` may only be ``false``) and never turns off an integrity check
   (``verify`` may only be ``true``);
-* never unpickles: the spec can only name the digits, a torchvision data set, an image folder
-  or a ``.csv``/``.tsv``/``.txt``/``.gz``/``.parquet`` table, none of whose readers runs
+* never unpickles: the spec can only name the digits, a torchvision data set, an image folder,
+  a ``.csv``/``.tsv``/``.txt``/``.gz``/``.parquet`` table or a ``.npy``/``.npz`` feature file
+  (read with ``allow_pickle=False``), none of whose readers runs
   ``pickle``, ``torch.load`` without ``weights_only=True``, ``np.load(allow_pickle=True)`` or
   ``pd.read_pickle``. (CIFAR batches are pickles: they are md5-checked against the official
   release first, and read with an unpickler that can only build arrays.)
@@ -27,6 +28,7 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from alfaviz.data._digits import load_digits
+from alfaviz.data._features import FEATURE_SUFFIXES, load_features
 from alfaviz.data._images import from_image_folder
 from alfaviz.data._source import DataSource, check_fingerprint
 from alfaviz.data._tabular import TABLE_SUFFIXES, from_csv
@@ -75,7 +77,11 @@ def _check_spec(spec: Any) -> str:
 
 
 def _looks_like_table(path: Path) -> bool:
-    return path.is_file() and path.name.lower().endswith(TABLE_SUFFIXES)
+    return path.is_file() and path.name.lower().endswith(TABLE_SUFFIXES + FEATURE_SUFFIXES)
+
+
+def _is_feature_file(path: Path) -> bool:
+    return path.name.lower().endswith(FEATURE_SUFFIXES)
 
 
 def _split_dirs(path: Path) -> tuple[Path, Path] | None:
@@ -93,6 +99,8 @@ def source_kind(spec: str | os.PathLike[str]) -> SourceKind:
     Returns
     -------
     {"digits", "torchvision", "image_folder", "table"}
+        ``"table"`` covers every file of samples: tables (``.csv``, ``.parquet``, ...) and
+        feature arrays (``.npy``, ``.npz``).
 
     Raises
     ------
@@ -111,11 +119,12 @@ def source_kind(spec: str | os.PathLike[str]) -> SourceKind:
         return "table"
     hint = f" ({str(path)!r} does not exist)" if ("/" in text or "." in text) else ""
     if path.is_file():
-        hint = f" ({str(path)!r} is not a table: its name must end in {', '.join(TABLE_SUFFIXES)})"
+        suffixes = ", ".join(TABLE_SUFFIXES + FEATURE_SUFFIXES)
+        hint = f" ({str(path)!r} is not a table: its name must end in {suffixes})"
     raise AlfavizInputError(
         f"unknown dataset {text!r}{hint}. Choose 'digits', a torchvision name "
-        f"({', '.join(n.lower() for n in TORCHVISION_DATASETS)}), an image folder path, or a "
-        ".csv/.tsv/.parquet file."
+        f"({', '.join(n.lower() for n in TORCHVISION_DATASETS)}), an image folder path, a "
+        ".csv/.tsv/.parquet file, or a .npy/.npz feature file."
     )
 
 
@@ -147,7 +156,11 @@ def load_dataset(
         * a directory: :func:`from_image_folder`. A directory holding ``train/`` and ``test/``
           (or ``val/``) sub-folders uses them as the two splits;
         * a ``.csv`` / ``.tsv`` / ``.parquet`` file: :func:`from_csv` (``target=`` names the
-          label column, the last column by default).
+          label column, the last column by default); with ``embeddings=True``, pre-computed
+          features read by :func:`~alfaviz.data.load_features` (an ``id``/``sample_id``
+          column, numeric features, no one-hot encoding);
+        * a ``.npy`` (memory-mapped) or ``.npz`` feature file:
+          :func:`~alfaviz.data.load_features` (``labels=`` names a ``.npy`` file of labels).
 
         ``None``, ``""`` and blank strings are refused.
     root : path, optional
@@ -163,6 +176,13 @@ def load_dataset(
         return _call(load_torchvision, text, text, root, **kwargs)
     path = Path(text).expanduser()
     if kind == "table":
+        embeddings = kwargs.pop("embeddings", False)
+        if not isinstance(embeddings, bool):
+            raise AlfavizInputError(
+                f"embeddings must be True or False; got {type(embeddings).__name__} {embeddings!r}."
+            )
+        if embeddings or _is_feature_file(path) or "labels" in kwargs:
+            return _call(load_features, text, path, **kwargs)
         return _call(from_csv, text, path, **kwargs)
     dirs = _split_dirs(path)
     if dirs is not None and "test_root" not in kwargs:
@@ -263,6 +283,8 @@ CONFIG_OPTIONS: Mapping[SourceKind, Mapping[str, _Check]] = MappingProxyType(
                 "standardize": _bool,
                 "class_names": _opt_str_list,
                 "name": _str,
+                "embeddings": _bool,
+                "labels": _opt_str,
             }
         ),
     }
@@ -329,8 +351,9 @@ def data_config(
         kw.pop("root")
     if kind in ("image_folder", "table"):
         text = str(Path(text).expanduser().resolve())
-        if isinstance(kw.get("test_root"), (str, os.PathLike)):
-            kw["test_root"] = str(Path(kw["test_root"]).expanduser().resolve())
+        for key in ("test_root", "labels"):
+            if isinstance(kw.get(key), (str, os.PathLike)):
+                kw[key] = str(Path(kw[key]).expanduser().resolve())
     elif kind == "torchvision" and isinstance(kw.get("root"), os.PathLike):
         kw["root"] = os.fspath(kw["root"])
     if isinstance(kw.get("image_size"), tuple):

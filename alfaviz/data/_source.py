@@ -146,7 +146,12 @@ class DataSource:
         One human-readable line (where the data came from, how it was split and scaled).
     meta : Mapping[str, Any]
         Read-only facts worth recording with a run (root, seed, test_size, normalisation,
-        feature names, ...). JSON-serialisable.
+        feature names, ...). JSON-serialisable. ``meta["embeddings"]`` is true for
+        pre-computed features (:func:`~alfaviz.data.from_embeddings`).
+    external_ids : numpy.ndarray of int64, shape (n_samples,), optional
+        The caller's own id of each sample (an ``id`` column, an ``ids`` array), indexed by
+        sample id: ``external_ids[sample_id]``. Unique. None when the data brought none; see
+        :meth:`to_external_ids` and :meth:`from_external_ids`.
     """
 
     name: str
@@ -161,10 +166,18 @@ class DataSource:
     input_shape: tuple[int, ...] = ()
     description: str = ""
     meta: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    external_ids: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         for arr in (self.train_ids, self.test_ids, self.y_train, self.y_test):
             arr.setflags(write=False)
+        if self.external_ids is not None:
+            if self.external_ids.shape != (self.n_samples,):
+                raise AlfavizInputError(
+                    f"{self.name}: external_ids has shape {self.external_ids.shape}; it needs "
+                    f"one id per sample, shape ({self.n_samples},)."
+                )
+            self.external_ids.setflags(write=False)
         object.__setattr__(self, "meta", MappingProxyType(dict(self.meta)))
 
     def __getstate__(self) -> dict[str, Any]:
@@ -208,6 +221,12 @@ class DataSource:
         """True for image sources."""
         return self.kind == "image"
 
+    @property
+    def is_embeddings(self) -> bool:
+        """True for pre-computed features (``meta["embeddings"]``); ``"auto"`` trains a linear
+        head on them."""
+        return bool(self.meta.get("embeddings", False))
+
     # ---- id lookups ---------------------------------------------------------------------
     def _locate(self, sample_ids: Any) -> tuple[np.ndarray, np.ndarray]:
         """Return ``(in_test, position_within_split)`` for ``sample_ids``; checks the ids."""
@@ -230,6 +249,43 @@ class DataSource:
             )
         in_test = ids >= self.n_train
         return in_test, np.where(in_test, ids - self.n_train, ids)
+
+    def to_external_ids(self, sample_ids: Any) -> np.ndarray:
+        """The caller's own ids of ``sample_ids``, int64 array of shape (n,).
+
+        Without :attr:`external_ids` the sample ids themselves are returned.
+        """
+        in_test, pos = self._locate(sample_ids)
+        ids = np.where(in_test, pos + self.n_train, pos)
+        return ids if self.external_ids is None else self.external_ids[ids]
+
+    def from_external_ids(self, external_ids: Any) -> np.ndarray:
+        """The sample ids of the caller's own ids ``external_ids``, int64 array of shape (n,).
+
+        Raises
+        ------
+        AlfavizInputError
+            For an id the data does not hold (named in the message).
+        """
+        ids = np.asarray(external_ids)
+        if ids.ndim == 0:
+            ids = ids.reshape(1)
+        if ids.size and ids.dtype.kind not in "iu":
+            raise AlfavizInputError(f"external ids must be integers; got dtype {ids.dtype}.")
+        ids = ids.astype(np.int64, copy=False)
+        if self.external_ids is None:
+            self._locate(ids)
+            return ids
+        order = np.argsort(self.external_ids, kind="stable")
+        known = self.external_ids[order]
+        at = np.searchsorted(known, ids).clip(0, max(len(known) - 1, 0))
+        missing = known[at] != ids
+        if missing.any():
+            raise AlfavizInputError(
+                f"ids {ids[missing][:5].tolist()} are not in {self.name}; its ids are the ones "
+                "its file (or the ids= argument) gave."
+            )
+        return order[at].astype(np.int64)
 
     def is_test(self, sample_ids: Any) -> np.ndarray:
         """Boolean mask, shape (n,): which of ``sample_ids`` belong to the test split."""
@@ -297,14 +353,20 @@ class DataSource:
 
         Materialised on first access and cached (digits: 0.3 MB; MNIST: 190 MB; CIFAR-10:
         600 MB). Row ``i`` is sample id ``i``.
+
+        A memory-mapped feature file (:func:`~alfaviz.data.from_embeddings`) gives instead a
+        read-only :class:`~alfaviz.data.FeatureRows` view that reads the rows asked for
+        (``x[ids]``, ``x[i:j]``) from the file, so the pool is never copied whole.
         """
-        return self.inputs(self.train_ids)
+        rows = getattr(self.train, "rows", None)
+        return rows() if callable(rows) else self.inputs(self.train_ids)
 
     @cached_property
     def x_test(self) -> torch.Tensor:
         """All test inputs, float32 tensor of shape (n_test, *input_shape); row i is id
-        ``n_train + i``."""
-        return self.inputs(self.test_ids)
+        ``n_train + i``. A view for memory-mapped feature files, as :attr:`x_train`."""
+        rows = getattr(self.test, "rows", None)
+        return rows() if callable(rows) else self.inputs(self.test_ids)
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready facts about the source, for a run's config."""
@@ -334,7 +396,8 @@ class DataSource:
             (``"image"`` or ``"tabular"``), ``n_train`` and ``n_test`` (int), ``input_shape``
             (list of int), ``class_names`` (list of str), ``ids_sha256`` (hex SHA-256 of the
             int64 sample ids of the train split, then of the test split, each tagged with its
-            length) and ``labels_sha256`` (the same over the int64 labels).
+            length) and ``labels_sha256`` (the same over the int64 labels); with
+            :attr:`external_ids`, also ``external_ids_sha256`` (the same over those ids).
         """
 
         def digest(train: np.ndarray, test: np.ndarray) -> str:
@@ -344,7 +407,7 @@ class DataSource:
                 h.update(np.ascontiguousarray(a, dtype="<i8").tobytes())
             return h.hexdigest()
 
-        return {
+        out = {
             "version": FINGERPRINT_VERSION,
             "name": self.name,
             "kind": self.kind,
@@ -355,6 +418,10 @@ class DataSource:
             "ids_sha256": digest(self.train_ids, self.test_ids),
             "labels_sha256": digest(self.y_train, self.y_test),
         }
+        if self.external_ids is not None:
+            ext = self.external_ids
+            out["external_ids_sha256"] = digest(ext[: self.n_train], ext[self.n_train :])
+        return out
 
 
 class _IdSubset(Dataset):
@@ -388,8 +455,13 @@ def make_source(
     input_shape: Sequence[int],
     description: str,
     meta: Mapping[str, Any] | None = None,
+    external_ids: np.ndarray | None = None,
 ) -> DataSource:
-    """Check the splits' labels and assign the global ids."""
+    """Check the splits' labels and assign the global ids.
+
+    ``external_ids``, when given, holds the caller's ids of the train rows, then of the test
+    rows, shape (n_train + n_test,).
+    """
     y_train = np.asarray(train.labels, dtype=np.int64)
     y_test = np.asarray(test.labels, dtype=np.int64)
     names = tuple(class_names)
@@ -436,6 +508,7 @@ def make_source(
         input_shape=tuple(int(s) for s in input_shape),
         description=description,
         meta=dict(meta or {}),
+        external_ids=None if external_ids is None else np.asarray(external_ids, dtype=np.int64),
     )
 
 

@@ -12,9 +12,11 @@ Every model alfaviz trains exposes
 * ``embed_dim`` and ``n_classes``.
 
 Built in: :class:`SmallCNN` (images up to 32x32), :class:`ResNet18` (torchvision's, random init
-or local weights), :class:`MLP` (tabular). A user's own network is wrapped with
-:class:`SplitModel` (encoder + head) or :func:`split_model` (any network with a named final
-``nn.Linear``). :func:`build_model` picks one for a :class:`~alfaviz.data.DataSource`.
+or local weights), :class:`MLP` (tabular), :class:`LinearProbe` (an identity encoder and one
+``nn.Linear``: a linear classifier on pre-computed features, the paper's frozen-feature
+setting). A user's own network is wrapped with :class:`SplitModel` (encoder + head) or
+:func:`split_model` (any network with a named final ``nn.Linear``). :func:`build_model` picks
+one for a :class:`~alfaviz.data.DataSource`.
 
 Dropout defaults mirror the release: its CNNs (``Net1``-``Net4``) use ``F.dropout`` with p=0.5
 before the last layer, its ResNet classifier p=0.2, and its MLP none. Models hold no device:
@@ -43,6 +45,7 @@ __all__ = [
     "MODELS",
     "EmbeddingModel",
     "HookedSplitModel",
+    "LinearProbe",
     "ResNet18",
     "SmallCNN",
     "SplitModel",
@@ -260,6 +263,39 @@ class MLP(SplitModel):
             "in_features": in_features,
             "n_classes": n_classes,
             "hidden": sizes,
+            "dropout": self.dropout.p,
+        }
+
+
+class LinearProbe(SplitModel):
+    """A linear classifier on pre-computed features: an identity encoder and one ``nn.Linear``.
+
+    The embedding z is the input itself (flattened), so ALFA-Mix mixes the features as given,
+    as in the paper's frozen-feature experiments, and only the head is trained.
+
+    Parameters
+    ----------
+    in_features : int
+        Number of features (``prod(input_shape)``); also ``embed_dim``.
+    n_classes : int
+    dropout : float
+        Dropout on the features before the head in training (0.0 by default).
+
+    Examples
+    --------
+    >>> model = LinearProbe(768, 10)
+    >>> model.embed(torch.zeros(2, 768)).shape
+    torch.Size([2, 768])
+    """
+
+    def __init__(self, in_features: int, n_classes: int, dropout: float = 0.0) -> None:
+        in_features = _check_positive(in_features, "in_features")
+        n_classes = _check_positive(n_classes, "n_classes")
+        super().__init__(nn.Identity(), nn.Linear(in_features, n_classes), dropout)
+        self.config: dict[str, Any] = {
+            "name": "linear",
+            "in_features": in_features,
+            "n_classes": n_classes,
             "dropout": self.dropout.p,
         }
 
@@ -526,10 +562,12 @@ def split_model(model: nn.Module, head_name: str | None = "fc") -> nn.Module:
 
 
 MODELS: dict[str, str] = {
-    "auto": "SmallCNN for images up to 32 px, ResNet18 for larger images, MLP for tabular data",
+    "auto": "SmallCNN for images up to 32 px, ResNet18 for larger images, LinearProbe for "
+    "pre-computed features, MLP for other tabular data",
     "cnn": "SmallCNN",
     "resnet18": "ResNet18",
     "mlp": "MLP",
+    "linear": "LinearProbe (identity encoder + nn.Linear head, for pre-computed features)",
 }
 """Names :func:`build_model` accepts, with what they build."""
 
@@ -541,9 +579,11 @@ def build_model(
 
     Parameters
     ----------
-    name : {"auto", "cnn", "resnet18", "mlp"}
+    name : {"auto", "cnn", "resnet18", "mlp", "linear"}
         ``"auto"`` picks :class:`SmallCNN` for images whose sides are at most 32 px,
-        :class:`ResNet18` for larger images, :class:`MLP` for tabular data.
+        :class:`ResNet18` for larger images, :class:`LinearProbe` for pre-computed features
+        (:attr:`~alfaviz.data.DataSource.is_embeddings`, e.g. from
+        :func:`~alfaviz.data.from_embeddings`), :class:`MLP` for other tabular data.
     source : DataSource
         Gives ``kind``, ``input_shape`` and ``n_classes``.
     seed : int, optional
@@ -557,7 +597,10 @@ def build_model(
         A :class:`SplitModel` on the CPU, with a ``config`` dict that rebuilds it.
     """
     key = str(name).strip().lower()
-    aliases = {"smallcnn": "cnn", "resnet": "resnet18", "resnet-18": "resnet18"}
+    aliases = {
+        "smallcnn": "cnn", "resnet": "resnet18", "resnet-18": "resnet18",
+        "linearprobe": "linear", "linear_probe": "linear", "linear-probe": "linear",
+    }  # fmt: skip
     key = aliases.get(key, key)
     if key not in MODELS:
         raise AlfavizInputError(
@@ -567,7 +610,12 @@ def build_model(
     shape = tuple(source.input_shape)
     is_image = source.kind == "image" and len(shape) == 3
     if key == "auto":
-        key = "mlp" if not is_image else ("cnn" if max(shape[1:]) <= 32 else "resnet18")
+        if bool(getattr(source, "is_embeddings", False)):
+            key = "linear"
+        elif not is_image:
+            key = "mlp"
+        else:
+            key = "cnn" if max(shape[1:]) <= 32 else "resnet18"
     if key in ("cnn", "resnet18") and not is_image:
         raise AlfavizInputError(
             f"model {key!r} needs image data of shape (C, H, W); {source.name} is {source.kind} "
@@ -584,6 +632,9 @@ def build_model(
     elif key == "resnet18":
         cls = ResNet18
         args = {"n_classes": n_classes, "in_channels": shape[0], "image_size": shape[1:]}
+    elif key == "linear":
+        cls = LinearProbe
+        args = {"in_features": int(torch.Size(shape).numel()), "n_classes": n_classes}
     else:
         cls = MLP
         args = {"in_features": int(torch.Size(shape).numel()), "n_classes": n_classes}
