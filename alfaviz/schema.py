@@ -194,6 +194,7 @@ EPOCHS = "epochs"
 BUDGET = "budget"
 RANDOM_STATE = "random_state"
 CANDIDATES_PER_LEVEL = "candidates_per_level"
+PROJECTION = "projection"
 TIME_PREFIX = "time_"
 
 # per point along an interpolation path
@@ -404,6 +405,7 @@ ROUNDS = Frame(
         Column(EPOCHS, "int32", 0, "training epochs run"),
         Column(BUDGET, "int32", 0, "samples queried this round"),
         Column(RANDOM_STATE, "int64", -1, "seed the strategy actually used"),
+        Column(PROJECTION, "str", "", "how the 2-D coordinates were made ('' for none)"),
     ),
     prefixed=((TIME_PREFIX, "float64"),),
     doc="One row per round; phase timings follow as time_<phase> (seconds).",

@@ -41,6 +41,7 @@ except ImportError:  # pragma: no cover - defensive
 
 __all__ = [
     "DEFAULT_WARM_START_EPOCHS",
+    "UMAP_FIT_MAX",
     "WARM_START_LEARNING_RATE",
     "align_to",
     "place_points",
@@ -63,6 +64,16 @@ _UMAP_MISSING = (
     'method="umap" needs umap-learn, which is not installed. Install the widgets extra with '
     '`pip install "alfaviz[widgets]"` (or just `pip install umap-learn`), or pass method="pca".'
 )
+
+#: Above this many samples UMAP is fitted on a seeded random subset of this size, and every
+#: other sample is placed at the inverse-distance-weighted mean of the 2-D places of its
+#: :data:`PLACE_NEIGHBOURS` nearest subset samples (the start of UMAP's own ``transform``),
+#: found in a :data:`PLACE_DIM`-dimensional PCA space of the subset. A full UMAP fit of 1M
+#: samples takes tens of minutes on 2 cores; the subset fit and the placement take about a
+#: minute, and the method used is logged and returned by ``project_2d(..., with_method=True)``.
+UMAP_FIT_MAX = 20_000
+PLACE_NEIGHBOURS = 10
+PLACE_DIM = 32
 
 # UMAP rescales an array ``init`` to the box [0, 10] on each axis before optimising.
 _UMAP_BOX = 10.0
@@ -251,8 +262,13 @@ def project_2d(
     n_neighbors: int = 15,
     min_dist: float = 0.1,
     n_epochs: int | None = None,
-) -> np.ndarray:
+    with_method: bool = False,
+) -> np.ndarray | tuple[np.ndarray, str]:
     """Project embeddings to 2-D coordinates for the scatter view.
+
+    With UMAP and more than :data:`UMAP_FIT_MAX` samples, UMAP is fitted on a seeded subset
+    and the other samples are placed by their nearest subset samples (see
+    :data:`UMAP_FIT_MAX`); PCA always uses every sample.
 
     Parameters
     ----------
@@ -279,11 +295,14 @@ def project_2d(
         dimension 64 on one CPU core a fit takes about 0.5 s from ``previous``, 0.7 s with 200
         epochs and 1.7 s with 500, after a one-off numba compilation of about 10 s per process
         (see :func:`warm_up_umap`).
+    with_method : bool
+        Also return a sentence naming the method used (``"umap"``, ``"pca"``, or the subset
+        fit with its sizes).
 
     Returns
     -------
     numpy.ndarray, shape (n_samples, 2), float32
-        The coordinates.
+        The coordinates; with ``with_method``, a tuple ``(coords, method)``.
 
     Raises
     ------
@@ -337,7 +356,7 @@ def project_2d(
         ", aligned to the previous round" if prev is not None else "",
         time.perf_counter() - start,
     )
-    return out
+    return (out, used) if with_method else out
 
 
 def _project(
@@ -350,6 +369,8 @@ def _project(
     n_epochs: int | None,
 ) -> tuple[np.ndarray, str]:
     """Raw 2-D coordinates (not yet aligned) and the name of the method used."""
+    if umap is not None and x.shape[0] > UMAP_FIT_MAX:
+        return _project_subset(x, umap, prev, random_state, n_neighbors, min_dist, n_epochs)
     if umap is not None:
         init: np.ndarray | str = "spectral"
         epochs, learning_rate = n_epochs, 1.0
@@ -373,6 +394,61 @@ def _project(
         used = "umap (from previous layout)" if not isinstance(init, str) else "umap"
         return coords, used
     return _pca_2d(x, random_state), "pca"
+
+
+def _project_subset(
+    x: np.ndarray,
+    umap: ModuleType,
+    prev: np.ndarray | None,
+    random_state: int,
+    n_neighbors: int,
+    min_dist: float,
+    n_epochs: int | None,
+) -> tuple[np.ndarray, str]:
+    """UMAP on a seeded subset of :data:`UMAP_FIT_MAX` samples; the rest placed near theirs."""
+    n, dim = x.shape
+    rng = np.random.default_rng(random_state)
+    subset = np.sort(rng.choice(n, size=UMAP_FIT_MAX, replace=False))
+    sub_prev = None if prev is None else prev[subset]
+    sub_xy, _ = _project(x[subset], umap, sub_prev, random_state, n_neighbors, min_dist, n_epochs)
+    rest = np.ones(n, dtype=bool)
+    rest[subset] = False
+    k = min(PLACE_DIM, dim, UMAP_FIT_MAX)
+    pca = PCA(n_components=k, svd_solver="randomized", random_state=random_state)
+    ref = pca.fit_transform(x[subset].astype(np.float32)).astype(np.float32)
+    out = np.empty((n, 2), dtype=np.float64)
+    out[subset] = sub_xy
+    idx = np.flatnonzero(rest)
+    for s in range(0, idx.size, 65_536):  # the PCA of the rest, in pieces
+        part = idx[s : s + 65_536]
+        pts = pca.transform(x[part].astype(np.float32)).astype(np.float32)
+        out[part] = _place_near(pts, ref, sub_xy, PLACE_NEIGHBOURS)
+    used = (
+        f"umap on a random {UMAP_FIT_MAX:,}-sample subset; the other {idx.size:,} samples "
+        f"placed at the weighted mean of their {PLACE_NEIGHBOURS} nearest subset samples "
+        f"(in a {k}-d PCA space)"
+    )
+    return out, used
+
+
+def _place_near(points: np.ndarray, ref: np.ndarray, ref_xy: np.ndarray, k: int) -> np.ndarray:
+    """:func:`place_points` for many points (float32, torch's matmul and top-k)."""
+    import torch
+
+    p = torch.from_numpy(np.ascontiguousarray(points, dtype=np.float32))
+    r = torch.from_numpy(np.ascontiguousarray(ref, dtype=np.float32))
+    xy = torch.from_numpy(np.ascontiguousarray(ref_xy, dtype=np.float64))
+    r_sq = (r * r).sum(1)
+    out = torch.empty((p.shape[0], 2), dtype=torch.float64)
+    k = int(max(1, min(k, r.shape[0])))
+    for s in range(0, p.shape[0], 4096):
+        blk = p[s : s + 4096]
+        d2 = (blk * blk).sum(1, keepdim=True) - 2.0 * blk @ r.T + r_sq
+        near, nn = torch.topk(d2.clamp_min_(0.0), k, dim=1, largest=False)
+        w = 1.0 / near.sqrt().double().clamp_min(1e-12)
+        w /= w.sum(1, keepdim=True)
+        out[s : s + 4096] = torch.einsum("mk,mkc->mc", w, xy[nn])
+    return out.numpy()
 
 
 def place_points(points: Any, reference: Any, reference_coords: Any, *, k: int = 10) -> np.ndarray:

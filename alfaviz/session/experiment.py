@@ -267,6 +267,7 @@ class Experiment:
         self._pool = Pool.empty(self.data.n_train)
         self._queried: np.ndarray = np.zeros(0, dtype=np.int64)
         self._prev_coords: np.ndarray | None = None
+        self._projection_used = ""  # how the last round's coordinates were made
         self._rounds_done = 0
         self._projector: PathProjector | None = None
         self._projector_lock = threading.Lock()
@@ -660,9 +661,14 @@ class Experiment:
             return None
         from alfaviz.analysis.projection import project_2d
 
-        return project_2d(
-            z, method=self.projection, previous=self._prev_coords, random_state=self.seed
+        coords, self._projection_used = project_2d(
+            z,
+            method=self.projection,
+            previous=self._prev_coords,
+            random_state=self.seed,
+            with_method=True,
         )
+        return coords
 
     def step(self) -> dict[str, Any]:
         """Run one round: train, evaluate, embed, query, project, record, label (oracle).
@@ -712,11 +718,13 @@ class Experiment:
             for cb in self.callbacks:
                 cb.on_query_end(self, r, result)
 
+        self._projection_used = ""
         out = run_round(
             r, learner=self.learner, data=self.data, pool=pool,
             strategy=self._round_strategy(r), budget=self.budget,
             train_seed=self.seed * 100_003 + r, project=self._project, on_query=on_query,
         )  # fmt: skip
+        out.row[schema.PROJECTION] = self._projection_used if out.coords is not None else ""
         row = self._commit_round(out)
         for cb in self.callbacks:
             cb.on_round_end(self, r, row)

@@ -294,3 +294,101 @@ def test_rounds_store_paths_placed_on_the_map(tmp_path):
     placed = np.array([start[schema.X], start[schema.Y]], dtype=np.float64)
     spread = np.ptp(coords[[schema.X, schema.Y]].to_numpy(), axis=0).max()
     assert np.linalg.norm(placed - own) < 0.1 * spread  # t = 0 is the sample itself
+
+
+# ---------------------------------------------------------------- large pools: a UMAP subset
+def test_place_near_equals_place_points():
+    from alfaviz.analysis.projection import _place_near, place_points
+
+    rng = np.random.default_rng(1)
+    ref = rng.normal(size=(500, 8)).astype(np.float32)
+    xy = rng.normal(size=(500, 2))
+    pts = rng.normal(size=(5000, 8)).astype(np.float32)
+    np.testing.assert_allclose(_place_near(pts, ref, xy, 10), place_points(pts, ref, xy, k=10),
+                               atol=1e-4)  # fmt: skip
+
+
+@pytest.fixture
+def fake_umap(monkeypatch):
+    """UMAP stood in for by PCA (no numba), with a small subset size."""
+    import types
+
+    from alfaviz.analysis import projection
+
+    calls = []
+
+    def fit(umap, x, **kwargs):
+        calls.append(x.shape[0])
+        return projection._pca_2d(x, 0)
+
+    monkeypatch.setattr(projection, "_import_umap", lambda: types.ModuleType("umap"))
+    monkeypatch.setattr(projection, "_umap_2d", fit)
+    monkeypatch.setattr(projection, "UMAP_FIT_MAX", 300)
+    return calls
+
+
+def test_a_large_pool_fits_umap_on_a_subset_and_places_the_rest(fake_umap):
+    n_centers = 4
+    x = blobs(3000, 16, n_centers=n_centers)
+    coords, used = project_2d(x, method="umap", with_method=True)
+    assert fake_umap == [300]  # UMAP saw the subset only
+    assert coords.shape == (3000, 2)
+    assert coords.dtype == np.float32
+    assert np.isfinite(coords).all()
+    assert "300-sample subset" in used
+    assert "2,700 samples placed" in used
+    # every placed sample lands among its own cluster's samples of the subset
+    blob = np.arange(3000) % n_centers
+    centres = np.stack([coords[blob == b].mean(0) for b in range(n_centers)])
+    nearest = np.linalg.norm(coords[:, None, :] - centres[None], axis=2).argmin(1)
+    assert (nearest == blob).mean() > 0.99
+    again = project_2d(x, method="umap")
+    np.testing.assert_array_equal(again, coords)  # seeded: the same subset each time
+    other = project_2d(x, method="umap", random_state=1)
+    assert not np.array_equal(other, coords)
+
+
+def test_the_subset_starts_from_the_previous_layout_and_small_pools_use_all(fake_umap):
+    x = blobs(3000, 16)
+    first = project_2d(x, method="umap")
+    kept = project_2d(x, method="umap", previous=first)
+    assert mean_displacement(kept, first) < 0.05  # aligned to the previous round
+    small = blobs(200, 16)
+    _, used = project_2d(small, method="umap", with_method=True)
+    assert used == "umap"
+    assert fake_umap[-1] == 200
+    _, used = project_2d(x, method="pca", with_method=True)
+    assert used == "pca"  # PCA always uses every sample
+
+
+def test_a_round_records_how_its_map_was_made(tmp_path):
+    from alfaviz import schema
+    from alfaviz.learner import TrainConfig
+    from alfaviz.session import Experiment, open_run
+
+    exp = Experiment(
+        "digits", "auto", "alfamix", initial_size=20, budget=5, projection="pca",
+        train=TrainConfig(max_epochs=2, min_steps=2), out=tmp_path / "r",
+    )  # fmt: skip
+    exp.step()
+    assert exp.rounds[schema.PROJECTION].tolist() == ["pca"]
+    assert open_run(exp.path).rounds[schema.PROJECTION].tolist() == ["pca"]
+    none = Experiment(
+        "digits", "auto", "random", initial_size=20, budget=5, projection="none",
+        train=TrainConfig(max_epochs=2, min_steps=2), out=tmp_path / "n",
+    )  # fmt: skip
+    none.step()
+    assert none.rounds[schema.PROJECTION].tolist() == [""]
+
+
+@pytest.mark.slow
+def test_real_umap_on_a_subset(monkeypatch):
+    pytest.importorskip("umap")
+    from alfaviz.analysis import projection
+
+    monkeypatch.setattr(projection, "UMAP_FIT_MAX", 600)
+    x = blobs(2500, 16)
+    coords, used = project_2d(x, method="umap", with_method=True)
+    assert coords.shape == (2500, 2)
+    assert np.isfinite(coords).all()
+    assert "600-sample subset" in used
