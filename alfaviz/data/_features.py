@@ -31,6 +31,7 @@ is wrong and how to fix it.
 from __future__ import annotations
 
 import logging
+import mmap
 import os
 import zipfile
 from collections.abc import Sequence
@@ -256,9 +257,10 @@ class FeatureSplit(SplitData):
         state = dict(self.__dict__)
         rows = self._rows
         base = rows.base
-        if isinstance(base, np.memmap) and base.filename is not None:
+        name = _whole_map(base)
+        if name is not None:
             state["_rows"] = {
-                "file": base.filename, "offset": int(base.offset), "dtype": base.dtype.str,
+                "file": name, "offset": int(getattr(base, "offset", 0)), "dtype": base.dtype.str,
                 "shape": tuple(base.shape), "order": "F" if _fortran(base) else "C",
                 "pos": rows.pos, "mean": rows.mean, "std": rows.std,
             }  # fmt: skip
@@ -277,6 +279,15 @@ class FeatureSplit(SplitData):
 
 def _fortran(a: np.ndarray) -> bool:
     return bool(a.flags.f_contiguous and not a.flags.c_contiguous)
+
+
+def _whole_map(a: np.ndarray) -> str | None:
+    """The file behind ``a`` when ``a`` is a whole :class:`numpy.memmap` (not a view of one,
+    whose ``offset`` would not describe it), else None."""
+    if not isinstance(a, np.memmap) or not isinstance(a.base, mmap.mmap):
+        return None
+    name = getattr(a, "filename", None)
+    return None if name is None or not os.path.isfile(name) else os.fspath(name)
 
 
 # --------------------------------------------------------------------------------------------
@@ -368,14 +379,14 @@ def _chunks(base: np.ndarray) -> Any:
     """``(start, rows)`` chunks of ~16 MB, read with plain file reads for a memory map."""
     n, d = (int(s) for s in base.shape)
     step = max(1, _CHUNK_BYTES // max(1, d * base.dtype.itemsize))
-    name = getattr(base, "filename", None) if isinstance(base, np.memmap) else None
-    if name is not None and base.flags.c_contiguous and os.path.isfile(name):
+    name = _whole_map(base)
+    if name is not None and base.flags.c_contiguous:
         buf = np.empty((min(step, n), d), dtype=base.dtype)
         with open(name, "rb") as f:
-            f.seek(int(base.offset))
+            f.seek(int(getattr(base, "offset", 0)))
             for start in range(0, n, step):
                 view = buf[: min(step, n - start)]
-                got = f.readinto(memoryview(view).cast("B"))
+                got = f.readinto(view.data.cast("B"))
                 if got != view.nbytes:
                     raise AlfavizInputError(
                         f"feature file {name!r} is truncated at row {start}; write it again "

@@ -156,6 +156,7 @@ def test_npy_features_stay_a_memmap_and_batches_index_from_it(tmp_path: Path) ->
     np.testing.assert_array_equal(x[-1].numpy(), Z[pos[-1]])
     np.testing.assert_array_equal(src.inputs([src.n_train]).numpy(), Z[src.test.rows().pos[:1]])  # type: ignore[attr-defined]
     assert np.asarray(x).shape == (src.n_train, 12)
+    assert x.detach().cpu().numpy().shape == (src.n_train, 12)  # what the dashboard reads
     with pytest.raises(IndexError):
         x[src.n_train]
     # the same data in memory gives the same source
@@ -172,6 +173,26 @@ def test_npy_features_stay_a_memmap_and_batches_index_from_it(tmp_path: Path) ->
     clone = pickle.loads(blob)
     assert isinstance(clone.base, np.memmap)
     assert torch.equal(clone.batch(np.array([1, 2])), src.train.batch(np.array([1, 2])))  # type: ignore[attr-defined]
+
+
+def test_a_view_of_a_memmap_is_read_through_the_view(tmp_path: Path) -> None:
+    zpath, ypath, Z = write_npy(tmp_path)
+    mm = np.load(zpath, mmap_mode="r")
+    y = np.load(ypath)
+    part = from_embeddings(mm[40:200], y[40:200])
+    assert isinstance(part.train.base, np.memmap)  # type: ignore[attr-defined]
+    pos = part.train.rows().pos  # type: ignore[attr-defined]
+    np.testing.assert_array_equal(part.x_train[:5].numpy(), Z[40:200][pos[:5]])
+    clone = pickle.loads(pickle.dumps(part.train))
+    assert torch.equal(clone.batch(np.arange(4)), part.train.batch(np.arange(4)))  # type: ignore[attr-defined]
+    nan = Z.copy()
+    nan[150, 3] = np.nan
+    np.save(tmp_path / "nan.npy", nan)
+    bad = np.load(tmp_path / "nan.npy", mmap_mode="r")
+    with pytest.raises(AlfavizInputError, match=r"first rows: \[110\]"):
+        from_embeddings(bad[40:200], y[40:200])
+    with pytest.raises(AlfavizInputError, match=r"first rows: \[150\]"):
+        from_embeddings(bad, y)
 
 
 def test_training_and_embedding_read_batches_not_the_whole_pool(
