@@ -261,7 +261,7 @@ class FeatureSplit(SplitData):
         if name is not None:
             state["_rows"] = {
                 "file": name, "offset": int(getattr(base, "offset", 0)), "dtype": base.dtype.str,
-                "shape": tuple(base.shape), "order": "F" if _fortran(base) else "C",
+                "shape": tuple(base.shape), "memory_order": "F" if _fortran(base) else "C",
                 "pos": rows.pos, "mean": rows.mean, "std": rows.std,
             }  # fmt: skip
         return state
@@ -271,7 +271,7 @@ class FeatureSplit(SplitData):
         if isinstance(rows, dict):
             base = np.memmap(
                 rows["file"], dtype=np.dtype(rows["dtype"]), mode="r", offset=rows["offset"],
-                shape=rows["shape"], order=rows["order"],
+                shape=rows["shape"], order=rows["memory_order"],
             )  # fmt: skip
             state["_rows"] = FeatureRows(base, rows["pos"], rows["mean"], rows["std"])
         self.__dict__.update(state)

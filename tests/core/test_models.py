@@ -251,7 +251,7 @@ def test_build_model_choices() -> None:
     check_split_and_train(model, digits.x_train[:8], digits.n_classes)
     mlp = build_model("mlp", tab, hidden=(7,))
     check_split_and_train(mlp, tab.x_train[:4], 2)
-    assert set(MODELS) == {"auto", "cnn", "resnet18", "mlp"}
+    assert set(MODELS) == {"auto", "cnn", "resnet18", "mlp", "linear"}
 
 
 def test_build_model_seed_is_reproducible_and_private() -> None:
