@@ -432,7 +432,8 @@ def _project_subset(
 
 
 def _place_near(points: np.ndarray, ref: np.ndarray, ref_xy: np.ndarray, k: int) -> np.ndarray:
-    """:func:`place_points` for many points (float32, torch's matmul and top-k)."""
+    """:func:`place_points` without its checks: float32 distances by torch's matmul, the ``k``
+    nearest by its top-k, in blocks of 4,096 points."""
     import torch
 
     p = torch.from_numpy(np.ascontiguousarray(points, dtype=np.float32))
@@ -444,8 +445,11 @@ def _place_near(points: np.ndarray, ref: np.ndarray, ref_xy: np.ndarray, k: int)
     for s in range(0, p.shape[0], 4096):
         blk = p[s : s + 4096]
         d2 = (blk * blk).sum(1, keepdim=True) - 2.0 * blk @ r.T + r_sq
-        near, nn = torch.topk(d2.clamp_min_(0.0), k, dim=1, largest=False)
-        w = 1.0 / near.sqrt().double().clamp_min(1e-12)
+        _, nn = torch.topk(d2, k, dim=1, largest=False)
+        # the weights from the exact distances to those k (the expanded form above cancels:
+        # a point's distance to its own copy would come out near 1e-3, not 0)
+        diff = blk.double()[:, None, :] - r[nn].double()
+        w = 1.0 / diff.square().sum(2).sqrt().clamp_min(1e-12)
         w /= w.sum(1, keepdim=True)
         out[s : s + 4096] = torch.einsum("mk,mkc->mc", w, xy[nn])
     return out.numpy()
@@ -482,19 +486,7 @@ def place_points(points: Any, reference: Any, reference_coords: Any, *, k: int =
         )
     if pts.shape[0] == 0:
         return np.zeros((0, 2), dtype=np.float32)
-    k = int(max(1, min(k, ref.shape[0])))
-    ref_sq = (ref.astype(np.float64) ** 2).sum(1)
-    out = np.empty((pts.shape[0], 2), dtype=np.float64)
-    for s in range(0, pts.shape[0], 1024):
-        blk = pts[s : s + 1024].astype(np.float64)
-        d2 = (blk**2).sum(1)[:, None] - 2.0 * blk @ ref.T.astype(np.float64) + ref_sq[None, :]
-        np.maximum(d2, 0.0, out=d2)
-        nn = np.argpartition(d2, k - 1, axis=1)[:, :k]
-        dist = np.sqrt(np.take_along_axis(d2, nn, axis=1))
-        w = 1.0 / np.maximum(dist, 1e-12)
-        w /= w.sum(1, keepdims=True)
-        out[s : s + 1024] = np.einsum("mk,mkc->mc", w, xy[nn])
-    return out.astype(np.float32)
+    return _place_near(pts, ref, xy, k).astype(np.float32)
 
 
 def warm_up_umap(random_state: int = 0) -> bool:

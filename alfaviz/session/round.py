@@ -267,13 +267,19 @@ def round_anchors(
     ).numpy()
 
 
+PATH_REFERENCE_MAX = 50_000
+"""Pool embeddings that path points are placed from, at most (a seeded subset beyond, plus the
+paths' own samples, so that ``t = 0`` still lands on its sample)."""
+
+
 def place_paths(
     paths: pd.DataFrame, z: np.ndarray, coords: np.ndarray, anchors: np.ndarray
 ) -> pd.DataFrame:
     """Put every point of some interpolation paths on the round's 2-D map.
 
     The mixed embedding at ``t`` is ``(1 - t) z_u + t z*_c``; it is placed from its nearest
-    pool embeddings (:func:`~alfaviz.analysis.projection.place_points`).
+    pool embeddings (:func:`~alfaviz.analysis.projection.place_points`), among at most
+    :data:`PATH_REFERENCE_MAX` of them.
 
     Parameters
     ----------
@@ -297,7 +303,11 @@ def place_paths(
     cls = paths[schema.ANCHOR_CLASS].to_numpy(np.int64)
     t = paths[schema.PATH_T].to_numpy(np.float32)[:, None]
     mixed = (1.0 - t) * z[sid] + t * anchors[cls]
-    xy = place_points(mixed, z, coords)
+    ref = np.arange(z.shape[0])
+    if ref.size > PATH_REFERENCE_MAX:  # a seeded subset of the pool, and the paths' own samples
+        pick = np.random.default_rng(0).choice(ref.size, PATH_REFERENCE_MAX, replace=False)
+        ref = np.union1d(pick, sid)
+    xy = place_points(mixed, z[ref], coords[ref])
     out = paths.copy()
     out[schema.X], out[schema.Y] = xy[:, 0], xy[:, 1]
     return schema.conform(out, schema.PATHS)
