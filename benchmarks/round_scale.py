@@ -34,7 +34,7 @@ from pathlib import Path
 
 __all__ = ["main"]
 
-PHASES = ("train", "eval", "embed", "query", "project", "store")
+PHASES = ("train", "eval", "embed", "query", "project", "frames", "store")
 
 
 def _rss_mb() -> float:
@@ -118,11 +118,11 @@ def main(argv: list[str] | None = None) -> int:
         _child(args)
         return 0
     print(
-        "| N | D | C | train s | embed s | query s | project s | write s | round s "
-        "| peak RSS MB | peak − pool MB | on disk MB | projection |",
+        "| N | D | C | train s | embed s | query s | project s | frames + paths s | write s "
+        "| round s | peak RSS MB | peak − pool MB | on disk MB | projection |",
         flush=True,
     )
-    print("|---" * 13 + "|", flush=True)
+    print("|---" * 14 + "|", flush=True)
     for n in args.sizes:
         with tempfile.TemporaryDirectory(prefix="alfaviz-scale-") as tmp:
             pool = Path(tmp) / "pool.npy"
@@ -141,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
             ph = r["phases"]
             print(
                 f"| {r['n']:,} | {r['d']} | {r['c']} | {ph['train']:.1f} | {ph['embed']:.1f} "
-                f"| {ph['query']:.1f} | {ph['project']:.1f} | {ph['store']:.1f} "
+                f"| {ph['query']:.1f} | {ph['project']:.1f} | {ph['frames']:.1f} "
+                f"| {ph['store']:.1f} "
                 f"| {r['wall']:.1f} | {r['peak']:,.0f} | {r['peak'] - r['pool_mb']:,.0f} "
                 f"| {r['disk_mb']:,.0f} | {r['projection']} |",
                 flush=True,

@@ -74,6 +74,7 @@ _UMAP_MISSING = (
 UMAP_FIT_MAX = 20_000
 PLACE_NEIGHBOURS = 10
 PLACE_DIM = 32
+_PLACE_BLOCK_CELLS = 1 << 24  # float32 distances per block when placing points (64 MB)
 
 # UMAP rescales an array ``init`` to the box [0, 10] on each axis before optimising.
 _UMAP_BOX = 10.0
@@ -433,7 +434,8 @@ def _project_subset(
 
 def _place_near(points: np.ndarray, ref: np.ndarray, ref_xy: np.ndarray, k: int) -> np.ndarray:
     """:func:`place_points` without its checks: float32 distances by torch's matmul, the ``k``
-    nearest by its top-k, in blocks of 4,096 points."""
+    nearest by its top-k, in blocks of points whose distance matrix holds about
+    :data:`_PLACE_BLOCK_CELLS` entries."""
     import torch
 
     p = torch.from_numpy(np.ascontiguousarray(points, dtype=np.float32))
@@ -442,8 +444,9 @@ def _place_near(points: np.ndarray, ref: np.ndarray, ref_xy: np.ndarray, k: int)
     r_sq = (r * r).sum(1)
     out = torch.empty((p.shape[0], 2), dtype=torch.float64)
     k = int(max(1, min(k, r.shape[0])))
-    for s in range(0, p.shape[0], 4096):
-        blk = p[s : s + 4096]
+    step = max(16, _PLACE_BLOCK_CELLS // max(r.shape[0], 1))  # distance blocks of ~64 MB
+    for s in range(0, p.shape[0], step):
+        blk = p[s : s + step]
         d2 = (blk * blk).sum(1, keepdim=True) - 2.0 * blk @ r.T + r_sq
         _, nn = torch.topk(d2, k, dim=1, largest=False)
         # the weights from the exact distances to those k (the expanded form above cancels:
@@ -451,7 +454,7 @@ def _place_near(points: np.ndarray, ref: np.ndarray, ref_xy: np.ndarray, k: int)
         diff = blk.double()[:, None, :] - r[nn].double()
         w = 1.0 / diff.square().sum(2).sqrt().clamp_min(1e-12)
         w /= w.sum(1, keepdim=True)
-        out[s : s + 4096] = torch.einsum("mk,mkc->mc", w, xy[nn])
+        out[s : s + step] = torch.einsum("mk,mkc->mc", w, xy[nn])
     return out.numpy()
 
 

@@ -150,7 +150,10 @@ def run_round(
     with _timed(times, "project"):
         coords = project(z_np) if project is not None else None
     row = _round_row(round, strategy, pool, result, acc, stats, times)
-    return _outcome(round, row, result, data, pool, z_np, coords)
+    t0 = time.perf_counter()
+    out = _outcome(round, row, result, data, pool, z_np, coords)
+    row[schema.time_column("frames")] = time.perf_counter() - t0  # frames and placed paths
+    return out
 
 
 def _round_row(
