@@ -2,9 +2,12 @@
 
 Usage::
 
-    python benchmarks/query_speed.py                 # the full table (N = 10k, 50k, 200k)
-    python benchmarks/query_speed.py --sizes 10000   # a quick look
+    python benchmarks/query_speed.py                 # the full table (10k ... 1M, both problems)
+    python benchmarks/query_speed.py --sizes 10000 --problems relu   # a quick look
     python benchmarks/query_speed.py --device cuda   # on a GPU
+
+Rows above ``--plain-max`` (200k by default) skip the release loop, which would take minutes
+and several GB there; the table then shows ``-`` for its columns and ``n/a`` for the check.
 
 Each row runs in a fresh subprocess. A thread samples the resident set size every millisecond
 while the query runs, so "added MB" is the peak memory a query adds beyond its inputs (on a
@@ -19,8 +22,15 @@ The k-means columns compare alfaviz's clustering of the candidates with scikit-l
 ``tol=1e-4``, Lloyd, same seed) on the same L2-normalised candidates: inertia of each and
 their ratio (the mean ratio is printed below the table).
 
-The workload is a Gaussian mixture in D dimensions passed through ReLU (so anchors and samples
-share exact zeros, as with real CNN features), with a linear head fitted to the labelled set.
+Two workloads, each a Gaussian mixture in D dimensions with a linear head fitted to the
+labelled set: ``relu`` passes it through ReLU (so anchors and samples share exact zeros, as with
+real CNN features, and the sparse near-zero corrections matter), ``dense`` does not (no exact
+zeros: the threshold path is essentially one N × D × C matrix product).
+
+Columns: the α search alone (release: the level/class loop; alfaviz: ``find_candidates``) and
+the whole query of each side, their ratios, the peak memory a query adds as a multiple of the
+unlabelled matrix, whether the candidate sets are identical (every row of the mask), and the
+k-means inertia against scikit-learn's with the same settings.
 """
 
 from __future__ import annotations
@@ -50,16 +60,28 @@ def _rss_mb() -> float:
     return float("nan")
 
 
-def make_problem(n: int, d: int, c: int, n_lab: int, seed: int, device: str):
-    """A ReLU Gaussian-mixture pool, a labelled set and a linear head fitted to it."""
+def make_problem(n: int, d: int, c: int, n_lab: int, seed: int, device: str, problem: str = "relu"):
+    """A Gaussian-mixture pool (through ReLU for ``"relu"``), a labelled set and a linear head.
+
+    The pool is generated in row blocks, so a 1M-row problem needs no temporaries beyond it.
+    """
     import torch
 
     g = torch.Generator().manual_seed(seed)
     centers = torch.randn(c, d, generator=g) * (SEPARATION.get(c, 8.0) / math.sqrt(d))
     yu = torch.randint(c, (n,), generator=g)
     yl = torch.arange(n_lab) % c
-    zu = (centers[yu] + torch.randn(n, d, generator=g)).relu_()
-    zl = (centers[yl] + torch.randn(n_lab, d, generator=g)).relu_()
+    zu = torch.empty(n, d)
+    for s in range(0, n, 65536):
+        zu[s : s + 65536] = centers[yu[s : s + 65536]] + torch.randn(
+            min(65536, n - s), d, generator=g
+        )
+    zl = centers[yl] + torch.randn(n_lab, d, generator=g)
+    if problem == "relu":
+        zu.relu_()
+        zl.relu_()
+    elif problem != "dense":
+        raise ValueError(f"problem must be 'relu' or 'dense'; got {problem!r}")
     torch.manual_seed(seed)
     head = torch.nn.Linear(d, c)
     opt = torch.optim.Adam(head.parameters(), lr=1e-2)
@@ -160,13 +182,15 @@ REPEATS = int(os.environ.get("ALFAVIZ_BENCH_REPEATS", "3"))
 """alfaviz rows report the best of this many calls (memory: the first call)."""
 
 
-def run_one(method: str, n: int, d: int, c: int, budget: int, n_lab: int, device: str) -> dict:
+def run_one(
+    method: str, n: int, d: int, c: int, budget: int, n_lab: int, device: str, problem: str
+) -> dict:
     """One row of the table, measured in this process."""
     import numpy as np
     import torch
 
     torch.set_num_threads(int(os.environ.get("ALFAVIZ_BENCH_THREADS", torch.get_num_threads())))
-    zu, zl, yl, head = make_problem(n, d, c, n_lab, seed=0, device=device)
+    zu, zl, yl, head = make_problem(n, d, c, n_lab, seed=0, device=device, problem=problem)
     input_mb = zu.numel() * zu.element_size() / 2**20
     base_cuda = 0
     from sklearn.cluster import KMeans  # noqa: F401 - imported before measuring memory
@@ -183,7 +207,7 @@ def run_one(method: str, n: int, d: int, c: int, budget: int, n_lab: int, device
                 torch.cuda.synchronize()
             t = time.perf_counter() - t0
             times = {
-                "alpha": out.timings["candidates"],
+                "alpha": out.timings["candidates"],  # the whole search, flip labels too
                 "kmeans": out.timings["kmeans"],
                 "total": t,
             }
@@ -225,6 +249,7 @@ def run_one(method: str, n: int, d: int, c: int, budget: int, n_lab: int, device
         sk_inertia = sklearn_inertia(zu, mask, budget, seed=0)
     return {
         "method": method,
+        "problem": problem,
         "n": n,
         "d": d,
         "c": c,
@@ -242,7 +267,10 @@ def run_one(method: str, n: int, d: int, c: int, budget: int, n_lab: int, device
 
 
 def _child(args: argparse.Namespace) -> None:
-    row = run_one(args.method, args.n, args.d, args.c, args.budget, args.labelled, args.device)
+    row = run_one(
+        args.method, args.n, args.d, args.c, args.budget, args.labelled, args.device,
+        args.problem,
+    )  # fmt: skip
     print("ROW " + json.dumps(row))
 
 
@@ -254,14 +282,16 @@ def _spawn(
     budget: int,
     n_lab: int,
     device: str,
+    problem: str,
     cache: Path | None = None,
 ) -> dict:
-    key = f"{method}-n{n}-d{d}-c{c}-b{budget}-l{n_lab}-{device}.json"
+    key = f"{method}-{problem}-n{n}-d{d}-c{c}-b{budget}-l{n_lab}-{device}.json"
     if cache is not None and method == "plain" and (cache / key).exists():
         return json.loads((cache / key).read_text())  # the release loop does not change
     cmd = [
         sys.executable, __file__, "--child", "--method", method, "--n", str(n), "--d", str(d),
         "--c", str(c), "--budget", str(budget), "--labelled", str(n_lab), "--device", device,
+        "--problem", problem,
     ]  # fmt: skip
     res = subprocess.run(cmd, capture_output=True, text=True, check=False)
     for line in res.stdout.splitlines():
@@ -274,9 +304,46 @@ def _spawn(
     raise RuntimeError(f"benchmark child failed:\n{res.stderr[-3000:]}")
 
 
+def _table_row(args: argparse.Namespace, problem: str, n: int, c: int) -> tuple[str, float]:
+    """One printed row (both sides at one size) and its k-means inertia ratio."""
+    ours = _spawn("alfaviz", n, args.d, c, args.budget, args.labelled, args.device, problem)
+    plain = None
+    if not args.no_plain and n <= args.plain_max:
+        plain = _spawn(
+            "plain", n, args.d, c, args.budget, args.labelled, args.device, problem, args.cache
+        )
+    if plain is None:
+        same = "n/a (release skipped)"
+    elif len(ours["mask"]) != ours["n_candidates"]:
+        same = "n/a (mask too large to compare)"
+    else:
+        same = str(plain["mask"] == ours["mask"]).lower()
+    p_alpha = f"{plain['t_alpha']:.2f}" if plain else "-"
+    p_total = f"{plain['t_total']:.2f}" if plain else "-"
+    p_mem = f"{plain['added_mb']:.0f}" if plain else "-"
+    sp_alpha = f"{plain['t_alpha'] / ours['t_alpha']:.1f}×" if plain else "-"
+    sp_total = f"{plain['t_total'] / ours['t_total']:.1f}×" if plain else "-"
+    # k = |candidates| (no more candidates than the budget): both inertias are 0
+    sk = ours["sk_inertia"]
+    ratio = ours["inertia"] / sk if sk > 0 else (1.0 if ours["inertia"] == 0 else math.nan)
+    line = (
+        f"| {problem} | {n} | {args.d} | {c} | {args.device} | {p_alpha} | {p_total} "
+        f"| {ours['t_alpha']:.2f} | {ours['t_kmeans']:.2f} | {ours['t_total']:.2f} "
+        f"| {sp_alpha} | {sp_total} | {p_mem} | {ours['added_mb']:.0f} "
+        f"| {ours['added_mb'] / ours['input_mb']:.2f} | {ours['n_candidates']} | {same} "
+        f"| {ours['inertia']:.2f} | {ours['sk_inertia']:.2f} | {ratio:.4f} |"
+    )
+    return line, ratio
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000, 200_000])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000, 200_000, 1_000_000])
+    ap.add_argument("--problems", nargs="+", default=["dense", "relu"], choices=["dense", "relu"])
+    ap.add_argument(
+        "--plain-max", type=int, default=200_000,
+        help="largest N at which the release loop runs (it takes minutes and GBs beyond)",
+    )  # fmt: skip
     ap.add_argument("--classes", type=int, nargs="+", default=[10, 100])
     ap.add_argument("--d", type=int, default=512)
     ap.add_argument("--budget", type=int, default=1000)
@@ -291,43 +358,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--method", default="alfaviz", help=argparse.SUPPRESS)
     ap.add_argument("--n", type=int, default=10_000, help=argparse.SUPPRESS)
     ap.add_argument("--c", type=int, default=10, help=argparse.SUPPRESS)
+    ap.add_argument("--problem", default="relu", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
         _child(args)
         return 0
     hdr = (
-        "| N | D | C | device | release α search s | release query s | alfaviz α search s "
-        "| alfaviz k-means s | alfaviz query s | speed-up (query) | release added MB "
-        "| alfaviz added MB | added / unlabelled matrix | candidates | same candidates "
-        "| k-means inertia alfaviz | k-means inertia sklearn | inertia ratio |"
+        "| problem | N | D | C | device | release α search s | release query s "
+        "| alfaviz α search s | alfaviz k-means s | alfaviz query s | speed-up α search "
+        "| speed-up query | release added MB | alfaviz added MB | added / unlabelled matrix "
+        "| candidates | same candidates | k-means inertia alfaviz | k-means inertia sklearn "
+        "| inertia ratio |"
     )
     print(hdr)
     print("|" + "---|" * (hdr.count("|") - 1))
     ratios: list[float] = []
-    for n in args.sizes:
-        for c in args.classes:
-            ours = _spawn("alfaviz", n, args.d, c, args.budget, args.labelled, args.device)
-            plain = None
-            if not args.no_plain:
-                plain = _spawn(
-                    "plain", n, args.d, c, args.budget, args.labelled, args.device, args.cache
-                )
-            same = "n/a" if plain is None else str(plain["mask"] == ours["mask"]).lower()
-            p_alpha = f"{plain['t_alpha']:.2f}" if plain else "-"
-            p_total = f"{plain['t_total']:.2f}" if plain else "-"
-            p_mem = f"{plain['added_mb']:.0f}" if plain else "-"
-            speed = f"{plain['t_total'] / ours['t_total']:.1f}×" if plain else "-"
-            ratio = ours["inertia"] / ours["sk_inertia"]
-            if math.isfinite(ratio):
-                ratios.append(ratio)
-            print(
-                f"| {n} | {args.d} | {c} | {args.device} | {p_alpha} | {p_total} "
-                f"| {ours['t_alpha']:.2f} | {ours['t_kmeans']:.2f} | {ours['t_total']:.2f} "
-                f"| {speed} | {p_mem} | {ours['added_mb']:.0f} "
-                f"| {ours['added_mb'] / ours['input_mb']:.2f} | {ours['n_candidates']} | {same} "
-                f"| {ours['inertia']:.2f} | {ours['sk_inertia']:.2f} | {ratio:.4f} |",
-                flush=True,
-            )
+    for problem in args.problems:
+        for n in args.sizes:
+            for c in args.classes:
+                row = _table_row(args, problem, n, c)
+                if math.isfinite(row[1]):
+                    ratios.append(row[1])
+                print(row[0], flush=True)
     if ratios:
         print(
             f"\nk-means inertia, alfaviz / scikit-learn (same settings, same candidates): mean "

@@ -54,6 +54,9 @@ __all__ = ["AnchorIndex", "ChunkThresholds", "linear_thresholds"]
 NEAR = 1e-4
 """|Δ| below which the mask ``r = Δ ⊘ (Δ + 1e-8)`` is corrected exactly (``1 − r ≤ 1e-4`` above)."""
 
+_CELL_TABLE_MAX = 1 << 25
+"""Most cells of :meth:`AnchorIndex._cell_table` (one byte each)."""
+
 BAND = 1e-3
 """Relative distance of a threshold to a level below which the literal definition decides."""
 
@@ -109,6 +112,10 @@ class AnchorIndex:
         self.near_zero = ((a64 != 0) & (a64.abs() < 2.1 * NEAR)).any(dim=0)
         inf = torch.full((self.dim, 1), math.inf, dtype=torch.float32, device=a64.device)
         self.search = torch.cat([self.values.float(), inf], dim=1).contiguous()
+        self._table: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        self._table_cells = 0
+        self._table_win = -math.inf
+        self._inv_h = 0.0
 
     @property
     def n_classes(self) -> int:
@@ -144,20 +151,25 @@ class AnchorIndex:
         dev = z.device
         if z64 is None:
             z64 = z.double()
-        zt = z.detach().T.float().contiguous()  # (dim, n)
-        if not zt.numel():
+        z = z.detach()
+        if not z.numel():
             e = torch.empty(0, dtype=torch.long, device=dev)
             return e, e, e
-        win = 1.01 * NEAR + 2.0**-20 * float(zt.abs().max())
-        lo = torch.searchsorted(self.search, zt - win, side="right")
-        hit = self.search.gather(1, lo) < zt + win
-        hit[self.common] = False
-        hit &= (zt != 0) | self.near_zero[:, None]  # exact zero-zero pairs are handled densely
-        dd, uu = torch.nonzero(hit, as_tuple=True)
-        lo_e = lo[dd, uu]
+        # the window of the float32 search, as wide as its rounding needs (max |z| of the
+        # block, taken in float32 as the search sees the values)
+        zmax = float(torch.tensor(float(z.abs().max()), dtype=torch.float32))
+        win = 1.01 * NEAR + 2.0**-20 * zmax
+        dd, uu = self._prefilter(z, z64, win)  # a superset of the coordinates searched for
+        zv32 = z[uu, dd].float()
+        row = self.search[dd]  # (k, n_classes + 1)
+        lo_e = torch.searchsorted(row, (zv32 - win)[:, None], side="right").squeeze(1)
+        hit = row.gather(1, lo_e[:, None]).squeeze(1) < zv32 + win
+        hit &= ~self.common[dd]
+        hit &= (zv32 != 0) | self.near_zero[dd]  # exact zero-zero pairs are handled densely
+        dd, uu, lo_e, zv32 = dd[hit], uu[hit], lo_e[hit], zv32[hit]
         reps = torch.ones(dd.numel(), dtype=torch.long, device=dev)
         if dd.numel():
-            lim = zt[dd, uu] + win
+            lim = zv32 + win
             n_col = self.search.shape[1]
             for j in range(1, n_col - 1):  # count the further anchors inside the window
                 more = self.search[dd, (lo_e + j).clamp_max(n_col - 1)] < lim
@@ -171,6 +183,63 @@ class AnchorIndex:
         zv = z64[t_u, t_d]
         keep = ((zv != 0) | (a != 0)) & ((a - zv).abs() < NEAR)
         return t_d[keep], t_u[keep], t_c[keep]
+
+    def _cell_table(self, win: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """A per-dimension grid of cells of width ``2·w`` (``w ≥ win``) flagging the cells
+        within ``w`` of some anchor (one cell of margin each side), or ``None`` when it would
+        be too large. Cached; rebuilt only for a wider window."""
+        if self._table is not None and self._table_win >= win:
+            return self._table
+        w = 1.5 * win
+        h = 2.0 * w
+        a = self.anchors64
+        base = a.amin(dim=0) - w - 2 * h  # (dim,): below it nothing is near any anchor
+        span = float((a.amax(dim=0) - base).amax()) + w + 2 * h
+        n_cells = math.ceil(span / h) + 3
+        if self.dim * n_cells > _CELL_TABLE_MAX:
+            return None
+        table = torch.zeros(self.dim, n_cells, dtype=torch.bool, device=a.device)
+        first = torch.floor((a - w - base) / h).long() - 1  # (n_classes, dim)
+        last = torch.floor((a + w - base) / h).long() + 1
+        rows = torch.arange(self.dim, device=a.device).expand_as(first)
+        for off in range(int((last - first).amax()) + 1):
+            cell = (first + off).clamp(0, n_cells - 1)
+            table[rows[cell <= last], cell[cell <= last]] = True
+        table[self.common] = False
+        table[:, 0] = False  # the clamps land here: farther than w from every anchor
+        table[:, -1] = False
+        self._inv_h = 1.0 / h
+        first_cell = torch.arange(self.dim, dtype=torch.float64, device=a.device) * n_cells
+        # cell of z in dimension d, in the flat table: first_cell[d] + (z − base[d]) / h
+        self._table = (table.reshape(-1), first_cell - base * self._inv_h, first_cell)
+        self._table_cells = n_cells
+        self._table_win = w
+        return self._table
+
+    def _prefilter(
+        self, z: torch.Tensor, z64: torch.Tensor, win: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Coordinates ``(dims, rows)`` (d-major order) that may hold an anchor within ``win``.
+
+        A superset of the coordinates the float32 binary search of :meth:`near_triples` finds:
+        one lookup in :meth:`_cell_table` per coordinate instead of a binary search, and the
+        search then runs on these few coordinates only. Without a table (a huge spread of
+        anchor values), every coordinate outside the common dimensions is returned.
+        """
+        m = z.shape[0]
+        tab = self._cell_table(win)
+        if tab is None:
+            keep = (~self.common)[None, :].expand(m, self.dim)
+            uu, dd = torch.nonzero(keep, as_tuple=True)
+        else:
+            flat, offset, first_cell = tab
+            t = torch.add(offset[None, :], z64, alpha=self._inv_h)
+            last_cell = first_cell + (self._table_cells - 1)
+            t = torch.clamp_(t, first_cell[None, :], last_cell[None, :])
+            hit = flat.take(t.long())
+            uu, dd = torch.nonzero(hit, as_tuple=True)
+        order = torch.argsort(dd * m + uu)
+        return dd[order], uu[order]
 
 
 # --------------------------------------------------------------------------------------------

@@ -183,14 +183,21 @@ def _chunk_rows(
     """Rows per block so that the working set stays within ``max_bytes``.
 
     By default the budget is a quarter of the unlabelled matrix (at least 4 MiB, at most
-    256 MiB), which keeps the peak memory added by a query well under twice that matrix.
+    256 MiB) on the level-by-level paths, and half of it (at least 4 MiB, at most
+    512 MiB) on the exact path, whose per-row estimate is pessimistic (measured: about half
+    of it): few large blocks keep the per-operation overhead low, and the peak memory added
+    by a query stays under twice that matrix.
     """
     if max_bytes is None:
-        max_bytes = int(min(256 << 20, max(4 << 20, n * dim * itemsize // 4)))
+        if per_pair_dim:
+            max_bytes = int(min(256 << 20, max(4 << 20, n * dim * itemsize // 4)))
+        else:
+            max_bytes = int(min(512 << 20, max(4 << 20, n * dim * itemsize // 2)))
     if per_pair_dim:  # level-by-level paths hold (rows, C, D) tensors, several of them
         per_row = 8 * itemsize * n_classes * dim
-    else:
+    else:  # float64 (row, D) temporaries, (row, C) arrays, and the (row, C, C) slope terms
         per_row = 8 * (10 * dim + (8 + 3 * n_levels) * n_classes + 8 * n_classes)
+        per_row += 8 * n_classes * n_classes
     return int(max(8, min(n, max_bytes // max(1, per_row))))
 
 

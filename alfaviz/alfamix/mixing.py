@@ -182,12 +182,13 @@ def unit_gradient(grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     flippable : torch.Tensor of bool, shape (...)
         ``‖g‖ > 0``: a sample with a saturated softmax (``g = 0``) is never flippable.
     """
-    g = grad.detach().double()
-    top = g.abs().amax(dim=-1, keepdim=True)
+    # in place on one float64 copy: max |g| and the norm without temporaries (same values)
+    g = grad.detach().to(torch.float64, copy=True)
+    top = torch.linalg.vector_norm(g, ord=math.inf, dim=-1, keepdim=True)  # max |g|, exact
     flippable = top.squeeze(-1) > 0
-    g = g / torch.where(top > 0, top, torch.ones_like(top))
-    norm = g.norm(dim=-1, keepdim=True)
-    return g / torch.where(norm > 0, norm, torch.ones_like(norm)), flippable
+    g.div_(torch.where(top > 0, top, torch.ones_like(top)))
+    norm = torch.linalg.vector_norm(g, dim=-1, keepdim=True)
+    return g.div_(torch.where(norm > 0, norm, torch.ones_like(norm))), flippable
 
 
 def alpha_per_eps(delta: torch.Tensor, g_hat: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,97 @@
+"""Exactness of the fast paths of the query (benchmarks/query_speed.py): the cell-table
+prefilter of the near-coordinate search, the in-place unit gradient and the block size."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from alfaviz.alfamix import _linear
+from alfaviz.alfamix._linear import NEAR, AnchorIndex
+from alfaviz.alfamix.candidates import _chunk_rows
+from alfaviz.alfamix.mixing import unit_gradient
+
+
+def _brute_triples(anchors: torch.Tensor, z: torch.Tensor) -> list[tuple[int, int, int]]:
+    """Every (dim, row, class) the definition asks for, by brute force in float64."""
+    a = anchors.double()
+    z64 = z.double()
+    common = a.amin(dim=0) == a.amax(dim=0)
+    diff = (a[None, :, :] - z64[:, None, :]).abs()  # (n, C, D)
+    keep = (diff < NEAR) & ((z64[:, None, :] != 0) | (a[None, :, :] != 0))
+    keep &= ~common[None, None, :]
+    u, c, d = torch.nonzero(keep, as_tuple=True)
+    return sorted(zip(d.tolist(), u.tolist(), c.tolist(), strict=True))
+
+
+def _problem(seed: int, relu: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    anchors = torch.randn(7, 24, generator=g)
+    anchors[:, 3] = 0.5  # a common dimension
+    anchors[2, 5] = 0.0  # an exact zero
+    anchors[4, 6] = 3e-5  # near zero
+    z = torch.randn(300, 24, generator=g)
+    z[:40] = anchors[torch.arange(40) % 7] + torch.randn(40, 24, generator=g) * 1e-4
+    z[40:60, 5] = 0.0
+    z[60:80, 6] = 0.0
+    z[80:90] = anchors[1]  # exactly on an anchor: Δ = 0
+    if relu:
+        z = z.relu()
+        anchors = anchors.relu()
+    return anchors, z
+
+
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("table", [True, False])
+def test_near_triples_match_brute_force(relu, table, monkeypatch):
+    if not table:  # the fallback without a cell table takes the same answer
+        monkeypatch.setattr(_linear, "_CELL_TABLE_MAX", 0)
+    anchors, z = _problem(0, relu)
+    t_d, t_u, t_c = AnchorIndex(anchors).near_triples(z)
+    got = list(zip(t_d.tolist(), t_u.tolist(), t_c.tolist(), strict=True))
+    assert sorted(got) == _brute_triples(anchors, z)
+    assert len(got) > 40  # the planted coordinates are found
+    keys = [(d, u) for d, u, _ in got]
+    assert keys == sorted(keys)  # d-major order, as the corrections sum them
+
+
+def test_cell_table_is_rebuilt_for_a_wider_window():
+    anchors, z = _problem(1, False)
+    index = AnchorIndex(anchors)
+    small = index.near_triples(z)
+    big = index.near_triples(z * 1e4)  # max |z| widens the float32 window
+    again = index.near_triples(z)
+    assert all(torch.equal(x, y) for x, y in zip(small, again, strict=True))
+    assert index._table_win >= 1.01 * NEAR + 2.0**-20 * float((z * 1e4).abs().max())
+    assert sorted(zip(*(t.tolist() for t in big), strict=True)) == _brute_triples(anchors, z * 1e4)
+
+
+def test_unit_gradient_in_place_gives_the_reference_values():
+    g = torch.randn(200, 32, generator=torch.Generator().manual_seed(2))
+    g[3] = 0
+    g[7] *= 1e-39
+    before = g.clone()
+    g_hat, ok = unit_gradient(g)
+    ref = g.double()
+    top = ref.abs().amax(dim=-1, keepdim=True)
+    ref = ref / torch.where(top > 0, top, torch.ones_like(top))
+    norm = ref.norm(dim=-1, keepdim=True)
+    ref = ref / torch.where(norm > 0, norm, torch.ones_like(norm))
+    assert torch.equal(g_hat, ref)
+    assert torch.equal(ok, top.squeeze(1) > 0)
+    assert not bool(ok[3])
+    assert torch.equal(g, before)  # the input is not modified
+
+
+def test_exact_path_blocks_are_larger_but_bounded():
+    n, d = 50_000, 512
+    exact = _chunk_rows(n, d, 10, 5, 4, False, None)
+    generic = _chunk_rows(n, d, 10, 5, 4, True, None)
+    per_row = 8 * (10 * d + (8 + 15) * 10 + 80) + 8 * 100
+    assert exact == (n * d * 4 // 2) // per_row
+    assert exact * per_row <= n * d * 4 // 2 < 2 * n * d * 4
+    assert generic < exact
+    assert _chunk_rows(n, d, 10, 5, 4, False, 1 << 16) == max(8, (1 << 16) // per_row)
+    assert math.isfinite(exact)
