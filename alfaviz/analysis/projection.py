@@ -416,7 +416,8 @@ def _project_subset(
     rest[subset] = False
     k = min(PLACE_DIM, dim, UMAP_FIT_MAX)
     pca = PCA(n_components=k, svd_solver="randomized", random_state=random_state)
-    ref = pca.fit_transform(x[subset].astype(np.float32)).astype(np.float32)
+    sub = x[subset].astype(np.float32)
+    ref = pca.fit(sub).transform(sub).astype(np.float32)  # the same map as for the rest
     out = np.empty((n, 2), dtype=np.float64)
     out[subset] = sub_xy
     idx = np.flatnonzero(rest)

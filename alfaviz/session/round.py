@@ -270,9 +270,15 @@ def round_anchors(
     ).numpy()
 
 
-PATH_REFERENCE_MAX = 50_000
+PATH_REFERENCE_MAX = 20_000
 """Pool embeddings that path points are placed from, at most (a seeded subset beyond, plus the
 paths' own samples, so that ``t = 0`` still lands on its sample)."""
+
+PATH_EXACT_MAX = 5_000
+"""Above this many reference embeddings, path points find their neighbours in a
+:data:`PATH_DIM`-dimensional PCA space of the reference rather than in the embedding space."""
+
+PATH_DIM = 32
 
 
 def place_paths(
@@ -282,7 +288,7 @@ def place_paths(
 
     The mixed embedding at ``t`` is ``(1 - t) z_u + t z*_c``; it is placed from its nearest
     pool embeddings (:func:`~alfaviz.analysis.projection.place_points`), among at most
-    :data:`PATH_REFERENCE_MAX` of them.
+    :data:`PATH_REFERENCE_MAX` of them (and, above :data:`PATH_EXACT_MAX`, in a PCA space).
 
     Parameters
     ----------
@@ -310,7 +316,16 @@ def place_paths(
     if ref.size > PATH_REFERENCE_MAX:  # a seeded subset of the pool, and the paths' own samples
         pick = np.random.default_rng(0).choice(ref.size, PATH_REFERENCE_MAX, replace=False)
         ref = np.union1d(pick, sid)
-    xy = place_points(mixed, z[ref], coords[ref])
+    pool_z, pts = z[ref], mixed
+    if ref.size > PATH_EXACT_MAX and z.shape[1] > PATH_DIM:
+        # a large pool: neighbours found in a PCA space of the reference (a budget of 1,000 with
+        # 10 classes draws 110,000 path points; in 512-d that took minutes on 2 cores)
+        from sklearn.decomposition import PCA
+
+        pca = PCA(n_components=PATH_DIM, svd_solver="randomized", random_state=0)
+        pool_z = pca.fit(pool_z).transform(pool_z).astype(np.float32)  # as the points below
+        pts = pca.transform(mixed).astype(np.float32)
+    xy = place_points(pts, pool_z, coords[ref])
     out = paths.copy()
     out[schema.X], out[schema.Y] = xy[:, 0], xy[:, 1]
     return schema.conform(out, schema.PATHS)

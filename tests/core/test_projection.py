@@ -392,3 +392,36 @@ def test_real_umap_on_a_subset(monkeypatch):
     assert coords.shape == (2500, 2)
     assert np.isfinite(coords).all()
     assert "600-sample subset" in used
+
+
+def test_paths_on_a_large_pool_start_on_their_samples_and_end_near_the_anchor(monkeypatch):
+    import pandas as pd
+
+    from alfaviz import schema
+    from alfaviz.session import round as round_mod
+
+    monkeypatch.setattr(round_mod, "PATH_REFERENCE_MAX", 3000)  # a subset of the pool ...
+    monkeypatch.setattr(round_mod, "PATH_EXACT_MAX", 1000)  # ... searched in a PCA space
+    n_centers = 4
+    z = blobs(6000, 64, n_centers=n_centers)
+    coords = project_2d(z, method="pca")
+    blob = np.arange(6000) % n_centers
+    anchors = np.stack([z[blob == b].mean(0) for b in range(n_centers)])
+    sids = np.array([5, 4001, 5998])  # not necessarily in the seeded subset
+    ts = np.linspace(0, 1, 5, dtype=np.float32)
+    paths = schema.conform(
+        pd.DataFrame({
+            schema.SAMPLE_ID: np.repeat(sids, ts.size),
+            schema.ANCHOR_CLASS: np.full(sids.size * ts.size, 2),
+            schema.PATH_T: np.tile(ts, sids.size),
+        }),
+        schema.PATHS,
+    )  # fmt: skip
+    out = round_mod.place_paths(paths, z, coords, anchors)
+    xy = out[[schema.X, schema.Y]].to_numpy(np.float64)
+    start = out[schema.PATH_T].to_numpy() == 0
+    np.testing.assert_allclose(xy[start], coords[sids], atol=1e-4)  # t = 0: the sample itself
+    end = xy[out[schema.PATH_T].to_numpy() == 1]
+    anchor_xy = coords[blob == 2].mean(0)
+    spread = np.ptp(coords, axis=0).max()
+    assert (np.linalg.norm(end - anchor_xy, axis=1) < 0.15 * spread).all()  # t = 1: the anchor
