@@ -676,7 +676,7 @@ def finalize_candidates(
         flips = first <= j
         flip_to = _exact_flip_labels(z_unlabelled, anchors, head, levels, scores, mask, j,
                                      max_chunk_bytes)  # fmt: skip
-        flip_to = np.where(flips, flip_to, -1).astype(np.int32)
+        flip_to[~flips] = -1  # int32, in place: no (n, C) int64 temporaries
     if alpha == "learned":  # the step taken at the first flip
         step_norm = np.where(
             flips, scores.step_unit.astype(np.float64) * lv[np.minimum(first, n_lv - 1)], 0.0
@@ -717,14 +717,14 @@ def _exact_flip_labels(
     j: int,
     max_chunk_bytes: int | None,
 ) -> np.ndarray:
-    """Flip labels at level ``j`` for the candidate rows.
+    """Flip labels at level ``j`` for the candidate rows, int32 (n, C), ``-1`` where none.
 
     The candidates of :data:`FLIP_GROUP_BLOCKS` consecutive blocks are gathered and labelled
     in pieces of at most one block's rows: few calls, and memory bounded as in the first pass.
     """
     n = z.shape[0]
     n_cls = anchors.shape[0]
-    out = np.full((n, n_cls), -1, dtype=np.int64)
+    out = np.full((n, n_cls), -1, dtype=np.int32)
     if not mask.any():
         return out
     rows = scores.block_rows or _block_rows(z, n_cls, len(levels), head, "closed_form",

@@ -95,3 +95,27 @@ def test_exact_path_blocks_are_larger_but_bounded():
     assert generic < exact
     assert _chunk_rows(n, d, 10, 5, 4, False, 1 << 16) == max(8, (1 << 16) // per_row)
     assert math.isfinite(exact)
+
+
+def test_exact_flip_labels_are_int32_and_minus_one_off_the_flips():
+    from alfaviz.alfamix import find_candidates
+    from alfaviz.alfamix.mixing import loss_gradients, plain_flip_labels
+
+    g = torch.Generator().manual_seed(3)
+    zu = torch.randn(400, 16, generator=g).relu()
+    zl = torch.randn(60, 16, generator=g).relu()
+    yl = torch.arange(60) % 5
+    head = torch.nn.Linear(16, 5)
+    torch.nn.init.normal_(head.weight, generator=g)
+    res = find_candidates(zu, zl, yl, head, 40)
+    assert res.flip_to.dtype.name == "int32"
+    assert ((res.flip_to >= 0) == res.flips).all()
+    rows, classes = (torch.as_tensor(a) for a in res.flips.nonzero())
+    with torch.no_grad():
+        y_hat = head(zu).argmax(1)
+    grad = loss_gradients(head, zu, y_hat)
+    anchors = torch.as_tensor(res.anchors)
+    eps = torch.full((rows.numel(),), res.level, dtype=torch.float64)
+    lit = plain_flip_labels(head, zu, grad, anchors, rows, classes, eps)
+    assert rows.numel() > 0
+    assert (torch.as_tensor(res.flip_to[rows, classes]).long() == lit).all()
