@@ -28,7 +28,9 @@ written by :func:`write_voila_template` into a folder of its own for the life of
   files instead of carrying its own copy (see :mod:`alfaviz.widgets._modules`): the page
   loads one copy of each, and every widget initialises within anywidget's 2 s limit;
 - the two Font Awesome style sheets that the ``lab`` template requests from a CDN are left
-  out: the page makes no request beyond its own server (Voila bundles the icons).
+  out: the page makes no request beyond its own server (Voila bundles the icons);
+- anywidget's 2 s limit for a widget model to initialise is raised to
+  :data:`ANYWIDGET_INIT_S` on the page (a model that misses it never takes another update).
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ _INDEX = """{{%- extends 'lab/index.html.j2' -%}}
     from the head (one copy for every widget of the page) and no style sheet from a CDN -#}}
 {{%- block html_head_js -%}}
 {{{{ super() }}}}
+{init_limit}
 {scripts}
 {{%- endblock html_head_js -%}}
 {{%- block notebook_css -%}}
@@ -95,6 +98,20 @@ _INDEX = """{{%- extends 'lab/index.html.j2' -%}}
 {{%- endblock notebook_css -%}}
 """
 _SCRIPT = '<script type="module" async src="{base}voila/static/{name}"></script>'
+
+ANYWIDGET_INIT_S = 20
+"""Seconds a widget model of the served page gets to initialise (anywidget's own limit: 2)."""
+
+# anywidget 0.11 gives a widget model AbortSignal.timeout(2000) to load its module and
+# initialise, and a model that misses it drops every later message from the kernel (its view
+# is drawn once and never again). A Voila page creates all the dashboard's models at once while
+# it is busiest, and on 2 cores the map's canvases sometimes missed it even with the modules
+# shared and preloaded. This page-local script, run before anything else, gives exactly that
+# 2,000 ms timeout ANYWIDGET_INIT_S instead; every other timeout is left as it is.
+_INIT_LIMIT = (
+    "<script>(() => {{ const timeout = AbortSignal.timeout.bind(AbortSignal);"
+    " AbortSignal.timeout = (ms) => timeout(ms === 2000 ? {ms} : ms); }})();</script>"
+)
 
 
 def dashboard_notebook() -> Path:
@@ -209,7 +226,10 @@ def write_voila_template(root: str | os.PathLike[str]) -> dict[str, str]:
     drop = "".join(f" | replace({json.dumps(link)}, '')" for link in _CDN_LINKS)
     base = "{{ resources.base_url }}"  # Jinja: the server's base URL
     scripts = "\n".join(_SCRIPT.format(base=base, name=n) for n in names.values())
-    (folder / "index.html.j2").write_text(_INDEX.format(scripts=scripts, drop=drop))
+    init_limit = _INIT_LIMIT.format(ms=int(ANYWIDGET_INIT_S * 1000))
+    (folder / "index.html.j2").write_text(
+        _INDEX.format(scripts=scripts, drop=drop, init_limit=init_limit)
+    )
     return names
 
 

@@ -41,6 +41,9 @@ def test_the_template_serves_each_module_once_and_asks_no_cdn(served_env):
     for name in names.values():  # each module is loaded by the page's head, from the server
         tag = f'src="{{{{ resources.base_url }}}}voila/static/{name}"'
         assert index.count(tag) == 1
+    # anywidget's 2 s for a model to initialise is raised on the page, before any module loads
+    limit = index.index("AbortSignal.timeout = (ms) => timeout(ms === 2000 ? 20000 : ms)")
+    assert limit < min(index.index(n) for n in names.values())
     # the lab template's two CDN style sheets are dropped from what it renders
     assert index.count("| replace(") == 2
     assert "fontawesome-free" in index
