@@ -651,13 +651,9 @@ def _kernel_dispatch() -> Dispatch | None:
     Tornado's ``add_callback`` is the one thread-safe way into the kernel's event loop; the
     comm messages of the widgets (clicks, keys) are handled on that loop too.
     """
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover - IPython comes with ipywidgets
-        return None
-    shell = get_ipython()
-    loop = getattr(getattr(shell, "kernel", None), "io_loop", None)
-    add = getattr(loop, "add_callback", None)
+    from alfaviz.widgets._base import _kernel_loop
+
+    add = getattr(_kernel_loop(), "add_callback", None)
     return add if callable(add) else None
 
 
