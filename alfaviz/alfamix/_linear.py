@@ -57,6 +57,12 @@ NEAR = 1e-4
 _CELL_TABLE_MAX = 1 << 25
 """Most cells of :meth:`AnchorIndex._cell_table` (one byte each)."""
 
+CELL_WIDTH = 4.0
+"""Width of a cell of the prefilter's table, in windows (measured best: 4 to 16)."""
+
+_CELL_ROW_MAX = 1 << 20
+"""Most cells per dimension: a float32 cell index is then off by far less than one cell."""
+
 BAND = 1e-3
 """Relative distance of a threshold to a level below which the literal definition decides."""
 
@@ -91,13 +97,20 @@ class AnchorIndex:
         That value (meaningful where ``common``).
     zero_dims : torch.Tensor of int64, shape (n_zero_dims,)
         Dimensions, not common, where some anchor is exactly zero.
-    zero_mask : torch.Tensor of float64, shape (n_classes, n_zero_dims)
-        1 where the anchor is exactly zero in that dimension.
+    zero_cols : torch.Tensor of int64, shape (n_zero_cols,)
+        The dimensions the dense zero-zero part works on: :attr:`zero_dims`, or every
+        dimension when more than a quarter of them hold a zero (ReLU features with few labels
+        per class), which saves gathering most columns of every block.
+    zero_mask : torch.Tensor of float64, shape (n_classes, n_zero_cols)
+        1 where the anchor is exactly zero in that dimension (never in a common dimension).
     near_zero : torch.Tensor of bool, shape (dim,)
         Dimensions holding an anchor that is near zero but not zero; a sample that is exactly
         zero there needs the sparse search.
-    search : torch.Tensor of float32, shape (dim, n_classes + 1)
-        ``values`` in float32 with a ``+inf`` sentinel column, for the binary search.
+    keys : torch.Tensor of float64, shape (dim * n_classes,)
+        ``values`` shifted per dimension so that they are sorted as one array: a single
+        binary search finds the anchors near any coordinate of any dimension.
+    key_order : torch.Tensor of int64, shape (dim * n_classes,)
+        The class of each key.
     """
 
     def __init__(self, anchors: torch.Tensor) -> None:
@@ -108,10 +121,24 @@ class AnchorIndex:
         self.common_value = self.values[:, 0]
         zero = (a64 == 0) & ~self.common[None, :]
         self.zero_dims = torch.nonzero(zero.any(dim=0)).flatten()
-        self.zero_mask = zero[:, self.zero_dims].to(torch.float64)
+        self.zero_full = self.zero_dims.numel() > self.dim // 4
+        self.zero_cols = (
+            torch.arange(self.dim, device=a64.device) if self.zero_full else self.zero_dims
+        )
+        self.zero_mask = zero[:, self.zero_cols].to(torch.float64)
         self.near_zero = ((a64 != 0) & (a64.abs() < 2.1 * NEAR)).any(dim=0)
-        inf = torch.full((self.dim, 1), math.inf, dtype=torch.float32, device=a64.device)
-        self.search = torch.cat([self.values.float(), inf], dim=1).contiguous()
+        # one sorted float64 key per (dimension, anchor): the value shifted by a per-dimension
+        # offset larger than any spread, so one binary search answers for every dimension
+        lo = self.values[:, :1]
+        spread = float((self.values[:, -1:] - lo).amax()) if self.values.numel() else 0.0
+        self._key_stride = 2.0 * spread + 1.0
+        self._key_lo = lo.squeeze(1)
+        shift = torch.arange(self.dim, dtype=torch.float64, device=a64.device) * self._key_stride
+        self._key_shift = shift - self._key_lo
+        self.keys = (self.values + self._key_shift[:, None]).reshape(-1).contiguous()
+        self.key_order = self.order.reshape(-1)
+        # the keys' rounding (an ulp of their largest value) must stay far below NEAR
+        self._keys_exact = self.dim * self._key_stride < 1e10
         self._table: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         self._table_cells = 0
         self._table_win = -math.inf
@@ -134,9 +161,11 @@ class AnchorIndex:
         ``|a_cd − z_ud| < NEAR``, outside the common dimensions.
 
         Coordinates where both the sample and the anchor are exactly zero are left out: they
-        are handled densely (:attr:`zero_dims`). The search runs in float32 with a window
-        wide enough for its rounding; the triples are then filtered exactly in float64, so the
-        answer for a sample does not depend on the other rows of ``z``.
+        are handled densely (:attr:`zero_dims`). A float32 prefilter (:meth:`_prefilter`) keeps
+        the few coordinates that may be near an anchor, two float64 binary searches in
+        :attr:`keys` find the anchors near each of them, and the triples are then filtered
+        exactly in float64, so the answer for a sample does not depend on the other rows of
+        ``z``. They come sorted by dimension, then row, then class.
 
         Parameters
         ----------
@@ -149,58 +178,64 @@ class AnchorIndex:
         dims, rows, classes : torch.Tensor of int64, shape (n_triples,)
         """
         dev = z.device
-        if z64 is None:
-            z64 = z.double()
         z = z.detach()
         if not z.numel():
             e = torch.empty(0, dtype=torch.long, device=dev)
             return e, e, e
-        # the window of the float32 search, as wide as its rounding needs (max |z| of the
-        # block, taken in float32 as the search sees the values)
-        zmax = float(torch.tensor(float(z.abs().max()), dtype=torch.float32))
+        # the window of the float32 prefilter, as wide as its rounding needs (max |z| of the
+        # block, in float32 as the prefilter sees the values)
+        lo_z, hi_z = torch.aminmax(z.float())  # one pass (a vector_norm(inf) is 10× slower)
+        zmax = max(-float(lo_z), float(hi_z))
         win = 1.01 * NEAR + 2.0**-20 * zmax
-        dd, uu = self._prefilter(z, z64, win)  # a superset of the coordinates searched for
-        zv32 = z[uu, dd].float()
-        row = self.search[dd]  # (k, n_classes + 1)
-        lo_e = torch.searchsorted(row, (zv32 - win)[:, None], side="right").squeeze(1)
-        hit = row.gather(1, lo_e[:, None]).squeeze(1) < zv32 + win
-        hit &= ~self.common[dd]
-        hit &= (zv32 != 0) | self.near_zero[dd]  # exact zero-zero pairs are handled densely
-        dd, uu, lo_e, zv32 = dd[hit], uu[hit], lo_e[hit], zv32[hit]
-        reps = torch.ones(dd.numel(), dtype=torch.long, device=dev)
-        if dd.numel():
-            lim = zv32 + win
-            n_col = self.search.shape[1]
-            for j in range(1, n_col - 1):  # count the further anchors inside the window
-                more = self.search[dd, (lo_e + j).clamp_max(n_col - 1)] < lim
-                if not bool(more.any()):
-                    break
-                reps += more.long()
-        seg, offs = _expand(reps)
+        dd, uu = self._prefilter(z, win)  # a superset of the coordinates searched for
+        zv = (z64[uu, dd] if z64 is not None else z[uu, dd].double()).detach()
+        # exact zero-zero pairs are handled densely; a zero can only be near a tiny anchor
+        keep = (zv != 0) | self.near_zero[dd]
+        dd, uu, zv = dd[keep], uu[keep], zv[keep]
+        # the anchors within ``NEAR`` (with a margin for the keys' rounding): two binary
+        # searches in the shifted keys; the stride keeps dimensions apart
+        margin = 2.0 * NEAR
+        if self._keys_exact:
+            q = zv + self._key_shift[dd]
+            lo = torch.searchsorted(self.keys, q - margin, side="left")
+            hi = torch.searchsorted(self.keys, q + margin, side="right")
+            seg, offs = _expand(hi - lo)
+            t_c = self.key_order[lo[seg] + offs]
+        else:  # values so spread that shifted keys would round: one search per row
+            row = self.values[dd]
+            lo = torch.searchsorted(row, (zv - margin)[:, None], side="left").squeeze(1)
+            hi = torch.searchsorted(row, (zv + margin)[:, None], side="right").squeeze(1)
+            seg, offs = _expand(hi - lo)
+            t_c = self.order[dd[seg], lo[seg] + offs]
         t_d, t_u = dd[seg], uu[seg]
-        t_c = self.order[t_d, lo_e[seg] + offs]
         a = self.anchors64[t_c, t_d]
-        zv = z64[t_u, t_d]
-        keep = ((zv != 0) | (a != 0)) & ((a - zv).abs() < NEAR)
-        return t_d[keep], t_u[keep], t_c[keep]
+        zt = zv[seg]
+        keep = ((zt != 0) | (a != 0)) & ((a - zt).abs() < NEAR) & ~self.common[t_d]
+        t_d, t_u, t_c = t_d[keep], t_u[keep], t_c[keep]
+        order = torch.argsort((t_d * z.shape[0] + t_u) * self.n_classes + t_c)
+        return t_d[order], t_u[order], t_c[order]
 
     def _cell_table(self, win: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
-        """A per-dimension grid of cells of width ``2·w`` (``w ≥ win``) flagging the cells
-        within ``w`` of some anchor (one cell of margin each side), or ``None`` when it would
-        be too large. Cached; rebuilt only for a wider window."""
+        """A per-dimension grid of cells of width ``h = CELL_WIDTH · w`` (``w ≥ win``)
+        flagging the cells that meet ``[a − w − h/4, a + w + h/4]`` for some anchor value
+        ``a`` (the quarter cell covers the float32 rounding of a cell index, which stays below
+        1/8 of a cell for up to :data:`_CELL_ROW_MAX` cells), or ``None`` when it would be too
+        large. Wide cells keep the table small enough to stay in cache: its lookups, not the
+        few extra coordinates it lets through, are the cost. Cached; rebuilt only for a wider
+        window."""
         if self._table is not None and self._table_win >= win:
             return self._table
         w = 1.5 * win
-        h = 2.0 * w
+        h = CELL_WIDTH * w
         a = self.anchors64
         base = a.amin(dim=0) - w - 2 * h  # (dim,): below it nothing is near any anchor
         span = float((a.amax(dim=0) - base).amax()) + w + 2 * h
         n_cells = math.ceil(span / h) + 3
-        if self.dim * n_cells > _CELL_TABLE_MAX:
+        if self.dim * n_cells > _CELL_TABLE_MAX or n_cells > _CELL_ROW_MAX:
             return None
         table = torch.zeros(self.dim, n_cells, dtype=torch.bool, device=a.device)
-        first = torch.floor((a - w - base) / h).long() - 1  # (n_classes, dim)
-        last = torch.floor((a + w - base) / h).long() + 1
+        first = torch.floor((a - w - 0.25 * h - base) / h).long()  # (n_classes, dim)
+        last = torch.floor((a + w + 0.25 * h - base) / h).long()
         rows = torch.arange(self.dim, device=a.device).expand_as(first)
         for off in range(int((last - first).amax()) + 1):
             cell = (first + off).clamp(0, n_cells - 1)
@@ -209,37 +244,39 @@ class AnchorIndex:
         table[:, 0] = False  # the clamps land here: farther than w from every anchor
         table[:, -1] = False
         self._inv_h = 1.0 / h
-        first_cell = torch.arange(self.dim, dtype=torch.float64, device=a.device) * n_cells
-        # cell of z in dimension d, in the flat table: first_cell[d] + (z − base[d]) / h
-        self._table = (table.reshape(-1), first_cell - base * self._inv_h, first_cell)
+        first_cell = torch.arange(self.dim, dtype=torch.int32, device=a.device) * n_cells
+        # cell of z in dimension d, in the flat table: first_cell[d] + (z − base[d]) / h; the
+        # local part in float32 (``n_cells`` is bounded, so its rounding is far below a cell)
+        self._table = (table.reshape(-1), (-base * self._inv_h).float(), first_cell)
         self._table_cells = n_cells
         self._table_win = w
         return self._table
 
-    def _prefilter(
-        self, z: torch.Tensor, z64: torch.Tensor, win: float
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Coordinates ``(dims, rows)`` (d-major order) that may hold an anchor within ``win``.
+    def _prefilter(self, z: torch.Tensor, win: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Coordinates ``(dims, rows)`` that may hold an anchor within ``win``.
 
-        A superset of the coordinates the float32 binary search of :meth:`near_triples` finds:
-        one lookup in :meth:`_cell_table` per coordinate instead of a binary search, and the
-        search then runs on these few coordinates only. Without a table (a huge spread of
-        anchor values), every coordinate outside the common dimensions is returned.
+        A superset of the coordinates :meth:`near_triples` looks for: one lookup in
+        :meth:`_cell_table` per coordinate (computed in float32; the table's margin of one
+        cell covers its rounding), and the binary search then runs on these few coordinates
+        only. Coordinates that are exactly zero are left out where no anchor is near zero
+        and some anchor is exactly zero (they are the dense zero-zero part, and the bulk of a
+        ReLU pool). Without a table (a huge spread of anchor values), every coordinate outside
+        the common dimensions is returned.
         """
         m = z.shape[0]
         tab = self._cell_table(win)
         if tab is None:
-            keep = (~self.common)[None, :].expand(m, self.dim)
-            uu, dd = torch.nonzero(keep, as_tuple=True)
+            keep = (~self.common)[None, :].repeat(m, 1)
         else:
             flat, offset, first_cell = tab
-            t = torch.add(offset[None, :], z64, alpha=self._inv_h)
-            last_cell = first_cell + (self._table_cells - 1)
-            t = torch.clamp_(t, first_cell[None, :], last_cell[None, :])
-            hit = flat.take(t.long())
-            uu, dd = torch.nonzero(hit, as_tuple=True)
-        order = torch.argsort(dd * m + uu)
-        return dd[order], uu[order]
+            t = torch.add(offset, z, alpha=self._inv_h)  # float32, local cell + 0.5 margin
+            t = torch.clamp_(t, 0.0, float(self._table_cells - 1)).int()
+            # int32 cells and index_select: 1.7× faster than int64 and ``take`` (measured)
+            keep = flat.index_select(0, t.add_(first_cell).view(-1)).view(m, self.dim)
+        if self.zero_dims.numel():
+            keep &= (z != 0) | self.near_zero
+        flat_idx = _flat_nonzero(keep)
+        return flat_idx % self.dim, flat_idx // self.dim
 
 
 # --------------------------------------------------------------------------------------------
@@ -304,6 +341,19 @@ def _thresholds(gap: torch.Tensor, rate: torch.Tensor, y_hat: torch.Tensor) -> t
     k = t.argmin(dim=-1, keepdim=True)
     exact = (gap.gather(1, k).clamp_min(0) / rate.gather(1, k)).squeeze(1)
     return torch.where(torch.isfinite(best), exact, torch.full_like(exact, math.inf))
+
+
+def _flat_nonzero(mask: torch.Tensor) -> torch.Tensor:
+    """Flat int64 indices of the ``True`` entries of a bool tensor, in order.
+
+    On the CPU numpy's ``flatnonzero`` is used: about 5× faster than ``torch.nonzero`` on the
+    large, sparse masks of the search (measured: 0.23 ms against 1.2 ms for 600k entries).
+    """
+    if mask.device.type == "cpu":
+        import numpy as np
+
+        return torch.from_numpy(np.flatnonzero(mask.contiguous().numpy()))
+    return torch.nonzero(mask.reshape(-1)).flatten()
 
 
 def _expand(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -426,7 +476,8 @@ class _Corrections:
 
     Two exact parts: coordinates where the sample and the anchor are both exactly zero (ReLU),
     computed densely for the (sample, class) entries that can matter, and the rare remaining
-    near-equal coordinates, kept sparse (:class:`_PairCorr`).
+    near-equal coordinates, kept sparse (:class:`_PairCorr`). Only the samples flagged in
+    ``rows`` (those with a corrected pair) get entries: :meth:`at` is asked of no others.
     """
 
     def __init__(
@@ -439,20 +490,24 @@ class _Corrections:
         sparse: _PairCorr,
         sparse_slot: torch.Tensor,
         n_cls: int,
+        rows: torch.Tensor,
     ) -> None:
         n, k_cls = reach.shape
-        need = reach.clone()
-        need.scatter_(1, y_hat[:, None], True)
+        self.rows = rows
+        need = reach & rows[:, None]  # only the rows that have a corrected pair
+        need[rows, y_hat[rows]] = True
         uk_u, uk_k = torch.nonzero(need, as_tuple=True)
         self.pos = torch.full((n, k_cls), -1, dtype=torch.long, device=reach.device)
         self.pos[uk_u, uk_k] = torch.arange(uk_u.numel(), device=reach.device)
-        wz = w64[:, index.zero_dims]  # (K, n_zero_dims)
-        ha = torch.empty(uk_u.numel(), n_cls, dtype=torch.float64, device=reach.device)
-        step = 4096
-        for s in range(0, uk_u.numel(), step):
-            h = g_zero[uk_u[s : s + step]] * wz[uk_k[s : s + step]]
-            ha[s : s + step] = h @ index.zero_mask.T
-        self.ha = ha
+        self.ha: torch.Tensor | None = None  # no exact zeros in the anchors: no dense part
+        if index.zero_dims.numel():
+            wz = w64[:, index.zero_cols]  # (K, n_zero_cols)
+            ha = torch.empty(uk_u.numel(), n_cls, dtype=torch.float64, device=reach.device)
+            step = 4096
+            for s in range(0, uk_u.numel(), step):
+                h = g_zero[uk_u[s : s + step]] * wz[uk_k[s : s + step]]
+                ha[s : s + step] = h @ index.zero_mask.T
+            self.ha = ha
         self.sparse = sparse
         self.sparse_slot = sparse_slot
         self.n_cls = n_cls
@@ -460,9 +515,13 @@ class _Corrections:
     def at(self, u: torch.Tensor, c: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         """δ for entries (sample ``u[i]``, anchor ``c[i]``, class ``k[i]``); float64.
 
-        Every ``k[i]`` must be reachable for ``u[i]`` or its pseudo-label.
+        Every ``u[i]`` must be one of the ``rows`` and every ``k[i]`` reachable for it or its
+        pseudo-label.
         """
-        val = self.ha[self.pos[u, k], c]
+        if self.ha is None:
+            val = torch.zeros(u.shape[0], dtype=torch.float64, device=u.device)
+        else:
+            val = self.ha[self.pos[u, k], c]
         slot = self.sparse_slot[u * self.n_cls + c]
         has = slot >= 0
         if bool(has.any()):
@@ -550,7 +609,7 @@ class _RawThresholds:
     step_unit: torch.Tensor
     dnorm: torch.Tensor
     reach: torch.Tensor
-    corr: _Corrections
+    corr: _Corrections | None
 
 
 @dataclass(frozen=True)
@@ -579,14 +638,15 @@ def _head_terms(head: nn.Linear, device: torch.device) -> _HeadTerms:
 
 def _gradients(head: nn.Linear, z: torch.Tensor) -> _Gradients:
     """Pseudo-labels and gradients in the input dtype, as the definition computes them."""
-    y_hat = head(z).argmax(dim=1)
-    grad = loss_gradients(head, z, y_hat)
+    logits = head(z)
+    y_hat = logits.argmax(dim=1)
+    grad = loss_gradients(head, z, y_hat, logits)
     g_hat, ok = unit_gradient(grad)  # (fix) ‖g‖ = 0: never flippable
     return _Gradients(y_hat, grad, g_hat, ok)
 
 
-def _logit_gaps(z64: torch.Tensor, ht: _HeadTerms, y_hat: torch.Tensor) -> _LogitGaps:
-    logits = z64 @ ht.w64.T + ht.b64
+def _logit_gaps(logits: torch.Tensor, y_hat: torch.Tensor) -> _LogitGaps:
+    """Gaps to the pseudo-label from the float64 ``logits`` (n, K), and the near-tie rows."""
     gap = logits.gather(1, y_hat[:, None]) - logits
     # near-ties of the logits are decided by the literal definition at every level
     scale = logits.abs().amax(dim=1).clamp_min(1.0)
@@ -607,7 +667,7 @@ def _common_slopes(
             delta_c.abs() < NEAR, step_mask_complement(delta_c), torch.zeros_like(delta_c)
         )
         v0[:, dc] = g_hat[:, dc] * (1 - m_c)
-    return _CommonSlopes(v0 @ w64.T, (v0 * v0).sum(dim=1))
+    return _CommonSlopes(v0 @ w64.T, torch.linalg.vector_norm(v0, dim=1).square_())
 
 
 def _near_triples(
@@ -658,9 +718,13 @@ def _shared_zeros(
     n = z.shape[0]
     n_cls = index.n_classes
     dev = z.device
-    zdims = index.zero_dims
-    z_is0 = z[:, zdims] == 0
-    g_zero = g_hat[:, zdims] * z_is0  # (n, n_zero_dims)
+    if index.zero_full:  # most dimensions: no column gathers
+        z_is0 = z == 0
+        g_zero = g_hat * z_is0  # (n, dim)
+    else:
+        zdims = index.zero_cols
+        z_is0 = z[:, zdims] == 0
+        g_zero = g_hat[:, zdims] * z_is0  # (n, n_zero_cols)
     corrected = (z_is0.float() @ index.zero_mask.T.float()) > 0  # (n, C); exact counts
     vsq = v0_sq[:, None] - (g_zero * g_zero) @ index.zero_mask.T  # ‖ĝ ⊙ r‖² per pair
     sparse_slot = torch.full((n * n_cls,), -1, dtype=torch.long, device=dev)
@@ -672,10 +736,11 @@ def _shared_zeros(
     return _SharedZeros(g_zero, vsq, corrected, sparse_slot)
 
 
-def _delta_norms(z64: torch.Tensor, a64: torch.Tensor) -> torch.Tensor:
-    """``‖Δ_{u,c}‖`` for every pair, shape (n, C), float64."""
-    dn2 = (z64 * z64).sum(1)[:, None] + (a64 * a64).sum(1)[None, :] - 2 * z64 @ a64.T
-    return dn2.clamp_min(0).sqrt()
+def _delta_norms(z64: torch.Tensor, a64: torch.Tensor, cross: torch.Tensor) -> torch.Tensor:
+    """``‖Δ_{u,c}‖`` for every pair, shape (n, C), float64, from ``cross = z64 @ a64.T``."""
+    zsq = torch.linalg.vector_norm(z64, dim=1).square_()
+    dn2 = torch.add(zsq[:, None], cross, alpha=-2.0).add_((a64 * a64).sum(1)[None, :])
+    return dn2.clamp_min_(0).sqrt_()
 
 
 def _raw_thresholds(
@@ -696,20 +761,76 @@ def _raw_thresholds(
     # classes that can matter at all, and the corrections for exactly those
     s_max = float(lv[-1]) * scale.amax(dim=1)
     reach = _reachable(ht.w64, lg.gap, gr.y_hat, zs.vsq, s_max)
-    corr = _Corrections(reach, gr.y_hat, zs.g_zero, index, ht.w64, near.corr, zs.sparse_slot, n_cls)
     # per-sample thresholds (valid for every anchor without a correction)
     rate = cs.base - cs.base.gather(1, gr.y_hat[:, None])
     t_pair = _thresholds(lg.gap, rate, gr.y_hat)[:, None].expand(n, n_cls).clone()
-    pu, pc = torch.nonzero(zs.corrected, as_tuple=True)
-    if pu.numel():
+    # a corrected pair of a sample that no class can flip never flips: only the samples with
+    # a reachable class need the (costly) corrected thresholds
+    has_reach = reach.any(dim=1)
+    t_pair.masked_fill_(zs.corrected & ~has_reach[:, None], math.inf)
+    flat = _flat_nonzero(zs.corrected & has_reach[:, None]).to(dnorm.device)
+    corr = None  # built only for a block that has masked coordinates
+    if flat.numel():
+        pu, pc = flat // n_cls, flat % n_cls
+        rows = torch.zeros(n, dtype=torch.bool, device=dnorm.device)
+        rows[pu] = True
+        corr = _Corrections(reach, gr.y_hat, zs.g_zero, index, ht.w64, near.corr,
+                            zs.sparse_slot, n_cls, rows)  # fmt: skip
         t_pair[pu, pc] = _pair_thresholds(lg.gap, cs.base, gr.y_hat, pu, pc, reach, corr)
-    inf = torch.full_like(dnorm, math.inf)
-    crit = torch.where(scale > 0, t_pair / scale, inf)
-    crit = torch.where(gr.flippable[:, None], crit, inf)
+    inf = torch.tensor(math.inf, dtype=dnorm.dtype, device=dnorm.device)
+    crit = torch.where((scale > 0) & gr.flippable[:, None], t_pair / scale, inf)
     step_unit = scale * zs.vsq.clamp_min(0).sqrt()
     step_unit = torch.where(gr.flippable[:, None], step_unit, torch.zeros_like(step_unit))
     first = torch.searchsorted(lv, crit.contiguous(), side="left")  # crit ≤ lv[first]
     return _RawThresholds(crit, first, step_unit, dnorm, reach, corr)
+
+
+def _band_triples(
+    crit: torch.Tensor,
+    first: torch.Tensor,
+    lv: torch.Tensor,
+    all_levels: torch.Tensor,
+    flippable: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The (row, class, level) triples the literal definition must decide, sorted.
+
+    A pair is decided literally at every level ``lv_j`` with ``|crit − lv_j| ≤ BAND·lv_j``;
+    the rows in ``all_levels`` (near-ties, singular masks) at every class and level. When the
+    levels are at least ``2.1·BAND`` apart (relative), only the two levels around a threshold
+    can be that close, ``lv[first − 1] < crit ≤ lv[first]``, and the test costs a few
+    (n, C) operations instead of (n, C, n_levels) ones.
+    """
+    n, n_cls = crit.shape
+    n_lv = lv.shape[0]
+    dense = n_lv > 1 and bool(((lv[1:] - lv[:-1]) <= 2.1 * BAND * lv[1:]).any())
+    if dense:  # a fine schedule: several levels may lie in one band
+        rel = (crit[..., None] - lv).abs() <= BAND * lv
+        rel[all_levels] = True
+        rel &= flippable[:, None, None]
+        ru, rc, rl = torch.nonzero(rel, as_tuple=True)
+        return ru, rc, rl
+    # lv[first] is in the band iff lv[first]·(1 − BAND) ≤ crit, lv[first − 1] iff
+    # crit ≤ lv[first − 1]·(1 + BAND): two binary searches over the levels, no gathers
+    c = crit.contiguous()
+    near_hi = torch.searchsorted(lv * (1 - BAND), c, side="right") > first
+    near_lo = torch.searchsorted(lv * (1 + BAND), c, side="left") < first
+    ok = (flippable & ~all_levels)[:, None]
+    flat = _flat_nonzero((near_hi | near_lo) & ok).to(crit.device)
+    pu, pc = flat // n_cls, flat % n_cls
+    f = first[pu, pc]
+    at_hi, at_lo = near_hi[pu, pc], near_lo[pu, pc]
+    parts_u = [pu[at_lo], pu[at_hi]]
+    parts_c = [pc[at_lo], pc[at_hi]]
+    parts_l = [f[at_lo] - 1, f[at_hi]]
+    tie = torch.nonzero(all_levels & flippable).flatten()
+    if tie.numel():
+        grid = torch.arange(n_cls * n_lv, device=crit.device)
+        parts_u.append(tie.repeat_interleave(grid.numel()))
+        parts_c.append((grid // n_lv).repeat(tie.numel()))
+        parts_l.append((grid % n_lv).repeat(tie.numel()))
+    ru, rc, rl = torch.cat(parts_u), torch.cat(parts_c), torch.cat(parts_l)
+    order = torch.argsort((ru * n_cls + rc) * n_lv + rl)
+    return ru[order], rc[order], rl[order]
 
 
 def _decide_borderline(
@@ -722,38 +843,47 @@ def _decide_borderline(
     raw: _RawThresholds,
     lv: torch.Tensor,
 ) -> _Decided:
-    """Re-decide with the literal definition the pairs whose threshold is near a level."""
+    """Re-decide with the literal definition the pairs whose threshold is near a level.
+
+    Only the pairs with a literal decision change; their first level is the first at which
+    the definition (where it decided) or the threshold (elsewhere) says the pair flips, and
+    their critical ε is moved inside the interval of levels that this implies.
+    """
     n_lv = lv.shape[0]
     dev = z.device
     crit, first = raw.crit, raw.first
-    rel = (crit[..., None] - lv).abs() <= BAND * lv
-    rel[(lg.tie_rows | near.bad_rows) & gr.flippable] = True
-    rel &= gr.flippable[:, None, None]
-    ru, rc, rl = torch.nonzero(rel, as_tuple=True)
+    inf = torch.tensor(math.inf, dtype=torch.float64, device=dev)
+    ru, rc, rl = _band_triples(crit, first, lv, lg.tie_rows | near.bad_rows, gr.flippable)
     if not ru.numel():
         e = torch.empty(0, dtype=torch.long, device=dev)
-        crit = torch.where(crit <= lv[-1], crit, torch.full_like(crit, math.inf))
-        return _Decided(crit, first, e, e, e, e, e.bool())
+        return _Decided(torch.where(crit <= lv[-1], crit, inf), first, e, e, e, e, e.bool())
     labs = plain_flip_labels(head, z, gr.grad, anchors, ru, rc, lv[rl])
     flipped = (labs != gr.y_hat[ru]) & (labs >= 0)
-    # a pair flips at level j iff the definition says so there; thresholds decide the rest
-    flip_grid = lv[None, None, :] >= crit[..., None]
-    flip_grid[ru, rc, rl] = flipped
-    decided = flip_grid.any(dim=2)
-    first = torch.where(
-        decided, flip_grid.to(torch.uint8).argmax(dim=2), torch.full_like(first, n_lv)
+    # the affected pairs: a pair flips at level j iff the definition says so there, and the
+    # threshold decides the other levels
+    n_cls = crit.shape[1]
+    pairs, inv = torch.unique(ru * n_cls + rc, return_inverse=True)
+    pu, pc = pairs // n_cls, pairs % n_cls
+    cp = crit[pu, pc]
+    grid = lv[None, :] >= cp[:, None]
+    grid[inv, rl] = flipped
+    fp = torch.where(
+        grid.any(dim=1), grid.to(torch.uint8).argmax(dim=1), torch.full_like(pu, n_lv)
     )
     # keep the critical ε consistent with the decided first level
-    lo_lv = torch.where(first > 0, lv[(first - 1).clamp_min(0)], torch.zeros_like(crit))
-    hi_lv = lv[first.clamp_max(n_lv - 1)]
-    inside = first < n_lv
-    crit = torch.where(
-        inside, torch.minimum(torch.maximum(crit, torch.nextafter(lo_lv, hi_lv)), hi_lv), crit
+    lo_lv = torch.where(fp > 0, lv[(fp - 1).clamp_min(0)], torch.zeros_like(cp))
+    hi_lv = lv[fp.clamp_max(n_lv - 1)]
+    inside = fp < n_lv
+    cp = torch.where(
+        inside, torch.minimum(torch.maximum(cp, torch.nextafter(lo_lv, hi_lv)), hi_lv), cp
     )
-    above = torch.nextafter(lv[-1], torch.tensor(math.inf, dtype=torch.float64, device=dev))
-    crit = torch.where(~inside & (crit <= lv[-1]), above.expand_as(crit), crit)
-    crit = torch.where(crit <= lv[-1], crit, torch.full_like(crit, math.inf))
-    return _Decided(crit, first, ru, rc, rl, labs, flipped)
+    above = torch.nextafter(lv[-1], inf)
+    cp = torch.where(~inside & (cp <= lv[-1]), above.expand_as(cp), cp)
+    crit = crit.clone()
+    first = first.clone()
+    crit[pu, pc] = cp
+    first[pu, pc] = fp.to(first.dtype)
+    return _Decided(torch.where(crit <= lv[-1], crit, inf), first, ru, rc, rl, labs, flipped)
 
 
 def _flip_labels_at(
@@ -793,8 +923,12 @@ def _flip_labels_at(
         e_c = fc[e_p]
         e_k = rk_k[start[e_u] + offs]
         slope = cs.base[e_u, e_k]
+        # corrected pairs of samples with a reachable class (the others compete only with
+        # the pseudo-label, and are settled by the literal definition below)
         has = zs.corrected[e_u, e_c]
+        has = has & raw.corr.rows[e_u] if raw.corr is not None else torch.zeros_like(has)
         if bool(has.any()):
+            assert raw.corr is not None
             slope = slope.clone()
             slope[has] -= raw.corr.at(e_u[has], e_c[has], e_k[has])
         s = float(lv[j]) * eps_scale(raw.dnorm[fu, fc], anchors.shape[1])
@@ -885,11 +1019,14 @@ def linear_thresholds(
     z64 = z.double()
     ht = _head_terms(head, dev)
     gr = _gradients(head, z)
-    lg = _logit_gaps(z64, ht, gr.y_hat)
+    # one float64 product for the logits and the anchors' cross terms
+    prod = z64 @ torch.cat([ht.w64, index.anchors64]).T
+    n_out = ht.w64.shape[0]
+    lg = _logit_gaps(prod[:, :n_out] + ht.b64, gr.y_hat)
     cs = _common_slopes(index, z64, gr.g_hat, ht.w64)
     near = _near_triples(index, z, z64, gr.g_hat, ht.w64)
     zs = _shared_zeros(index, z, gr.g_hat, cs.v0_sq, near)
-    dnorm = _delta_norms(z64, index.anchors64)
+    dnorm = _delta_norms(z64, index.anchors64, prod[:, n_out:])
     raw = _raw_thresholds(index, ht, gr, lg, cs, near, zs, dnorm, lv)
     dec = _decide_borderline(head, z, anchors, gr, lg, near, raw, lv)
     flip_to = None

@@ -68,10 +68,10 @@ def test_cell_table_is_rebuilt_for_a_wider_window():
     assert sorted(zip(*(t.tolist() for t in big), strict=True)) == _brute_triples(anchors, z * 1e4)
 
 
-def test_unit_gradient_in_place_gives_the_reference_values():
+def test_unit_gradient_matches_the_float64_reference_without_a_copy():
     g = torch.randn(200, 32, generator=torch.Generator().manual_seed(2))
     g[3] = 0
-    g[7] *= 1e-39
+    g[7] *= 1e-39  # subnormal in float32: its float32 norm underflows
     before = g.clone()
     g_hat, ok = unit_gradient(g)
     ref = g.double()
@@ -79,10 +79,17 @@ def test_unit_gradient_in_place_gives_the_reference_values():
     ref = ref / torch.where(top > 0, top, torch.ones_like(top))
     norm = ref.norm(dim=-1, keepdim=True)
     ref = ref / torch.where(norm > 0, norm, torch.ones_like(norm))
-    assert torch.equal(g_hat, ref)
+    assert g_hat.dtype == torch.float64
+    assert torch.allclose(g_hat, ref, rtol=1e-14, atol=1e-15)
     assert torch.equal(ok, top.squeeze(1) > 0)
-    assert not bool(ok[3])
+    assert not bool(ok[3]) and bool(ok[7])
+    assert torch.allclose(g_hat[7].norm(), torch.tensor(1.0, dtype=torch.float64))
     assert torch.equal(g, before)  # the input is not modified
+    g64 = g.double()
+    g64[5] *= 1e-300  # float64: scaled first, so its square does not underflow
+    g_hat64, ok64 = unit_gradient(g64)
+    assert torch.equal(ok64, ok)
+    assert torch.allclose(g_hat64[5], ref[5], rtol=1e-12)
 
 
 def test_exact_path_blocks_are_larger_but_bounded():
