@@ -800,7 +800,7 @@ def _band_triples(
     can be that close, ``lv[first − 1] < crit ≤ lv[first]``, and the test costs a few
     (n, C) operations instead of (n, C, n_levels) ones.
     """
-    n, n_cls = crit.shape
+    n_cls = crit.shape[1]
     n_lv = lv.shape[0]
     dense = n_lv > 1 and bool(((lv[1:] - lv[:-1]) <= 2.1 * BAND * lv[1:]).any())
     if dense:  # a fine schedule: several levels may lie in one band
@@ -867,9 +867,7 @@ def _decide_borderline(
     cp = crit[pu, pc]
     grid = lv[None, :] >= cp[:, None]
     grid[inv, rl] = flipped
-    fp = torch.where(
-        grid.any(dim=1), grid.to(torch.uint8).argmax(dim=1), torch.full_like(pu, n_lv)
-    )
+    fp = torch.where(grid.any(dim=1), grid.to(torch.uint8).argmax(dim=1), torch.full_like(pu, n_lv))
     # keep the critical ε consistent with the decided first level
     lo_lv = torch.where(fp > 0, lv[(fp - 1).clamp_min(0)], torch.zeros_like(cp))
     hi_lv = lv[fp.clamp_max(n_lv - 1)]
