@@ -97,7 +97,7 @@ def test_exact_path_blocks_are_larger_but_bounded():
     n, d = 50_000, 512
     exact = _chunk_rows(n, d, 10, 5, 4, False, None)
     generic = _chunk_rows(n, d, 10, 5, 4, True, None)
-    per_row = 8 * (10 * d + (8 + 15) * 10 + 80) + 8 * 100
+    per_row = 8 * (5 * d + (8 + 15) * 10 + 80) + 8 * 100
     assert exact == (n * d * 4 // 2) // per_row
     assert exact * per_row <= n * d * 4 // 2 < 2 * n * d * 4
     assert generic < exact
