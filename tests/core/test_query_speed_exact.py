@@ -44,12 +44,20 @@ def _problem(seed: int, relu: bool) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @pytest.mark.parametrize("relu", [False, True])
-@pytest.mark.parametrize("table", [True, False])
-def test_near_triples_match_brute_force(relu, table, monkeypatch):
-    if not table:  # the fallback without a cell table takes the same answer
+@pytest.mark.parametrize("search", ["cell lists", "keys", "rows", "no table"])
+def test_near_triples_match_brute_force(relu, search, monkeypatch):
+    # every way of finding a coordinate's anchors gives the same answer: the per-cell lists,
+    # one binary search in the shifted keys, one per row (values too spread for the keys),
+    # and the fallback without a cell table
+    if search != "cell lists":
+        monkeypatch.setattr(_linear, "_CELL_LIST_MAX", 0)
+    if search == "no table":
         monkeypatch.setattr(_linear, "_CELL_TABLE_MAX", 0)
     anchors, z = _problem(0, relu)
-    t_d, t_u, t_c = AnchorIndex(anchors).near_triples(z)
+    index = AnchorIndex(anchors)
+    if search == "rows":
+        index._keys_exact = False
+    t_d, t_u, t_c = index.near_triples(z)
     got = list(zip(t_d.tolist(), t_u.tolist(), t_c.tolist(), strict=True))
     assert sorted(got) == _brute_triples(anchors, z)
     assert len(got) > 40  # the planted coordinates are found
