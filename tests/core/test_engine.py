@@ -47,22 +47,22 @@ def _deep_head(d: int, c: int) -> nn.Module:
 
 CASES = {
     # path: (head factory, alpha, alpha_cap, max_chunk_bytes)
-    "linear": (None, "closed_form", 0.2, 1 << 16),
+    "linear": (None, "closed_form", 0.2, 1 << 15),
     "generic": (_deep_head, "closed_form", 0.2, 1 << 20),
     "learned": (None, "learned", 1 / 8, 1 << 20),
 }
 
 
 @pytest.mark.parametrize("path", list(CASES))
-def test_three_shards_equal_the_whole_pool(path):
+def test_four_shards_equal_the_whole_pool(path):
     factory, alpha, cap, chunk = CASES[path]
     zu, zl, yl, lin = make_problem(31, 900, 120, 24, 10, relu=True)
     head = lin if factory is None else factory(24, 10)
     kw = {"alpha": alpha, "alpha_cap": cap, "max_chunk_bytes": chunk, "learn_steps": 3}
     whole = find_candidates(zu, zl, yl, head, 150, **kw)
     eng = CountingEngine()
-    sharded = find_candidates(zu, zl, yl, head, 150, engine=eng, shard_size=300, **kw)
-    assert eng.calls == [3, 3]  # scoring and finishing, three shards each
+    sharded = find_candidates(zu, zl, yl, head, 150, engine=eng, shard_size=256, **kw)
+    assert eng.calls == [4, 4]  # scoring and finishing, four shards each
     assert 0 < whole.n_candidates < 900
     assert whole.flips.any()
     _assert_identical(whole, sharded)
