@@ -60,6 +60,10 @@ _CELL_TABLE_MAX = 1 << 25
 _CELL_LIST_MAX = 1 << 23
 """Most cells for which the anchors of each cell are listed (4 bytes a cell)."""
 
+_LIST_BYTES_PER_CELL = 10
+"""Peak bytes per cell while the table and its lists are built (the flags, the int32 list
+starts and the int32 cell numbers they are searched with); 5 of them are kept."""
+
 PREFILTER_COORDS = 1 << 19
 """Coordinates per piece of the prefilter (measured: 1.8× faster than a 1M-coordinate block,
 whose streams push the table out of the cache)."""
@@ -89,6 +93,11 @@ class AnchorIndex:
     ----------
     anchors : torch.Tensor, shape (n_classes, dim)
         The class anchors (:func:`~alfaviz.alfamix.mixing.compute_anchors`); any float dtype.
+    max_bytes : int, optional
+        Memory the prefilter's cell table and its anchor lists may take (unbounded by
+        default). Within it the cells are as narrow as :data:`CELL_WIDTH` allows; a tighter
+        bound widens them, then drops the lists, then the table: the answers never change,
+        only how many coordinates the exact search looks at.
 
     Attributes
     ----------
@@ -120,7 +129,8 @@ class AnchorIndex:
         The class of each key.
     """
 
-    def __init__(self, anchors: torch.Tensor) -> None:
+    def __init__(self, anchors: torch.Tensor, max_bytes: int | None = None) -> None:
+        self.max_bytes = math.inf if max_bytes is None else max(0, int(max_bytes))
         a64 = anchors.detach().double()
         self.anchors64 = a64
         self.values, self.order = torch.sort(a64.T.contiguous(), dim=1)
@@ -230,7 +240,8 @@ class AnchorIndex:
         return t_d[order], t_u[order], t_c[order]
 
     def _cell_table(self, win: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
-        """A per-dimension grid of cells of width ``h = CELL_WIDTH · w`` (``w ≥ win``)
+        """A per-dimension grid of cells of width ``h = CELL_WIDTH · w`` (``w ≥ win``; 2 or 4
+        times wider where :attr:`max_bytes` asks for it)
         flagging the cells that meet ``[a − w − h/4, a + w + h/4]`` for some anchor value
         ``a`` (the quarter cell covers the float32 rounding of a cell index, which stays below
         1/8 of a cell for up to :data:`_CELL_ROW_MAX` cells), or ``None`` when it would be too
@@ -240,13 +251,28 @@ class AnchorIndex:
         if self._table is not None and self._table_win >= win:
             return self._table
         w = 1.5 * win
-        h = CELL_WIDTH * w
         a = self.anchors64
-        base = a.amin(dim=0) - w - 2 * h  # (dim,): below it nothing is near any anchor
-        span = float((a.amax(dim=0) - base).amax()) + w + 2 * h
-        n_cells = math.ceil(span / h) + 3
-        if self.dim * n_cells > _CELL_TABLE_MAX or n_cells > _CELL_ROW_MAX:
+        # the narrowest cells whose table and lists fit the memory bound; else the narrowest
+        # table alone that fits; else none
+        plan = None
+        for width, lists in [(CELL_WIDTH * f, True) for f in (1, 2, 4)] + [
+            (CELL_WIDTH * f, False) for f in (1, 4)
+        ]:
+            h = width * w
+            base = a.amin(dim=0) - w - 2 * h  # (dim,): below it nothing is near any anchor
+            span = float((a.amax(dim=0) - base).amax()) + w + 2 * h
+            n_cells = math.ceil(span / h) + 3
+            total = self.dim * n_cells
+            if total > _CELL_TABLE_MAX or n_cells > _CELL_ROW_MAX:
+                continue
+            need = total * (_LIST_BYTES_PER_CELL if lists else 1)
+            if (lists and total > _CELL_LIST_MAX) or need > self.max_bytes:
+                continue
+            plan = (h, base, n_cells, lists)
+            break
+        if plan is None:
             return None
+        h, base, n_cells, lists = plan
         table = torch.zeros(self.dim, n_cells, dtype=torch.bool, device=a.device)
         first = torch.floor((a - w - 0.25 * h - base) / h).long()  # (n_classes, dim)
         last = torch.floor((a + w + 0.25 * h - base) / h).long()
@@ -269,15 +295,14 @@ class AnchorIndex:
         self._table = (table.reshape(-1), (-base * self._inv_h).float(), first_cell)
         self._table_cells = n_cells
         # the anchors of each cell (CSR): a hit's candidates are two lookups away, with no
-        # binary search; a cell lists every anchor whose flagged interval meets it
+        # binary search; a cell lists every anchor whose flagged interval meets it. Built in
+        # int32 throughout (an int64 count per cell would take 16 bytes a cell at its peak).
         self._cell_start = self._cell_cls = None
-        if self.dim * n_cells <= _CELL_LIST_MAX:
-            cells = torch.cat(ent_cell)
-            order = torch.argsort(cells, stable=True)
-            counts = torch.bincount(cells, minlength=self.dim * n_cells)
-            start = torch.zeros(self.dim * n_cells + 1, dtype=torch.int64, device=a.device)
-            torch.cumsum(counts, 0, out=start[1:])
-            self._cell_start = start.to(torch.int32)
+        if lists:
+            cells, order = torch.sort(torch.cat(ent_cell).int(), stable=True)
+            every = torch.arange(self.dim * n_cells + 1, dtype=torch.int32, device=a.device)
+            self._cell_start = torch.searchsorted(cells, every, out_int32=True)
+            del every
             self._cell_cls = torch.cat(ent_cls)[order]
         self._table_win = w
         return self._table

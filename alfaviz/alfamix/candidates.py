@@ -184,10 +184,9 @@ def _chunk_rows(
 
     By default the budget is a quarter of the unlabelled matrix (at least 4 MiB, at most
     256 MiB) on the level-by-level paths, and half of it (at least 4 MiB, at most
-    512 MiB) on the exact path. Its per-row estimate follows what was measured (about five
-    float64 rows of D; at C = 100 the (row, C) arrays dominate): few large blocks keep the
-    per-operation overhead low, and the peak memory added by a query stays under twice that
-    matrix (measured: 0.7× at 50k × 512 × 10, 1.5× at 10k and 50k × 512 × 100).
+    512 MiB) on the exact path. Its per-row estimate (:func:`_exact_row_bytes`) is a bound on
+    what was measured: few large blocks keep the per-operation overhead low, and the peak
+    memory added by a query stays under twice that matrix.
     """
     if max_bytes is None:
         if per_pair_dim:
@@ -196,10 +195,33 @@ def _chunk_rows(
             max_bytes = int(min(512 << 20, max(4 << 20, n * dim * itemsize // 2)))
     if per_pair_dim:  # level-by-level paths hold (rows, C, D) tensors, several of them
         per_row = 8 * itemsize * n_classes * dim
-    else:  # float64 (row, D) temporaries, (row, C) arrays, and the (row, C, C) slope terms
-        per_row = 8 * (5 * dim + (8 + 3 * n_levels) * n_classes + 8 * n_classes)
-        per_row += 8 * n_classes * n_classes
+    else:  # float64 (row, D) temporaries and (row, C) arrays
+        per_row = _exact_row_bytes(dim, n_classes, n_levels)
     return int(max(8, min(n, max_bytes // max(1, per_row))))
+
+
+def _exact_row_bytes(dim: int, n_classes: int, n_levels: int) -> int:
+    """Working memory per row of the exact path's first pass, a bound on what was measured at
+    D = 512: 7 KB at C = 10 and 25 to 36 KB at C = 100 (estimated 24 and 125 KB; the C² term
+    keeps the blocks at C = 100 as they were measured fastest)."""
+    per_row = 8 * (5 * dim + (8 + 3 * n_levels) * n_classes + 8 * n_classes)
+    return per_row + 8 * n_classes * n_classes
+
+
+def _flip_piece_rows(rows: int, dim: int, n_classes: int, n_levels: int) -> int:
+    """Rows per piece of the exact path's second pass (flip labels of candidate rows), from
+    the first pass's block of ``rows``: a candidate row's flipping pairs each compete with its
+    reachable classes, (row, C, C) terms of float64 (measured 95 KB a row at C = 100), so the
+    pieces are smaller by that much."""
+    per_row = _exact_row_bytes(dim, n_classes, n_levels)
+    return int(max(8, rows * per_row // (per_row + 8 * n_classes * n_classes)))
+
+
+def _index_bytes(z: torch.Tensor) -> int:
+    """Memory bound of the anchor index's prefilter table for a pool ``z``: a quarter of the
+    matrix, at least 4 MiB (the table is the cheap part; at C = 100 its lists alone would be
+    1.5× a 10k × 512 matrix)."""
+    return int(max(4 << 20, z.numel() * z.element_size() // 4))
 
 
 def _is_affine(head: nn.Module) -> bool:
@@ -396,7 +418,7 @@ def _score_linear(
     """The exact threshold path (:func:`~alfaviz.alfamix._linear.linear_thresholds`)."""
     n = z.shape[0]
     n_cls = anchors.shape[0]
-    index = AnchorIndex(anchors)
+    index = AnchorIndex(anchors, max_bytes=_index_bytes(z))
     first = np.empty((n, n_cls), dtype=_level_dtype(len(levels)))
     crit = np.empty((n, n_cls), dtype=np.float64)
     unit = np.empty((n, n_cls), dtype=np.float32)
@@ -721,7 +743,8 @@ def _exact_flip_labels(
     """Flip labels at level ``j`` for the candidate rows, int32 (n, C), ``-1`` where none.
 
     The candidates of :data:`FLIP_GROUP_BLOCKS` consecutive blocks are gathered and labelled
-    in pieces of at most one block's rows: few calls, and memory bounded as in the first pass.
+    in pieces of :func:`_flip_piece_rows` rows: few calls, and memory bounded as in the first
+    pass.
     """
     n = z.shape[0]
     n_cls = anchors.shape[0]
@@ -731,12 +754,13 @@ def _exact_flip_labels(
     rows = scores.block_rows or _block_rows(z, n_cls, len(levels), head, "closed_form",
                                             max_chunk_bytes)  # fmt: skip
     group = rows * FLIP_GROUP_BLOCKS
-    index = AnchorIndex(anchors)
+    piece = _flip_piece_rows(rows, z.shape[1], n_cls, len(levels))
+    index = AnchorIndex(anchors, max_bytes=_index_bytes(z))
     with eval_mode(head):
         for s in range(0, n, group):
             cand = s + np.nonzero(mask[s : s + group])[0]
-            for c in range(0, cand.size, rows):
-                blk = cand[c : c + rows]
+            for c in range(0, cand.size, piece):
+                blk = cand[c : c + piece]
                 idx = torch.as_tensor(blk, device=z.device)
                 ch = linear_thresholds(head, z[idx], anchors, levels, flip_level=j, index=index)
                 assert ch.flip_to is not None

@@ -65,6 +65,31 @@ def test_near_triples_match_brute_force(relu, search, monkeypatch):
     assert keys == sorted(keys)  # d-major order, as the corrections sum them
 
 
+@pytest.mark.parametrize("relu", [False, True])
+def test_a_memory_bound_widens_the_cells_then_drops_lists_and_table(relu):
+    # the bound only changes how the coordinates are found, never which triples come back
+    anchors, z = _problem(3, relu)
+    free = AnchorIndex(anchors)
+    want = free.near_triples(z)
+    cells = free._table_cells
+    total = free.dim * cells
+    seen = []
+    for bound in [10**9, total * _linear._LIST_BYTES_PER_CELL - 1, total, 0]:
+        index = AnchorIndex(anchors, max_bytes=bound)
+        got = index.near_triples(z)
+        assert all(torch.equal(x, y) for x, y in zip(want, got, strict=True))
+        lists = index._cell_start is not None
+        seen.append((index._table is not None, lists, index._table_cells))
+        if index._table is not None:  # what was built fits the bound
+            per = _linear._LIST_BYTES_PER_CELL if lists else 1
+            assert index.dim * index._table_cells * per <= bound
+    assert seen[0] == (True, True, cells)
+    assert seen[1][1]  # still listed
+    assert seen[1][2] < cells  # in wider cells
+    assert seen[2] == (True, False, cells)  # the narrow table alone
+    assert seen[3] == (False, False, 0)  # no table: every coordinate is searched
+
+
 def test_cell_table_is_rebuilt_for_a_wider_window():
     anchors, z = _problem(1, False)
     index = AnchorIndex(anchors)
