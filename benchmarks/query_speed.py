@@ -11,11 +11,11 @@ and several GB there; the table then shows ``-`` for its columns and ``n/a`` for
 
 Each row runs in a fresh subprocess. A thread samples the resident set size every millisecond
 while the query runs, so "added MB" is the peak memory a query adds beyond its inputs (on a
-GPU: the peak CUDA memory allocated), measured after one warm-up query on 2,000 rows. The plain loop below follows
-the structure of the authors' release: a Python loop over levels and, inside it, over classes,
-recomputing each anchor and materialising N×D temporaries per class, then scikit-learn's
-``KMeans(n_clusters=B)`` with its defaults on the normalised candidates. Both see the same
-float32 problem, and the table says whether their candidate sets are identical.
+GPU: the peak CUDA memory allocated), measured after one warm-up query on 2,000 rows. The plain
+loop below follows the structure of the authors' release: a Python loop over levels and, inside
+it, over classes, recomputing each anchor and materialising N×D temporaries per class, then
+scikit-learn's ``KMeans(n_clusters=B)`` with its defaults on the normalised candidates. Both
+see the same float32 problem, and the table says whether their candidate sets are identical.
 
 The k-means columns compare alfaviz's clustering of the candidates with scikit-learn's
 ``KMeans`` run with the same settings (greedy k-means++ init, ``n_init=1``, ``max_iter=50``,
