@@ -254,13 +254,14 @@ class AnchorIndex:
         a = self.anchors64
         # the narrowest cells whose table and lists fit the memory bound; else the narrowest
         # table alone that fits; else none
+        a_lo, a_hi = a.amin(dim=0), a.amax(dim=0)
         plan = None
         for width, lists in [(CELL_WIDTH * f, True) for f in (1, 2, 4)] + [
             (CELL_WIDTH * f, False) for f in (1, 4)
         ]:
             h = width * w
-            base = a.amin(dim=0) - w - 2 * h  # (dim,): below it nothing is near any anchor
-            span = float((a.amax(dim=0) - base).amax()) + w + 2 * h
+            base = a_lo - w - 2 * h  # (dim,): below it nothing is near any anchor
+            span = float((a_hi - base).amax()) + w + 2 * h
             n_cells = math.ceil(span / h) + 3
             total = self.dim * n_cells
             if total > _CELL_TABLE_MAX or n_cells > _CELL_ROW_MAX:
@@ -302,7 +303,6 @@ class AnchorIndex:
             cells, order = torch.sort(torch.cat(ent_cell).int(), stable=True)
             every = torch.arange(self.dim * n_cells + 1, dtype=torch.int32, device=a.device)
             self._cell_start = torch.searchsorted(cells, every, out_int32=True)
-            del every
             self._cell_cls = torch.cat(ent_cls)[order]
         self._table_win = w
         return self._table

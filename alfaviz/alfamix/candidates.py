@@ -195,15 +195,16 @@ def _chunk_rows(
             max_bytes = int(min(512 << 20, max(4 << 20, n * dim * itemsize // 2)))
     if per_pair_dim:  # level-by-level paths hold (rows, C, D) tensors, several of them
         per_row = 8 * itemsize * n_classes * dim
-    else:  # float64 (row, D) temporaries and (row, C) arrays
+    else:  # float64 (row, D) temporaries, (row, C) arrays and a C² allowance
         per_row = _exact_row_bytes(dim, n_classes, n_levels)
     return int(max(8, min(n, max_bytes // max(1, per_row))))
 
 
 def _exact_row_bytes(dim: int, n_classes: int, n_levels: int) -> int:
-    """Working memory per row of the exact path's first pass, a bound on what was measured at
-    D = 512: 7 KB at C = 10 and 25 to 36 KB at C = 100 (estimated 24 and 125 KB; the C² term
-    keeps the blocks at C = 100 as they were measured fastest)."""
+    """Working memory per row of the exact path's first pass: 24 KB at D = 512, C = 10 and
+    125 KB at C = 100, a bound on what was measured (7 KB and 25 to 36 KB). The C² allowance
+    is more than the first pass needs; it keeps the blocks at C = 100 at the size measured
+    fastest."""
     per_row = 8 * (5 * dim + (8 + 3 * n_levels) * n_classes + 8 * n_classes)
     return per_row + 8 * n_classes * n_classes
 
