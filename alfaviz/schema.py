@@ -387,7 +387,11 @@ QUERY_FLIPS = Frame("query_flips", _FLIP_COLUMNS, doc="A strategy's per-(sample,
 FLIPS = Frame(
     "flips",
     (_req(ROUND, "int32", "the round"), *_FLIP_COLUMNS),
-    doc="One row per (round, sample_id, anchor_class).",
+    doc=(
+        "One row per (round, sample_id, anchor_class); above ALFAMix.full_flips_max_pairs "
+        "pairs, the candidates' and selected samples' rows only (Experiment.critical_eps "
+        "has every pair's critical ε)."
+    ),
 )
 
 ROUNDS = Frame(

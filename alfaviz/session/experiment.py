@@ -60,7 +60,7 @@ from alfaviz.session.config import RunConfig, check_int, check_seed, seed_for
 from alfaviz.session.events import Event, EventStream
 from alfaviz.session.paths import BATCH_PATHS, ON_DEMAND_PATHS, PathProjector
 from alfaviz.session.pool import Pool
-from alfaviz.session.round import QUERIED_EXTRA, RoundOutcome, run_round
+from alfaviz.session.round import QUERIED_EXTRA, RoundOutcome, flips_critical_eps, run_round
 from alfaviz.session.scores import COMPARE_SCORES, ScoreRecorder
 from alfaviz.store import RunStore
 from alfaviz.strategies import QueryResult, Strategy, clone, get_strategy
@@ -753,6 +753,8 @@ class Experiment:
                     embeddings=out.embeddings,
                     embedding_ids=np.arange(self.data.n_train, dtype=np.int64),
                     coords=out.coords, extra=extra, head=_head_state(self.learner.head),
+                    critical_eps=None if out.critical_eps is None else out.critical_eps[1],
+                    critical_eps_ids=None if out.critical_eps is None else out.critical_eps[0],
                     labels=labels, label_round=r + 1, session=self._session,
                 )  # fmt: skip
             except RunStoreError as exc:
@@ -804,8 +806,39 @@ class Experiment:
 
     @property
     def flips(self) -> pd.DataFrame:
-        """One row per (round, sample_id, anchor_class): the inconsistency heatmap's data."""
+        """One row per (round, sample_id, anchor_class): the inconsistency heatmap's data.
+
+        A large pool's round keeps only its candidates' and selected samples' rows (the only
+        samples that flip); :meth:`critical_eps` gives the critical ε of every pair.
+        """
         return schema.conform(self.store.read_flips(), schema.FLIPS)
+
+    def critical_eps(self, round: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The critical ε of every (sample, anchor) pair the round's query scored.
+
+        A large pool's round (more than ``ALFAMix.full_flips_max_pairs`` pairs) keeps only
+        the candidates' and selected samples' rows in :attr:`flips` and stores this matrix
+        instead; for a smaller one it is read off the flips frame. Either way the values are
+        the same, as float32.
+
+        Parameters
+        ----------
+        round : int, optional
+            A written round; the latest by default.
+
+        Returns
+        -------
+        ids : numpy.ndarray of int64, shape (n,)
+            The sample ids the query scored (the round's unlabelled pool); empty for a
+            strategy that records no flips.
+        matrix : numpy.ndarray of float32, shape (n, n_classes)
+            Row ``i`` for ``ids[i]``, column ``c`` for anchor class ``c``; inf where the pair
+            never flips.
+        """
+        r = self._paths.check_round(round)
+        if self.store.has_critical_eps(r):
+            return self.store.read_critical_eps(r)
+        return flips_critical_eps(self.store.read_flips(r), self.data.n_classes)
 
     @property
     def rounds(self) -> pd.DataFrame:

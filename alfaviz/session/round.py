@@ -63,6 +63,9 @@ class RoundOutcome:
     coords : pandas.DataFrame or None
         Conformed to :data:`~alfaviz.schema.COORDS`.
     result : QueryResult
+    critical_eps : tuple of numpy.ndarray, or None
+        ``(sample_ids, matrix)``: the float32 critical ε of every queried pair, when ``flips``
+        keeps only the candidates' and selected samples' rows (a large pool); else None.
     """
 
     round: int
@@ -74,6 +77,7 @@ class RoundOutcome:
     embeddings: np.ndarray
     coords: pd.DataFrame | None
     result: QueryResult
+    critical_eps: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def selected_ids(self) -> np.ndarray:
@@ -235,11 +239,39 @@ def _outcome(
             lab = pool.labelled_ids
             anchors = round_anchors(z, lab, pool.labels[lab], data.n_classes)
             paths = place_paths(paths, z, coords, anchors)
+    crit = None
+    if result.critical_eps is not None:
+        crit = (result.samples[schema.SAMPLE_ID].to_numpy(np.int64), result.critical_eps)
     return RoundOutcome(
         r, row, samples, schema.conform(flips, schema.FLIPS),
         schema.conform(queried, schema.QUERIED), paths, z.astype(np.float32, copy=False),
-        coord_df, result,
+        coord_df, result, crit,
     )  # fmt: skip
+
+
+def flips_critical_eps(flips: pd.DataFrame, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """A flips frame's critical ε as one matrix: ``(sample_ids, matrix)``.
+
+    Parameters
+    ----------
+    flips : pandas.DataFrame
+        One round's :data:`~alfaviz.schema.FLIPS` (or ``QUERY_FLIPS``) frame.
+    n_classes : int
+
+    Returns
+    -------
+    ids : numpy.ndarray of int64, shape (n,)
+        The frame's sample ids, ascending.
+    matrix : numpy.ndarray of float32, shape (n, n_classes)
+        Row ``i`` for ``ids[i]``; inf where the pair never flips or has no row.
+    """
+    sid = flips[schema.SAMPLE_ID].to_numpy(np.int64)
+    ids, row = np.unique(sid, return_inverse=True)
+    matrix = np.full((ids.size, int(n_classes)), np.inf, dtype=np.float32)
+    matrix[row, flips[schema.ANCHOR_CLASS].to_numpy(np.int64)] = flips[
+        schema.CRITICAL_EPS
+    ].to_numpy(np.float32)
+    return ids, matrix
 
 
 def round_anchors(

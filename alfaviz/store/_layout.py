@@ -20,7 +20,8 @@ FORMAT_VERSION = 2
 * 2: the label log holds the rounds index (a round exists once its row is committed, with
   the labels it produced) and the checksum of ``config.json``; runs may record a data
   fingerprint and attached files. Optional additions that older readers of format 2 ignore:
-  a round's classifier head (``head.npz``, listed in its manifest) and the replaceable
+  a round's classifier head (``head.npz``, listed in its manifest), a large pool's critical-ε
+  matrix (``critical_eps.parquet``, with a flips frame cut to the candidates) and the replaceable
   derived frames of committed rounds (``derived/round_NNNN/``, recorded in the label log).
 """
 
@@ -37,6 +38,8 @@ FLIPS_FILE = "flips.parquet"
 EMBEDDINGS_FILE = "embeddings.parquet"
 COORDS_FILE = "coords.parquet"
 HEAD_FILE = "head.npz"
+CRITICAL_EPS_FILE = "critical_eps.parquet"
+"""A large pool's (sample, anchor) critical ε as one float32 matrix (``critical_eps=``)."""
 EXTRA_DIR = "extra"
 DERIVED_DIR = "derived"
 """Frames computed from a committed round after it was written (see ``RunStore.write_derived``)."""

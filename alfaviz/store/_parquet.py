@@ -188,25 +188,36 @@ def embeddings_to_parquet(embeddings: Any, embedding_ids: Any) -> tuple[bytes, i
     return table_to_parquet(table), dim
 
 
-def embeddings_table(embeddings: Any, embedding_ids: Any) -> tuple[pa.Table, int]:
+def embeddings_table(
+    embeddings: Any,
+    embedding_ids: Any,
+    *,
+    what: str = "embeddings",
+    ids_what: str = "embedding_ids",
+    row: str = "embedding row",
+) -> tuple[pa.Table, int]:
     """The checked table of :func:`embeddings_to_parquet` and ``dim``; a C-contiguous numpy
-    matrix is wrapped without a copy."""
+    matrix is wrapped without a copy.
+
+    ``what``, ``ids_what`` and ``row`` name the matrix, its ids and one of its rows in the
+    error messages (the same table holds a round's critical-ε matrix).
+    """
     if hasattr(embeddings, "detach"):  # torch tensor, possibly on a GPU
         embeddings = embeddings.detach().cpu().numpy()
     try:
         mat = np.ascontiguousarray(np.asarray(embeddings))
     except (ValueError, TypeError) as exc:
         raise AlfavizInputError(
-            f"embeddings must be a numeric array of shape (n_samples, dim); {exc}."
+            f"{what} must be a numeric array of shape (n_samples, dim); {exc}."
         ) from exc
     if mat.ndim != 2 or mat.shape[1] == 0:
         raise AlfavizInputError(
-            f"embeddings must be 2-D with shape (n_samples, dim >= 1); got {mat.shape}. "
+            f"{what} must be 2-D with shape (n_samples, dim >= 1); got {mat.shape}. "
             "Reshape it to one row per sample."
         )
     if mat.dtype.kind not in "iuf":
         raise AlfavizInputError(
-            f"embeddings must be numeric (integer or float); got dtype {mat.dtype}. "
+            f"{what} must be numeric (integer or float); got dtype {mat.dtype}. "
             "Convert it with .astype(np.float32)."
         )
     n, dim = mat.shape
@@ -218,16 +229,16 @@ def embeddings_table(embeddings: Any, embedding_ids: Any) -> tuple[pa.Table, int
         ids = np.asarray(embedding_ids)
         if ids.shape != (n,) or (n and ids.dtype.kind not in "iu"):
             raise AlfavizInputError(
-                f"embedding_ids must be integers of shape ({n},) (one per embedding row); "
+                f"{ids_what} must be integers of shape ({n},) (one per {row}); "
                 f"got {ids.dtype} {ids.shape}."
             )
         ids = ids.astype(np.int64)
         if len(np.unique(ids)) != n:
             raise AlfavizInputError(
-                "embedding_ids must be unique (one sample id per row); drop the duplicates."
+                f"{ids_what} must be unique (one sample id per row); drop the duplicates."
             )
         if n and ids.min() < 0:
-            raise AlfavizInputError("embedding_ids must be sample ids >= 0; got a negative id.")
+            raise AlfavizInputError(f"{ids_what} must be sample ids >= 0; got a negative id.")
     values = pa.array(mat.reshape(-1))
     table = pa.table(
         {
@@ -238,7 +249,9 @@ def embeddings_table(embeddings: Any, embedding_ids: Any) -> tuple[pa.Table, int
     return table, dim
 
 
-def table_to_embeddings(table: pa.Table, path: Path) -> tuple[np.ndarray, np.ndarray]:
+def table_to_embeddings(
+    table: pa.Table, path: Path, what: str = "embeddings"
+) -> tuple[np.ndarray, np.ndarray]:
     """Sample ids ``(n,)`` int64 and the matrix ``(n, dim)`` (its written dtype) of a table."""
     try:
         ids = table.column(schema.SAMPLE_ID).to_numpy().astype(np.int64, copy=True)
@@ -247,7 +260,9 @@ def table_to_embeddings(table: pa.Table, path: Path) -> tuple[np.ndarray, np.nda
         flat = col.flatten().to_numpy(zero_copy_only=False)
         matrix = np.array(flat, copy=True).reshape(len(col), dim)
     except (KeyError, pa.ArrowException, ValueError, AttributeError) as exc:
-        raise RunStoreError(f"{path} is corrupt: not an embeddings table ({exc}).") from exc
+        raise RunStoreError(
+            f"{path} is corrupt: it does not hold an {what} table ({exc})."
+        ) from exc
     return ids, matrix
 
 

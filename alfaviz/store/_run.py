@@ -14,6 +14,8 @@ Layout of a run directory::
           embeddings.parquet       optional: sample_id + a fixed-size-list column ``embedding``
           coords.parquet           optional: sample_id, x, y
           head.npz                 optional: the round's classifier head (numeric arrays)
+          critical_eps.parquet     optional: sample_id + the (n, n_classes) float32 critical ε,
+                                   for a large pool whose flips frame keeps the candidates only
           extra/<name>.parquet     optional named frames
       derived/
         round_0003/
@@ -110,6 +112,7 @@ from alfaviz.store._labels import LabelLog, check_labels
 from alfaviz.store._layout import (
     CONFIG_FILE,
     COORDS_FILE,
+    CRITICAL_EPS_FILE,
     DERIVED_DIR,
     EMBEDDINGS_FILE,
     EXTRA_DIR,
@@ -922,6 +925,8 @@ class RunStore:
         coords: pd.DataFrame | None = None,
         extra: Mapping[str, pd.DataFrame] | None = None,
         head: Mapping[str, Any] | None = None,
+        critical_eps: Any | None = None,
+        critical_eps_ids: Any | None = None,
         overwrite: bool = False,
         labels: Iterable[tuple[Any, ...]] | None = None,
         label_round: int | None = None,
@@ -953,6 +958,13 @@ class RunStore:
             The round's classifier head as named numeric arrays (its ``state_dict``, e.g.
             ``weight`` (C, D) and ``bias`` (C,)), written to ``head.npz`` and listed in the
             manifest like every other artefact; read it back with :meth:`read_head`.
+        critical_eps : array-like, shape (n, n_classes), optional
+            The critical ε of every (sample, anchor) pair the round scored, as one matrix
+            (stored as float32; inf: the pair never flips). A large pool writes it with a flips
+            frame that keeps only the candidates' and selected samples' rows; read it back with
+            :meth:`read_critical_eps`.
+        critical_eps_ids : array-like of int, shape (n,), optional
+            The sample id of each row of ``critical_eps``; required with it.
         overwrite : bool
             Replace an existing round (or rewrite a damaged one). Rounds are immutable
             otherwise.
@@ -998,6 +1010,28 @@ class RunStore:
             emb_table, embedding_dim = embeddings_table(embeddings, embedding_ids)
         elif embedding_ids is not None:
             raise AlfavizInputError("embedding_ids given without embeddings; pass both or neither.")
+        crit_table = None
+        if (critical_eps is None) != (critical_eps_ids is None):
+            raise AlfavizInputError(
+                "critical_eps and critical_eps_ids go together (one sample id per matrix row); "
+                "pass both or neither."
+            )
+        if critical_eps is not None:
+            if hasattr(critical_eps, "detach"):
+                critical_eps = critical_eps.detach().cpu().numpy()
+            crit = np.asarray(critical_eps)
+            if crit.dtype.kind != "f":
+                raise AlfavizInputError(
+                    f"critical_eps must be a float matrix of shape (n_samples, n_classes); got "
+                    f"dtype {crit.dtype}. Convert it with .astype(np.float32)."
+                )
+            crit_table, _ = embeddings_table(
+                crit.astype(np.float32, copy=False),
+                critical_eps_ids,
+                what="critical_eps",
+                ids_what="critical_eps_ids",
+                row="matrix row",
+            )
         if coords is not None:
             coords = check_frame(coords, "coords")
             missing = [c for c in (schema.SAMPLE_ID, schema.X, schema.Y) if c not in coords]
@@ -1023,6 +1057,7 @@ class RunStore:
             frames[f"{EXTRA_DIR}/{name}.parquet"] = (check_frame(frame, what), what)
         order = [SAMPLES_FILE, FLIPS_FILE]
         order += [EMBEDDINGS_FILE] if emb_table is not None else []
+        order += [CRITICAL_EPS_FILE] if crit_table is not None else []
         order += [rel for rel in frames if rel not in order] + list(small)
         files: dict[str, dict[str, Any]] = {}
 
@@ -1053,6 +1088,8 @@ class RunStore:
                     write_file(target, small[rel])
                 elif rel == EMBEDDINGS_FILE:
                     write_table_file(emb_table, target)
+                elif rel == CRITICAL_EPS_FILE:
+                    write_table_file(crit_table, target)
                 else:
                     frame, what = frames[rel]
                     write_table_file(frame_table(frame, what), target)
@@ -1293,6 +1330,29 @@ class RunStore:
         """
         data, file = self._read_bytes(round, HEAD_FILE, "classifier head")
         return npz_to_arrays(data, file)
+
+    def read_critical_eps(self, round: int) -> tuple[np.ndarray, np.ndarray]:
+        """The critical-ε matrix written with ``round`` (see ``write_round(critical_eps=...)``).
+
+        Returns
+        -------
+        ids : numpy.ndarray of int64, shape (n,)
+        matrix : numpy.ndarray of float32, shape (n, n_classes)
+            Row ``i`` for sample ``ids[i]``, column ``c`` for anchor class ``c``; inf where
+            the pair never flips.
+
+        Raises
+        ------
+        RunStoreError
+            If the round has none (its flips frame holds every pair; see
+            :meth:`has_critical_eps`) or the file is damaged.
+        """
+        data, file = self._read_bytes(round, CRITICAL_EPS_FILE, "critical-eps matrix")
+        return table_to_embeddings(parquet_to_table(data, file), file, "critical-eps")
+
+    def has_critical_eps(self, round: int) -> bool:
+        """Whether ``round`` has a critical-ε matrix (its flips frame keeps the candidates only)."""
+        return CRITICAL_EPS_FILE in self._manifest(round)["files"]
 
     def has_head(self, round: int) -> bool:
         """Whether ``round`` was written with its classifier head (``head.npz``)."""

@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 
 from alfaviz import schema
-from alfaviz.alfamix.candidates import AlphaMode
+from alfaviz.alfamix.candidates import AlphaMode, CandidateResult
 from alfaviz.alfamix.query import alfamix_query, paths_frame
 from alfaviz.errors import AlfavizInputError
 from alfaviz.strategies._base import (
@@ -21,7 +21,7 @@ from alfaviz.strategies._base import (
 )
 from alfaviz.strategies._common import check_int, check_real
 
-__all__ = ["ALFAMix"]
+__all__ = ["FULL_FLIPS_MAX_PAIRS", "ALFAMix"]
 
 _MAX_LEVELS = 1000
 """The ε schedule ``alpha_cap, 2 alpha_cap, ..., 1`` has at most this many levels."""
@@ -30,6 +30,15 @@ _MAX_PATH_STEPS = 1000
 """The most points recorded along one path z_u → z*_c."""
 
 _ALPHA_MODES: tuple[str, ...] = get_args(AlphaMode)
+
+FULL_FLIPS_MAX_PAIRS = 2_000_000
+"""The most (sample, anchor) pairs for which the flips frame holds every pair.
+
+Above it (200k samples × 10 classes, 20k × 100), the frame keeps only the rows of the
+candidates and the selected samples, the only samples that flip, and the critical ε of every
+pair goes along as one float32 matrix (``QueryResult.critical_eps``). A full frame of 1M × 100
+pairs would take about 4 GB; the matrix takes 400 MB.
+"""
 
 
 def _default_alpha_cap(alpha: AlphaMode) -> float:
@@ -62,9 +71,18 @@ class ALFAMix(Strategy):
     random_state : int or None
         Seeds k-means and the random fill, an int in ``0..2**63-1``; None draws a fresh seed at
         every query. The seed used is recorded in ``QueryResult.info["random_state"]``.
+
+    Attributes
+    ----------
+    full_flips_max_pairs : int
+        The most (sample, anchor) pairs whose every row goes in the flips frame
+        (:data:`FULL_FLIPS_MAX_PAIRS`); set it on an instance to keep more or fewer. Above it,
+        the frame holds the candidates' and selected samples' rows and the query returns the
+        whole critical-ε matrix as float32 (``QueryResult.critical_eps``).
     """
 
     name: ClassVar[str] = "alfamix"
+    full_flips_max_pairs: int = FULL_FLIPS_MAX_PAIRS
 
     def __init__(
         self,
@@ -173,17 +191,7 @@ class ALFAMix(Strategy):
                 schema.INCONSISTENCY: c.inconsistency,
             }
         )
-        n, n_cls = c.flips.shape
-        flips = pd.DataFrame(
-            {
-                schema.SAMPLE_ID: np.repeat(np.arange(n, dtype=np.int64), n_cls),
-                schema.ANCHOR_CLASS: np.tile(np.arange(n_cls, dtype=np.int64), n),
-                schema.FLIPPED: c.flips.ravel(),
-                schema.FLIP_TO: c.flip_to.ravel(),
-                schema.CRITICAL_EPS: c.critical_eps.ravel(),
-                schema.STEP_NORM: c.step_norm.ravel(),
-            }
-        )
+        flips, crit = self._flips_frame(c, out.selected)
         paths = None
         if self.path_steps and out.selected.size:
             paths = paths_frame(
@@ -201,4 +209,34 @@ class ALFAMix(Strategy):
             schema.CANDIDATES_PER_LEVEL: list(c.n_candidates_per_level),
         }
         info.update({schema.time_column(f"alfamix_{k}"): v for k, v in out.timings.items()})
-        return Selection(out.selected, cols, flips, info, paths)
+        return Selection(out.selected, cols, flips, info, paths, crit)
+
+    def _flips_frame(
+        self, c: CandidateResult, selected: np.ndarray
+    ) -> tuple[pd.DataFrame, np.ndarray | None]:
+        """The per-(sample, anchor) frame, and the float32 critical-ε matrix when it is cut.
+
+        Every row while ``n * n_classes <= full_flips_max_pairs``; above that, the rows of the
+        candidates and the selected samples (every sample with a flip is a candidate), with
+        the (n, n_classes) critical ε returned beside it as float32.
+        """
+        n, n_cls = c.flips.shape
+        crit = None
+        rows = np.arange(n, dtype=np.int64)
+        take: slice | np.ndarray = slice(None)
+        if n * n_cls > int(self.full_flips_max_pairs):
+            keep = c.mask.copy()
+            keep[np.asarray(selected, dtype=np.int64)] = True
+            rows = take = np.flatnonzero(keep).astype(np.int64)
+            crit = c.critical_eps.astype(np.float32)
+        flips = pd.DataFrame(
+            {
+                schema.SAMPLE_ID: np.repeat(rows, n_cls),
+                schema.ANCHOR_CLASS: np.tile(np.arange(n_cls, dtype=np.int64), rows.size),
+                schema.FLIPPED: c.flips[take].ravel(),
+                schema.FLIP_TO: c.flip_to[take].ravel(),
+                schema.CRITICAL_EPS: c.critical_eps[take].ravel(),
+                schema.STEP_NORM: c.step_norm[take].ravel(),
+            }
+        )
+        return flips, crit

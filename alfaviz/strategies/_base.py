@@ -93,6 +93,9 @@ class Selection:
     flips: pd.DataFrame | None = None
     info: dict[str, Any] | None = None
     paths: pd.DataFrame | None = None
+    critical_eps: np.ndarray | None = None
+    """The (n_unlabelled, n_classes) critical ε as float32, when ``flips`` keeps only some
+    samples' rows; None when ``flips`` holds every pair."""
 
 
 @torch.no_grad()
@@ -321,6 +324,12 @@ class Strategy:
         info.update(sel.info or {})
         info[schema.time_column("query")] = elapsed
         info[RANDOM_STATE_KEY] = seed
+        crit = sel.critical_eps
+        if crit is not None and (crit.ndim != 2 or crit.shape[0] != zu.shape[0]):
+            raise RuntimeError(  # a bug in a strategy, not user error
+                f"{type(self).__name__} returned a critical-eps matrix of shape {crit.shape} "
+                f"for {zu.shape[0]} unlabelled samples"
+            )
         return QueryResult(
             strategy=self.name,
             selected_ids=ids[idx],
@@ -328,6 +337,7 @@ class Strategy:
             flips=flips,
             info=info,
             paths=paths,
+            critical_eps=crit,
         )
 
     def _select(self, inputs: QueryInputs) -> Selection:  # pragma: no cover - abstract

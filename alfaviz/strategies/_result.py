@@ -43,6 +43,11 @@ class QueryResult:
     paths : pandas.DataFrame or None
         For ALFA-Mix, the head's predictions along z_u -> z*_c for the selected samples,
         conformed to :data:`alfaviz.schema.PATHS`.
+    critical_eps : numpy.ndarray of float32, shape (n_unlabelled, n_classes), or None
+        For ALFA-Mix on a large pool (more than ``ALFAMix.full_flips_max_pairs`` pairs), where
+        ``flips`` keeps only the candidates' and selected samples' rows: the critical ε of
+        every pair, row ``i`` for ``samples``' row ``i`` (inf: the pair never flips). None when
+        ``flips`` holds every pair.
     """
 
     strategy: str
@@ -51,6 +56,7 @@ class QueryResult:
     flips: pd.DataFrame = field(default_factory=empty_flips_frame)
     info: Mapping[str, Any] = field(default_factory=dict)
     paths: pd.DataFrame | None = None
+    critical_eps: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         ids = np.array(self.selected_ids, dtype=np.int64, copy=True)
@@ -62,6 +68,15 @@ class QueryResult:
         object.__setattr__(self, "flips", schema.conform(self.flips, schema.QUERY_FLIPS))
         if self.paths is not None:
             object.__setattr__(self, "paths", schema.conform(self.paths, schema.PATHS))
+        if self.critical_eps is not None:
+            crit = np.asarray(self.critical_eps, dtype=np.float32)
+            if crit.ndim != 2 or crit.shape[0] != len(self.samples):
+                raise ValueError(
+                    f"critical_eps must have shape (n_unlabelled={len(self.samples)}, "
+                    f"n_classes); got {crit.shape}."
+                )
+            crit.setflags(write=False)
+            object.__setattr__(self, "critical_eps", crit)
 
     @property
     def budget(self) -> int:

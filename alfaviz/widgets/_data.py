@@ -99,6 +99,7 @@ class RunData:
         self._comparisons: dict[tuple[int, tuple[str, ...]], BatchComparison] = {}
         self._hypotheses: dict[str, pd.DataFrame] = {}
         self._round_gen = 0  # bumped by round events (drops the comparisons)
+        self._eps_cache: tuple[tuple[int, int], tuple[np.ndarray, np.ndarray]] | None = None
         self._label_gen = 0  # bumped by every event that is not only looking (drops rates)
         self._compute_lock = threading.Lock()  # one slow computation at a time
         self._unsubscribe = run.subscribe(self._on_event)
@@ -351,6 +352,52 @@ class RunData:
         r = self._check_round(round)
         store = self.experiment.store
         return self._cached("flips", r, lambda: schema.conform(store.read_flips(r), schema.FLIPS))
+
+    def flips_for(self, round: int, sample_ids: Any) -> pd.DataFrame:
+        """The flips rows of ``sample_ids`` in ``round``, for any sample of its pool.
+
+        A large pool's round keeps only its candidates' and selected samples' rows (see
+        :meth:`~alfaviz.session.Experiment.critical_eps`); a sample without rows there gets
+        them from the round's critical-ε matrix: not flipped, no flip label, the stored
+        critical ε and an unknown (NaN) step norm. Samples the round did not score get none.
+        """
+        r = self._check_round(round)
+        ids = np.asarray(sample_ids, dtype=np.int64).reshape(-1)
+        frame = self.flips(r)
+        fid = frame[schema.SAMPLE_ID].to_numpy(np.int64)
+        rows = frame[np.isin(fid, ids)]
+        missing = np.setdiff1d(ids, fid)
+        if missing.size == 0 or not self.experiment.store.has_critical_eps(r):
+            return rows
+        cid, matrix = self._critical_eps(r)
+        pos = np.searchsorted(cid, missing)
+        ok = pos < cid.size
+        ok[ok] = cid[pos[ok]] == missing[ok]
+        hit, at = missing[ok], pos[ok]
+        n_cls = matrix.shape[1]
+        made = pd.DataFrame(
+            {
+                schema.ROUND: np.full(hit.size * n_cls, r, dtype=np.int64),
+                schema.SAMPLE_ID: np.repeat(hit, n_cls),
+                schema.ANCHOR_CLASS: np.tile(np.arange(n_cls, dtype=np.int64), hit.size),
+                schema.FLIPPED: np.zeros(hit.size * n_cls, dtype=bool),
+                schema.FLIP_TO: np.full(hit.size * n_cls, -1, dtype=np.int64),
+                schema.CRITICAL_EPS: matrix[at].astype(np.float64).ravel(),
+                schema.STEP_NORM: np.full(hit.size * n_cls, np.nan),
+            }
+        )
+        both = pd.concat([rows, schema.conform(made, schema.FLIPS)], ignore_index=True)
+        return schema.conform(both, schema.FLIPS)
+
+    def _critical_eps(self, r: int) -> tuple[np.ndarray, np.ndarray]:
+        """The stored critical-ε matrix of round ``r``, rows sorted by sample id, cached."""
+        key = (r, self._round_gen)
+        hit = self._eps_cache
+        if hit is None or hit[0] != key:
+            cid, matrix = self.experiment.store.read_critical_eps(r)
+            order = np.argsort(cid, kind="stable")
+            hit = self._eps_cache = (key, (cid[order], matrix[order]))
+        return hit[1]
 
     def queried(self, round: int) -> pd.DataFrame:
         """The batch ``round`` asked for, in pick order (:data:`~alfaviz.schema.QUERIED`)."""

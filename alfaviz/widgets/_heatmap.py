@@ -402,7 +402,7 @@ class Heatmap(View):
         self.row_ids = sort_rows(samples, rows, self.sort.value)[: self.max_rows]
         what = self._what(basis, sel)
         fig = heatmap_figure(
-            self.data.flips(r),
+            self.data.flips_for(r, self.row_ids),
             samples,
             rows,
             value=self.value.value,
