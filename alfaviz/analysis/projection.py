@@ -175,15 +175,42 @@ def align_to(coords: Any, previous: Any) -> np.ndarray:
 
 
 def _pca_2d(x: np.ndarray, random_state: int) -> np.ndarray:
-    """First two principal components, zero-padded when fewer exist."""
+    """First two principal components, zero-padded when fewer exist.
+
+    The components are the top eigenvectors of the float64 covariance, accumulated over row
+    blocks of about :data:`_PCA_BLOCK_BYTES`, so the pool is read three times and never copied
+    whole (scikit-learn's full SVD of a 200k × 512 pool took 14 s and 2.3 GB here; this takes
+    a second or two and O(dim²) beyond the output). Signs follow scikit-learn's rule: the
+    largest-magnitude loading of each component is positive. ``random_state`` is unused (the
+    result is exact); it is kept for the signature the methods share.
+    """
+    del random_state
     n, dim = x.shape
     out = np.zeros((n, 2), dtype=np.float64)
     k = min(2, n, dim)
-    if n < 2 or not np.any(x.std(axis=0) > 0):
-        return out  # one sample, or all samples equal: every sample sits at the origin
-    pca = PCA(n_components=k, svd_solver="full", random_state=random_state)
-    out[:, :k] = pca.fit_transform(x.astype(np.float64))
+    if n < 2:
+        return out  # one sample: it sits at the origin
+    step = max(1, _PCA_BLOCK_BYTES // (8 * dim))
+    total = np.zeros(dim, dtype=np.float64)
+    for s in range(0, n, step):
+        total += np.asarray(x[s : s + step], dtype=np.float64).sum(axis=0)
+    mean = total / n
+    cov = np.zeros((dim, dim), dtype=np.float64)
+    for s in range(0, n, step):
+        blk = np.asarray(x[s : s + step], dtype=np.float64) - mean
+        cov += blk.T @ blk
+    if not np.any(np.diag(cov) > 0):
+        return out  # all samples equal: every sample sits at the origin
+    vals, vecs = np.linalg.eigh(cov)
+    comp = vecs[:, ::-1][:, :k]  # (dim, k), largest variance first
+    comp *= np.sign(comp[np.abs(comp).argmax(axis=0), np.arange(k)])
+    for s in range(0, n, step):
+        out[s : s + step, :k] = (np.asarray(x[s : s + step], dtype=np.float64) - mean) @ comp
     return out
+
+
+_PCA_BLOCK_BYTES = 32 << 20
+"""Rows of the pool taken at once, as float64, by :func:`_pca_2d`."""
 
 
 def _umap_init(previous: np.ndarray) -> np.ndarray | None:
@@ -448,7 +475,9 @@ def _place_near(points: np.ndarray, ref: np.ndarray, ref_xy: np.ndarray, k: int)
     step = max(16, _PLACE_BLOCK_CELLS // max(r.shape[0], 1))  # distance blocks of ~64 MB
     for s in range(0, p.shape[0], step):
         blk = p[s : s + step]
-        d2 = (blk * blk).sum(1, keepdim=True) - 2.0 * blk @ r.T + r_sq
+        # ‖r‖² − 2 p·r ranks a row's references as ‖p − r‖² does (‖p‖² is the same along it),
+        # in one fused pass
+        d2 = torch.addmm(r_sq, blk, r.T, alpha=-2.0)
         _, nn = torch.topk(d2, k, dim=1, largest=False)
         # the weights from the exact distances to those k (the expanded form above cancels:
         # a point's distance to its own copy would come out near 1e-3, not 0)

@@ -343,20 +343,25 @@ def place_paths(
     sid = paths[schema.SAMPLE_ID].to_numpy(np.int64)
     cls = paths[schema.ANCHOR_CLASS].to_numpy(np.int64)
     t = paths[schema.PATH_T].to_numpy(np.float32)[:, None]
-    mixed = (1.0 - t) * z[sid] + t * anchors[cls]
     ref = np.arange(z.shape[0])
     if ref.size > PATH_REFERENCE_MAX:  # a seeded subset of the pool, and the paths' own samples
         pick = np.random.default_rng(0).choice(ref.size, PATH_REFERENCE_MAX, replace=False)
         ref = np.union1d(pick, sid)
-    pool_z, pts = z[ref], mixed
+    pool_z = z[ref]
+    ends, at = np.unique(sid, return_inverse=True)
+    z_ends, a_ends = z[ends], anchors
     if ref.size > PATH_EXACT_MAX and z.shape[1] > PATH_DIM:
         # a large pool: neighbours found in a PCA space of the reference (a budget of 1,000 with
-        # 10 classes draws 110,000 path points; in 512-d that took minutes on 2 cores)
+        # 10 classes draws 110,000 path points; in 512-d that took minutes on 2 cores). The
+        # PCA map is affine, so a mixed point's image is the same mix of its two ends' images:
+        # only the ends are projected, never the (n_points, dim) mixed embeddings.
         from sklearn.decomposition import PCA
 
         pca = PCA(n_components=PATH_DIM, svd_solver="randomized", random_state=0)
         pool_z = pca.fit(pool_z).transform(pool_z).astype(np.float32)  # as the points below
-        pts = pca.transform(mixed).astype(np.float32)
+        z_ends = pca.transform(z_ends).astype(np.float32)
+        a_ends = pca.transform(anchors.astype(z.dtype, copy=False)).astype(np.float32)
+    pts = (1.0 - t) * z_ends[at] + t * a_ends[cls]
     xy = place_points(pts, pool_z, coords[ref])
     out = paths.copy()
     out[schema.X], out[schema.Y] = xy[:, 0], xy[:, 1]

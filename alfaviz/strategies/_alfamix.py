@@ -31,10 +31,10 @@ _MAX_PATH_STEPS = 1000
 
 _ALPHA_MODES: tuple[str, ...] = get_args(AlphaMode)
 
-FULL_FLIPS_MAX_PAIRS = 2_000_000
+FULL_FLIPS_MAX_PAIRS = 1_000_000
 """The most (sample, anchor) pairs for which the flips frame holds every pair.
 
-Above it (200k samples × 10 classes, 20k × 100), the frame keeps only the rows of the
+Above it (more than 100k samples × 10 classes, or 10k × 100), the frame keeps only the rows of the
 candidates and the selected samples, the only samples that flip, and the critical ε of every
 pair goes along as one float32 matrix (``QueryResult.critical_eps``). A full frame of 1M × 100
 pairs would take about 4 GB; the matrix takes 400 MB.
