@@ -199,9 +199,10 @@ def _pca_2d(x: np.ndarray, random_state: int) -> np.ndarray:
     for s in range(0, n, step):
         blk = np.asarray(x[s : s + step], dtype=np.float64) - mean
         cov += blk.T @ blk
-    if not np.any(np.diag(cov) > 0):
-        return out  # all samples equal: every sample sits at the origin
-    vals, vecs = np.linalg.eigh(cov)
+    scale = max(1.0, float(np.abs(mean).max()))
+    if not np.diag(cov).max() > n * (1e-12 * scale) ** 2:
+        return out  # all samples equal (to rounding): every sample sits at the origin
+    _, vecs = np.linalg.eigh(cov)
     comp = vecs[:, ::-1][:, :k]  # (dim, k), largest variance first
     comp *= np.sign(comp[np.abs(comp).argmax(axis=0), np.arange(k)])
     for s in range(0, n, step):
