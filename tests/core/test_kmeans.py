@@ -98,3 +98,31 @@ def test_d2_draw_follows_the_weights_and_never_draws_zero_weight():
     w = torch.tensor([1.0, 0.0, 0.0])
     assert set(d2_draw(w, 100, torch.Generator().manual_seed(3)).tolist()) == {0}
     assert math.isfinite(float(d2_draw(torch.tensor([math.inf, 1.0]), 1, torch.Generator())[0]))
+
+
+@pytest.mark.parametrize("gram", [True, False])
+def test_the_host_seeding_loop_makes_the_device_loops_choices(monkeypatch, gram):
+    """On the CPU the seeding runs in NumPy; it must draw and choose exactly as the tensor loop
+    that runs on a GPU (here run on CPU tensors), with and without the all-pairs matrix."""
+    from alfaviz.alfamix import kmeans as km
+
+    if not gram:
+        monkeypatch.setattr(km, "_GRAM_MAX_BYTES", 0)
+    for seed in range(3):
+        x = _blobs(seed, n=700, k=25)
+        x[5] = x[4]  # a duplicate: a zero D² that must never be drawn again
+        x_sq = (x * x).sum(1)
+        host = km.greedy_kmeanspp(x, 60, torch.Generator().manual_seed(seed))
+        g = torch.Generator().manual_seed(seed)
+        first = torch.randint(x.shape[0], (1,), generator=g)
+        device = km._greedy_device(x, x_sq, first, 60, 2 + int(math.log(60)), g)
+        assert host.dtype == torch.int64
+        torch.testing.assert_close(host, device, rtol=0, atol=0)
+        assert host.unique().numel() == 60
+
+
+def test_the_host_seeding_loop_falls_back_to_the_unchosen_when_every_point_is_a_centre():
+    x = torch.zeros(6, 3)
+    x[:3] = torch.eye(3)  # three distinct points and three copies of the origin
+    seeds = greedy_kmeanspp(x, 5, torch.Generator().manual_seed(0))
+    assert seeds.unique().numel() == 5
