@@ -34,9 +34,9 @@ _ALPHA_MODES: tuple[str, ...] = get_args(AlphaMode)
 FULL_FLIPS_MAX_PAIRS = 1_000_000
 """The most (sample, anchor) pairs for which the flips frame holds every pair.
 
-Above it (more than 100k samples × 10 classes, or 10k × 100), the frame keeps only the rows of the
-candidates and the selected samples, the only samples that flip, and the critical ε of every
-pair goes along as one float32 matrix (``QueryResult.critical_eps``). A full frame of 1M × 100
+Above it (more than 100k samples × 10 classes, or 10k × 100), the frame keeps only the rows
+of the candidates and the selected samples, the only samples that flip, and the critical ε of
+every pair goes along as one float32 matrix (``QueryResult.critical_eps``). A full frame of 1M × 100
 pairs would take about 4 GB; the matrix takes 400 MB.
 """
 
@@ -76,9 +76,12 @@ class ALFAMix(Strategy):
     ----------
     full_flips_max_pairs : int
         The most (sample, anchor) pairs whose every row goes in the flips frame
-        (:data:`FULL_FLIPS_MAX_PAIRS`); set it on an instance to keep more or fewer. Above it,
-        the frame holds the candidates' and selected samples' rows and the query returns the
-        whole critical-ε matrix as float32 (``QueryResult.critical_eps``).
+        (:data:`FULL_FLIPS_MAX_PAIRS`). Above it, the frame holds the candidates' and selected
+        samples' rows and the query returns the whole critical-ε matrix as float32
+        (``QueryResult.critical_eps``). It is not a constructor parameter: set it on the class
+        (``ALFAMix.full_flips_max_pairs = 5_000_000``) for every run in the process, or on an
+        instance for its own queries (:func:`~alfaviz.strategies.clone`, which runs use, keeps
+        only parameters).
     """
 
     name: ClassVar[str] = "alfamix"
