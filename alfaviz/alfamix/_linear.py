@@ -163,6 +163,15 @@ class AnchorIndex:
         self._table_win = -math.inf
         self._inv_h = 0.0
 
+    def indexes(self, anchors: torch.Tensor) -> bool:
+        """Whether this index was built from exactly these anchor values (and device)."""
+        a = anchors.detach()
+        return (
+            a.shape == self.anchors64.shape
+            and a.device == self.anchors64.device
+            and bool(torch.equal(a.double(), self.anchors64))
+        )
+
     @property
     def n_classes(self) -> int:
         """Number of anchors."""
@@ -301,8 +310,11 @@ class AnchorIndex:
         self._cell_start = self._cell_cls = None
         if lists:
             cells, order = torch.sort(torch.cat(ent_cell).int(), stable=True)
-            every = torch.arange(self.dim * n_cells + 1, dtype=torch.int32, device=a.device)
-            self._cell_start = torch.searchsorted(cells, every, out_int32=True)
+            # start of each cell's list: its entry count, summed in place (int32, 4 bytes a
+            # cell; a binary search of every cell took 3-4× longer)
+            start = torch.zeros(self.dim * n_cells + 1, dtype=torch.int32, device=a.device)
+            start.index_add_(0, cells.long() + 1, torch.ones_like(cells))
+            self._cell_start = start.cumsum_(0)
             self._cell_cls = torch.cat(ent_cls)[order]
         self._table_win = w
         return self._table

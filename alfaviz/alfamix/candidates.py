@@ -157,6 +157,9 @@ class PoolScores:
         the labels at the stopping level instead (:func:`finalize_candidates`).
     block_rows : int
         Rows per block of the computation (:func:`finalize_candidates` uses the same).
+    index : AnchorIndex or None
+        The exact path's anchor index, which :func:`finalize_candidates` reuses for the same
+        anchors instead of building it again (not part of the scores: never compared).
     """
 
     first_level: np.ndarray
@@ -165,6 +168,7 @@ class PoolScores:
     pseudo_labels: np.ndarray
     flip_to_levels: np.ndarray | None = None
     block_rows: int = 0
+    index: AnchorIndex | None = field(default=None, repr=False, compare=False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -431,7 +435,7 @@ def _score_linear(
         crit[s : s + rows] = ch.critical_eps.cpu().numpy()
         unit[s : s + rows] = ch.step_unit.cpu().numpy()
         yh[s : s + rows] = ch.y_hat.cpu().numpy()
-    return PoolScores(first, crit, unit, yh, None, rows)
+    return PoolScores(first, crit, unit, yh, None, rows, index)
 
 
 @torch.no_grad()
@@ -756,7 +760,9 @@ def _exact_flip_labels(
                                             max_chunk_bytes)  # fmt: skip
     group = rows * FLIP_GROUP_BLOCKS
     piece = _flip_piece_rows(rows, z.shape[1], n_cls, len(levels))
-    index = AnchorIndex(anchors, max_bytes=_index_bytes(z))
+    index = scores.index
+    if index is None or not index.indexes(anchors):
+        index = AnchorIndex(anchors, max_bytes=_index_bytes(z))
     with eval_mode(head):
         for s in range(0, n, group):
             cand = s + np.nonzero(mask[s : s + group])[0]

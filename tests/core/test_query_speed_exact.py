@@ -160,3 +160,44 @@ def test_exact_flip_labels_are_int32_and_minus_one_off_the_flips():
     lit = plain_flip_labels(head, zu, grad, anchors, rows, classes, eps)
     assert rows.numel() > 0
     assert (torch.as_tensor(res.flip_to[rows, classes]).long() == lit).all()
+
+
+def test_the_flip_label_pass_reuses_the_scoring_index(monkeypatch):
+    """One anchor index per query on the exact path; the second pass over the candidates
+    reuses the first's, and builds its own only for anchors it was not built from."""
+    from alfaviz.alfamix import candidates as cand_mod
+    from alfaviz.alfamix import find_candidates
+    from alfaviz.alfamix.mixing import compute_anchors
+
+    built = []
+    real = cand_mod.AnchorIndex
+
+    class Counting(real):
+        def __init__(self, *a, **k):
+            built.append(1)
+            super().__init__(*a, **k)
+
+    monkeypatch.setattr(cand_mod, "AnchorIndex", Counting)
+    g = torch.Generator().manual_seed(4)
+    zu = torch.randn(500, 16, generator=g).relu()
+    zl = torch.randn(60, 16, generator=g).relu()
+    yl = torch.arange(60) % 5
+    head = torch.nn.Linear(16, 5)
+    torch.nn.init.normal_(head.weight, generator=g)
+    res = find_candidates(zu, zl, yl, head, 40)
+    assert res.mask.any()
+    assert len(built) == 1
+    # the same scores finalised against other anchors get an index of their own, and the
+    # labels of the shared index are those of a fresh one
+    anchors = compute_anchors(zl, yl, 5)
+    levels = list(res.levels)
+    scores = cand_mod.score_pool(zu, anchors, head, levels)
+    assert scores.index is not None
+    assert scores.index.indexes(anchors)
+    assert not scores.index.indexes(anchors + 1e-3)
+    shared = cand_mod.finalize_candidates(zu, anchors, head, levels, scores, res.level_index)
+    fresh = cand_mod.finalize_candidates(
+        zu, anchors, head, levels, cand_mod.replace(scores, index=None), res.level_index
+    )
+    assert (shared.flip_to == fresh.flip_to).all()
+    assert (shared.flip_to == res.flip_to).all()
