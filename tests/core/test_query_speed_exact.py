@@ -201,3 +201,14 @@ def test_the_flip_label_pass_reuses_the_scoring_index(monkeypatch):
     )
     assert (shared.flip_to == fresh.flip_to).all()
     assert (shared.flip_to == res.flip_to).all()
+
+
+def test_exact_path_blocks_stop_at_a_cache_sized_float64_block():
+    from alfaviz.alfamix.candidates import EXACT_BLOCK_F64_BYTES
+
+    for n, d in ((200_000, 512), (1_000_000, 512), (1_000_000, 128), (1_000_000, 768)):
+        rows = _chunk_rows(n, d, 10, 5, 4, False, None)
+        assert rows == EXACT_BLOCK_F64_BYTES // (8 * d)
+    assert _chunk_rows(50_000, 512, 10, 5, 4, False, None) < EXACT_BLOCK_F64_BYTES // (8 * 512)
+    # the level-by-level paths keep their memory-derived blocks (256 MiB of (row, C, D) terms)
+    assert _chunk_rows(1_000_000, 512, 2, 5, 4, True, None) == (256 << 20) // (8 * 4 * 2 * 512)
