@@ -260,9 +260,7 @@ def table_to_embeddings(
         flat = col.flatten().to_numpy(zero_copy_only=False)
         matrix = np.array(flat, copy=True).reshape(len(col), dim)
     except (KeyError, pa.ArrowException, ValueError, AttributeError) as exc:
-        raise RunStoreError(
-            f"{path} is corrupt: it does not hold an {what} table ({exc})."
-        ) from exc
+        raise RunStoreError(f"{path} is corrupt: not a valid {what} table ({exc}).") from exc
     return ids, matrix
 
 
