@@ -212,3 +212,51 @@ def test_exact_path_blocks_stop_at_a_cache_sized_float64_block():
     assert _chunk_rows(50_000, 512, 10, 5, 4, False, None) < EXACT_BLOCK_F64_BYTES // (8 * 512)
     # the level-by-level paths keep their memory-derived blocks (256 MiB of (row, C, D) terms)
     assert _chunk_rows(1_000_000, 512, 2, 5, 4, True, None) == (256 << 20) // (8 * 4 * 2 * 512)
+
+
+def test_host_transfers_and_syncs_do_not_grow_with_the_classes():
+    """Nothing crosses between host and device per class: the calls that copy a tensor to the
+    host or read a value from it (``cpu``, ``numpy``, ``item``, ``bool``, ``float`` ..., and
+    ``to`` a device) are counted during one block of the search, and the count is the same
+    for 4, 16 and 48 classes. On a GPU each of them is a copy or a synchronisation."""
+    import collections
+
+    from torch.overrides import TorchFunctionMode
+
+    from alfaviz.alfamix import find_candidates
+
+    host = {"cpu", "numpy", "item", "tolist", "__bool__", "__float__", "__int__", "__index__"}
+
+    class Count(TorchFunctionMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.n: collections.Counter[str] = collections.Counter()
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            name = getattr(func, "__name__", str(func))
+            moves = name == "to" and any(
+                isinstance(a, (str, torch.device)) for a in [*args[1:], *kwargs.values()]
+            )
+            if name in host or moves:
+                self.n[name] += 1
+            return func(*args, **kwargs)
+
+    counts = []
+    for c in (4, 16, 48):
+        g = torch.Generator().manual_seed(0)
+        centers = torch.randn(c, 32, generator=g) * 3
+        zu = centers[torch.randint(c, (600,), generator=g)] + torch.randn(600, 32, generator=g)
+        yl = torch.arange(6 * c) % c
+        zl = (centers[yl] + torch.randn(6 * c, 32, generator=g)).relu()
+        head = torch.nn.Linear(32, c)
+        with torch.no_grad():
+            head.weight.copy_(centers.relu() * 0.3)
+        mode = Count()
+        with mode:  # one block: the block count would otherwise change with C
+            res = find_candidates(zu.relu(), zl, yl, head, 20, max_chunk_bytes=1 << 30)
+        assert res.mask.any()
+        counts.append(dict(mode.n))
+    assert counts[0]
+    assert counts[1] == counts[0]
+    assert counts[2] == counts[0]
