@@ -328,15 +328,18 @@ def _table_row(args: argparse.Namespace, problem: str, n: int, c: int) -> tuple[
     p_mem = f"{plain['added_mb']:.0f}" if plain else "-"
     sp_alpha = f"{plain['t_alpha'] / ours['t_alpha']:.1f}×" if plain else "-"
     sp_total = f"{plain['t_total'] / ours['t_total']:.1f}×" if plain else "-"
-    # k = |candidates| (no more candidates than the budget): both inertias are 0
+    # k = |candidates| (no more candidates than the budget): every candidate is its own
+    # cluster, both inertias are 0 up to rounding, and there is nothing to compare
     sk = ours["sk_inertia"]
-    ratio = ours["inertia"] / sk if sk > 0 else (1.0 if ours["inertia"] == 0 else math.nan)
+    own = ours["n_candidates"] <= args.budget
+    ratio = math.nan if own or not sk > 0 else ours["inertia"] / sk
+    shown = "— (each candidate its own cluster)" if own else f"{ratio:.4f}"
     line = (
         f"| {problem} | {n} | {args.d} | {c} | {args.device} | {p_alpha} | {p_total} "
         f"| {ours['t_alpha']:.2f} | {ours['t_kmeans']:.2f} | {ours['t_total']:.2f} "
         f"| {sp_alpha} | {sp_total} | {p_mem} | {ours['added_mb']:.0f} "
         f"| {ours['added_mb'] / ours['input_mb']:.2f} | {ours['n_candidates']} | {same} "
-        f"| {ours['inertia']:.2f} | {ours['sk_inertia']:.2f} | {ratio:.4f} |"
+        f"| {ours['inertia']:.2f} | {ours['sk_inertia']:.2f} | {shown} |"
     )
     return line, ratio
 
