@@ -324,12 +324,6 @@ class Strategy:
         info.update(sel.info or {})
         info[schema.time_column("query")] = elapsed
         info[RANDOM_STATE_KEY] = seed
-        crit = sel.critical_eps
-        if crit is not None and (crit.ndim != 2 or crit.shape[0] != zu.shape[0]):
-            raise RuntimeError(  # a bug in a strategy, not user error
-                f"{type(self).__name__} returned a critical-eps matrix of shape {crit.shape} "
-                f"for {zu.shape[0]} unlabelled samples"
-            )
         return QueryResult(
             strategy=self.name,
             selected_ids=ids[idx],
@@ -337,7 +331,7 @@ class Strategy:
             flips=flips,
             info=info,
             paths=paths,
-            critical_eps=crit,
+            critical_eps=sel.critical_eps,  # QueryResult checks its shape
         )
 
     def _select(self, inputs: QueryInputs) -> Selection:  # pragma: no cover - abstract

@@ -386,8 +386,7 @@ class RunData:
                 schema.STEP_NORM: np.full(hit.size * n_cls, np.nan),
             }
         )
-        both = pd.concat([rows, schema.conform(made, schema.FLIPS)], ignore_index=True)
-        return schema.conform(both, schema.FLIPS)
+        return schema.conform(pd.concat([rows, made], ignore_index=True), schema.FLIPS)
 
     def _critical_eps(self, r: int) -> tuple[np.ndarray, np.ndarray]:
         """The stored critical-ε matrix of round ``r``, rows sorted by sample id, cached."""

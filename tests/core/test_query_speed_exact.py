@@ -138,16 +138,22 @@ def test_exact_path_blocks_are_larger_but_bounded():
     assert math.isfinite(exact)
 
 
-def test_exact_flip_labels_are_int32_and_minus_one_off_the_flips():
-    from alfaviz.alfamix import find_candidates
-    from alfaviz.alfamix.mixing import loss_gradients, plain_flip_labels
-
-    g = torch.Generator().manual_seed(3)
-    zu = torch.randn(400, 16, generator=g).relu()
+def _linear_problem(seed: int, n: int):
+    """ReLU features of 16 dimensions, 60 labelled in 5 classes, a random linear head."""
+    g = torch.Generator().manual_seed(seed)
+    zu = torch.randn(n, 16, generator=g).relu()
     zl = torch.randn(60, 16, generator=g).relu()
     yl = torch.arange(60) % 5
     head = torch.nn.Linear(16, 5)
     torch.nn.init.normal_(head.weight, generator=g)
+    return zu, zl, yl, head
+
+
+def test_exact_flip_labels_are_int32_and_minus_one_off_the_flips():
+    from alfaviz.alfamix import find_candidates
+    from alfaviz.alfamix.mixing import loss_gradients, plain_flip_labels
+
+    zu, zl, yl, head = _linear_problem(3, 400)
     res = find_candidates(zu, zl, yl, head, 40)
     assert res.flip_to.dtype.name == "int32"
     assert ((res.flip_to >= 0) == res.flips).all()
@@ -178,12 +184,7 @@ def test_the_flip_label_pass_reuses_the_scoring_index(monkeypatch):
             super().__init__(*a, **k)
 
     monkeypatch.setattr(cand_mod, "AnchorIndex", Counting)
-    g = torch.Generator().manual_seed(4)
-    zu = torch.randn(500, 16, generator=g).relu()
-    zl = torch.randn(60, 16, generator=g).relu()
-    yl = torch.arange(60) % 5
-    head = torch.nn.Linear(16, 5)
-    torch.nn.init.normal_(head.weight, generator=g)
+    zu, zl, yl, head = _linear_problem(4, 500)
     res = find_candidates(zu, zl, yl, head, 40)
     assert res.mask.any()
     assert len(built) == 1
