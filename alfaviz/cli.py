@@ -120,6 +120,22 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     run.add_argument("--out", default=None, help="run directory (default: runs/<name>-<time>)")
     run.add_argument("-q", "--quiet", action="store_true", help="print only the run directory")
+    g = run.add_argument_group("engine (where the query scores the pool)")
+    g.add_argument(
+        "--engine", choices=("local", "ray"), default="local",
+        help="local: in this process (default); ray: Ray Core actors, one per GPU or CPU "
+        "(pip install 'alfaviz[ray]'); the results are the same",
+    )  # fmt: skip
+    g.add_argument(
+        "--address", default=None,
+        help="with --engine ray: the cluster to join ('auto' for one started with `ray start "
+        "--head`, or host:port); by default Ray starts on this machine",
+    )  # fmt: skip
+    g.add_argument(
+        "--shard-size", type=int, default=None, metavar="N",
+        help="rows per shard of the pool scoring (default: one shard per worker); rounded up "
+        "to the computation's block size",
+    )  # fmt: skip
 
     cmp_ = sub.add_parser(
         "compare",
@@ -282,33 +298,60 @@ def _cmd_run(args: argparse.Namespace) -> int:
         # compile UMAP's numba code while the first round trains
         threading.Thread(target=warm_up_umap, name="umap-warm-up", daemon=True).start()
     data_kwargs = _data_kwargs(args)
-    t0 = time.perf_counter()
-    seeds = list(dict.fromkeys(args.seed))
-    for seed in seeds:
-        out = args.out
-        if out is not None and len(seeds) > 1:
-            out = str(Path(out) / f"seed{seed}")
-        exp = Experiment(
-            args.dataset, args.model, args.strategy, initial_size=args.initial_size,
-            budget=args.budget, seed=seed, out=out, projection=args.projection,
-            initial=args.initial, train=_train(args), device=args.device,
-            callbacks=[Printer()], strategy_kwargs=_strategy_kwargs(args, args.strategy),
-            data_kwargs=data_kwargs,
-        )  # fmt: skip
-        source = exp.data
-        if args.quiet:
-            print(exp.path)
-        else:
-            print(
-                f"run directory: {exp.path}  ({source.name}: {source.n_train} pool / "
-                f"{source.n_test} test, {exp.strategy.name}, seed {seed}, "
-                f"{args.rounds} rounds of {args.budget}, device {exp.device})",
-                flush=True,
-            )
-        exp.run(args.rounds)
-    if not args.quiet:
-        print(f"done in {time.perf_counter() - t0:.1f}s; open it with: alfaviz info {exp.path}")
+    engine = _engine(args)
+    try:
+        t0 = time.perf_counter()
+        seeds = list(dict.fromkeys(args.seed))
+        for seed in seeds:
+            out = args.out
+            if out is not None and len(seeds) > 1:
+                out = str(Path(out) / f"seed{seed}")
+            exp = Experiment(
+                args.dataset, args.model, args.strategy, initial_size=args.initial_size,
+                budget=args.budget, seed=seed, out=out, projection=args.projection,
+                initial=args.initial, train=_train(args), device=args.device,
+                callbacks=[Printer()], strategy_kwargs=_strategy_kwargs(args, args.strategy),
+                data_kwargs=data_kwargs, engine=engine, shard_size=args.shard_size,
+            )  # fmt: skip
+            source = exp.data
+            if args.quiet:
+                print(exp.path)
+            else:
+                print(
+                    f"run directory: {exp.path}  ({source.name}: {source.n_train} pool / "
+                    f"{source.n_test} test, {exp.strategy.name}, seed {seed}, "
+                    f"{args.rounds} rounds of {args.budget}, device {exp.device})",
+                    flush=True,
+                )
+                if args.engine != "local":
+                    print(f"engine: {engine!r}", flush=True)
+            exp.run(args.rounds)
+        if not args.quiet:
+            print(f"done in {time.perf_counter() - t0:.1f}s; open it with: alfaviz info {exp.path}")
+    finally:
+        _close(engine)
     return 0
+
+
+def _engine(args: argparse.Namespace) -> Any:
+    """The engine of ``alfaviz run``, checked before a run folder is written."""
+    from alfaviz.engine import check_shard_size, make_engine
+    from alfaviz.errors import AlfavizInputError
+
+    check_shard_size(args.shard_size)
+    if args.engine == "local":
+        if args.address is not None:
+            raise AlfavizInputError("--address goes with --engine ray; add --engine ray.")
+        return make_engine("local")
+    engine = make_engine(args.engine, address=args.address, progress=not args.quiet)
+    engine.parallelism  # noqa: B018 - joins the cluster now: a bad address fails here
+    return engine
+
+
+def _close(engine: Any) -> None:
+    close = getattr(engine, "close", None)
+    if callable(close):
+        close()
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:

@@ -44,7 +44,7 @@ from alfaviz.alfamix.mixing import (
     mix,
     unit_gradient,
 )
-from alfaviz.engine import Engine, LocalEngine, row_shards
+from alfaviz.engine import Engine, LocalEngine, check_engine, check_shard_size, row_shards
 from alfaviz.errors import AlfavizInputError
 
 __all__ = [
@@ -169,6 +169,13 @@ class PoolScores:
     flip_to_levels: np.ndarray | None = None
     block_rows: int = 0
     index: AnchorIndex | None = field(default=None, repr=False, compare=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # the index is a cache for this process: it does not travel to another (an engine's
+        # worker), where the finish builds its own
+        state = dict(self.__dict__)
+        state["index"] = None
+        return state
 
 
 # --------------------------------------------------------------------------------------------
@@ -819,6 +826,11 @@ def _finalize_shard(shard: tuple[torch.Tensor, PoolScores], **kwargs: Any) -> Ca
     return finalize_candidates(z, scores=scores, **kwargs)
 
 
+def _parallelism(engine: Engine) -> int:
+    p = getattr(engine, "parallelism", 1)
+    return p if isinstance(p, int) and not isinstance(p, bool) and p > 0 else 1
+
+
 def find_candidates(
     z_unlabelled: torch.Tensor,
     z_labelled: torch.Tensor,
@@ -864,9 +876,10 @@ def find_candidates(
         Maps the scoring and the finish over row shards (:class:`~alfaviz.engine.LocalEngine`
         by default).
     shard_size : int, optional
-        Rows per shard (one shard by default). Rounded up to a multiple of the block size (of
-        :data:`FLIP_GROUP_BLOCKS` blocks on the exact path), so that sharded results are
-        bit-identical to the whole pool's.
+        Rows per shard (by default one shard per worker of the engine, see
+        ``Engine.parallelism``, and one shard in-process). Rounded up to a multiple of the
+        block size (of :data:`FLIP_GROUP_BLOCKS` blocks on the exact path), so that sharded
+        results are bit-identical to the whole pool's.
 
     Returns
     -------
@@ -887,13 +900,8 @@ def find_candidates(
         )
     learn_steps = _check_int("learn_steps", learn_steps, 0, "Use 5 (the release's default).")
     learn_lr = _check_real("learn_lr", learn_lr, positive=True)
-    if engine is None:
-        engine = LocalEngine()
-    elif not callable(getattr(engine, "map", None)):
-        raise AlfavizInputError(
-            f"engine must have a map(fn, shards) method (an alfaviz.engine.Engine); got "
-            f"{type(engine).__name__}."
-        )
+    engine = check_engine(engine) or LocalEngine()
+    shard_size = check_shard_size(shard_size)
     levels = level_schedule(alpha_cap)
     t0 = time.perf_counter()
     with eval_mode(head):
@@ -901,6 +909,8 @@ def find_candidates(
         rows = _block_rows(zu, n_cls, len(levels), head, alpha, max_chunk_bytes)
         exact = alpha == "closed_form" and _is_affine(head)
         align = rows * FLIP_GROUP_BLOCKS if exact else rows
+        if shard_size is None:  # at least one shard per worker of a parallel engine
+            shard_size = -(-zu.shape[0] // max(1, _parallelism(engine))) or None
         shards = [zu[s:e] for s, e in row_shards(zu.shape[0], shard_size, align=align)]
         common: dict[str, Any] = {"anchors": anchors, "head": head, "levels": levels}
         score = partial(_score_shard, **common, alpha=alpha, learn_steps=learn_steps,

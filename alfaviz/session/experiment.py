@@ -54,6 +54,7 @@ from alfaviz.data import (
     load_dataset,
     load_dataset_from_config,
 )
+from alfaviz.engine import Engine, check_shard_size, make_engine
 from alfaviz.errors import AlfavizInputError, RunStoreError
 from alfaviz.learner import Learner, TrainConfig, build_model
 from alfaviz.session.config import RunConfig, check_int, check_seed, seed_for
@@ -167,6 +168,13 @@ class Experiment:
         With a ready ``DataSource``: the ``{"spec": ..., "kwargs": ...}`` it was loaded from,
         recorded so that :meth:`open` can load it again (checked against the data's
         fingerprint when the run is reopened).
+    engine : str or Engine, optional
+        Where each round's query maps its pool scoring over row shards: ``"local"`` (in this
+        process, the default), ``"ray"`` (Ray Core actors, ``pip install 'alfaviz[ray]'``)
+        or an :class:`~alfaviz.engine.Engine`. Results do not depend on it, so it is not part
+        of the run's config; set :attr:`engine` to change it for later rounds.
+    shard_size : int, optional
+        Rows per shard for the engine (one shard per worker by default).
     """
 
     def __init__(
@@ -190,10 +198,14 @@ class Experiment:
         strategy_kwargs: Mapping[str, Any] | None = None,
         exist_ok: bool = False,
         data_spec: Mapping[str, Any] | None = None,
+        engine: str | Engine | None = None,
+        shard_size: int | None = None,
         _store: RunStore | None = None,
     ) -> None:
         # settings: checked before anything is loaded or written -----------------------
         seed = check_seed(seed)
+        self.shard_size = check_shard_size(shard_size)
+        self.engine: Engine = make_engine(engine)
         if train is None:
             train_config = TrainConfig()
         elif isinstance(train, TrainConfig):
@@ -723,6 +735,7 @@ class Experiment:
             r, learner=self.learner, data=self.data, pool=pool,
             strategy=self._round_strategy(r), budget=self.budget,
             train_seed=self.seed * 100_003 + r, project=self._project, on_query=on_query,
+            engine=self.engine, shard_size=self.shard_size,
         )  # fmt: skip
         out.row[schema.PROJECTION] = self._projection_used if out.coords is not None else ""
         row = self._commit_round(out)
@@ -1078,6 +1091,8 @@ class Experiment:
         strategy: Strategy | None = None,
         callbacks: Sequence[Callback] = (),
         device: str | None = None,
+        engine: str | Engine | None = None,
+        shard_size: int | None = None,
     ) -> Experiment:
         """Reopen a run directory exactly (frames and labels) so that it can resume.
 
@@ -1116,6 +1131,7 @@ class Experiment:
             callbacks=callbacks,
             model_kwargs=mspec.get("kwargs") if model is None else None,
             strategy_kwargs=sspec.get("params") if strategy is None else None, _store=store,
+            engine=engine, shard_size=shard_size,
         )  # fmt: skip
         exp._data_spec = dspec if dspec.get("spec") else None
         exp._session = session
@@ -1150,7 +1166,7 @@ def open_run(path: str | Path, **kwargs: Any) -> Experiment:
         A run directory written by :class:`Experiment` or ``alfaviz run``.
     **kwargs
         Passed to :meth:`Experiment.open` (``data``, ``model``, ``strategy``, ``callbacks``,
-        ``device``).
+        ``device``, ``engine``, ``shard_size``).
 
     Returns
     -------

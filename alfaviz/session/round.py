@@ -25,6 +25,7 @@ import torch
 
 from alfaviz import schema
 from alfaviz.data import DataSource
+from alfaviz.engine import Engine
 from alfaviz.errors import AlfavizInputError
 from alfaviz.learner import Learner, TrainStats
 from alfaviz.session.pool import Pool
@@ -103,6 +104,8 @@ def run_round(
     train_seed: int,
     project: Projector | None = None,
     on_query: Callable[[QueryResult], None] | None = None,
+    engine: Engine | None = None,
+    shard_size: int | None = None,
 ) -> RoundOutcome:
     """Compute round ``round``; nothing is written.
 
@@ -123,6 +126,10 @@ def run_round(
         Maps the embeddings (n_train, dim) to 2-D coordinates (n_train, 2), or None.
     on_query : callable, optional
         Called with the :class:`QueryResult` as soon as the query returns.
+    engine : Engine, optional
+        Where the query maps its pool scoring over row shards (in-process by default).
+    shard_size : int, optional
+        Rows per shard of that scoring.
 
     Returns
     -------
@@ -143,7 +150,7 @@ def run_round(
     result = strategy.query(
         z[torch.as_tensor(unl, device=on)], z[torch.as_tensor(lab_ids, device=on)], y_l.to(on),
         learner.head, min(budget, int(unl.size)), unlabelled_ids=unl, labelled_ids=lab_ids,
-        n_classes=data.n_classes,
+        n_classes=data.n_classes, engine=engine, shard_size=shard_size,
     )  # fmt: skip
     times[schema.time_column("query")] = float(
         result.info.get(schema.time_column("query"), math.nan)

@@ -175,6 +175,8 @@ class ALFAMix(Strategy):
             kmeans_tol=float(self.kmeans_tol),
             learn_steps=int(self.learn_steps),
             learn_lr=float(self.learn_lr),
+            engine=inputs.engine,
+            shard_size=inputs.shard_size,
         )
         c = out.candidates
         p = head_probabilities(inputs.head, inputs.z_unlabelled)

@@ -34,6 +34,7 @@ from torch import nn
 
 from alfaviz import schema
 from alfaviz._validation import check_query_inputs
+from alfaviz.engine import Engine, check_engine, check_shard_size
 from alfaviz.errors import AlfavizInputError
 from alfaviz.strategies._common import (
     check_seed,
@@ -73,6 +74,10 @@ class QueryInputs:
     random_state : int
         The seed of this query, in ``0..2**63-1`` (drawn fresh when the strategy's
         ``random_state`` is None); every random draw of ``_select`` derives from it.
+    engine : Engine or None
+        Where a strategy that works shard by shard maps its work (in-process when None).
+    shard_size : int or None
+        Rows per shard for such a strategy (its own choice when None).
     """
 
     z_unlabelled: torch.Tensor
@@ -82,6 +87,8 @@ class QueryInputs:
     budget: int
     n_classes: int
     random_state: int
+    engine: Engine | None = None
+    shard_size: int | None = None
 
 
 @dataclass
@@ -247,6 +254,8 @@ class Strategy:
         unlabelled_ids: Any = None,
         labelled_ids: Any = None,
         n_classes: int | None = None,
+        engine: Engine | None = None,
+        shard_size: int | None = None,
     ) -> QueryResult:
         """Pick ``budget`` samples to label next.
 
@@ -268,6 +277,12 @@ class Strategy:
             Global ids of the labelled rows, checked to be disjoint from ``unlabelled_ids``.
         n_classes : int, optional
             Inferred from the head when omitted.
+        engine : Engine, optional
+            Maps the pool scoring over row shards, for the strategies that score shard by
+            shard (ALFA-Mix); in-process (:class:`~alfaviz.engine.LocalEngine`) when omitted.
+            The result does not depend on the engine.
+        shard_size : int, optional
+            Rows per shard for such an engine (the engine's choice when omitted).
 
         Returns
         -------
@@ -292,7 +307,9 @@ class Strategy:
                     f"(e.g. {overlap[:5].tolist()}); the pool must exclude labelled samples."
                 )
         seed = fresh_seed() if self.random_state is None else int(self.random_state)
-        inputs = QueryInputs(zu, zl, yl, head, budget, n_cls, seed)
+        engine = check_engine(engine)
+        shard_size = check_shard_size(shard_size)
+        inputs = QueryInputs(zu, zl, yl, head, budget, n_cls, seed, engine, shard_size)
         t0 = time.perf_counter()
         with eval_mode(head):
             sel = self._select(inputs)

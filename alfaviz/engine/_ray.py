@@ -1,0 +1,370 @@
+"""The Ray Core engine: shards run on actors, one per GPU or per CPU slot.
+
+:class:`RayEngine` honours the :class:`~alfaviz.engine.Engine` protocol, so
+:func:`~alfaviz.alfamix.candidates.find_candidates` (and through it the ALFA-Mix strategy, an
+:class:`~alfaviz.session.Experiment` and ``alfaviz run --engine ray``) scores the pool on a
+Ray cluster without knowing it. What travels:
+
+* the function of a map (for the query: the anchors, the head and the level schedule) is put
+  in the object store **once** per map, and every task refers to it;
+* each shard is put once; a shard that is a view of a larger tensor is copied first, so that
+  only its own rows travel (pickling a view would send the whole tensor);
+* each task returns its shard's result, moved to the CPU.
+
+Actors pin torch to their share of the cores (``torch.set_num_threads``): two processes that
+each use every core run several times slower than one. An actor that dies mid-task (its
+process killed, its node lost) is restarted and the task runs again; every result is taken
+from exactly one successful run of its shard, by shard index, so nothing is counted twice.
+
+Ray is an optional extra: ``pip install 'alfaviz[ray]'``. It is imported when an engine first
+connects, never by ``import alfaviz``.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from alfaviz.errors import AlfavizInputError
+
+__all__ = ["RayEngine"]
+
+log = logging.getLogger(__name__)
+
+S = TypeVar("S")
+R = TypeVar("R")
+
+RAY_MISSING = (
+    "the ray engine needs Ray, which is not installed; install it with "
+    "pip install 'alfaviz[ray]' (or pip install ray), or use the local engine."
+)
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise AlfavizInputError(RAY_MISSING) from None
+    return ray
+
+
+def _move(obj: Any, device: torch.device, *, copy_modules: bool) -> Any:
+    """``obj`` with its tensors and modules on ``device``; containers are rebuilt.
+
+    Handles tensors, modules, :func:`functools.partial`, tuples, lists, dicts and dataclass
+    instances. A module is deep-copied first when ``copy_modules`` (the caller's own object is
+    never moved in place).
+    """
+    if isinstance(obj, torch.Tensor):
+        out = obj.detach().to(device)
+        if out.data_ptr() == obj.data_ptr() and _is_view(out):
+            out = out.clone()  # only the view's rows travel, not the tensor behind it
+        return out
+    if isinstance(obj, nn.Module):
+        if all(t.device == device for t in (*obj.parameters(), *obj.buffers())):
+            return obj
+        return (copy.deepcopy(obj) if copy_modules else obj).to(device)
+    if isinstance(obj, partial):
+        return partial(
+            obj.func,
+            *(_move(a, device, copy_modules=copy_modules) for a in obj.args),
+            **{k: _move(v, device, copy_modules=copy_modules) for k, v in obj.keywords.items()},
+        )
+    if isinstance(obj, tuple) and not hasattr(obj, "_fields"):
+        return tuple(_move(v, device, copy_modules=copy_modules) for v in obj)
+    if isinstance(obj, list):
+        return [_move(v, device, copy_modules=copy_modules) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _move(v, device, copy_modules=copy_modules) for k, v in obj.items()}
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        changes = {
+            f.name: _move(getattr(obj, f.name), device, copy_modules=copy_modules)
+            for f in dataclasses.fields(obj)
+            if f.init
+        }
+        return dataclasses.replace(obj, **changes)
+    return obj
+
+
+def _writable(obj: Any) -> Any:
+    """``obj`` with its read-only NumPy arrays copied (Ray hands arrays out of its object
+    store read-only, zero-copy; the caller owns what a map returns, as with the local
+    engine)."""
+    if isinstance(obj, np.ndarray):
+        return obj if obj.flags.writeable else obj.copy()
+    if isinstance(obj, tuple) and not hasattr(obj, "_fields"):
+        return tuple(_writable(v) for v in obj)
+    if isinstance(obj, list):
+        return [_writable(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _writable(v) for k, v in obj.items()}
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        changes = {
+            f.name: _writable(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.init
+        }
+        return dataclasses.replace(obj, **changes)
+    return obj
+
+
+def _is_view(t: torch.Tensor) -> bool:
+    return t.untyped_storage().nbytes() > t.numel() * t.element_size()
+
+
+class _ShardWorker:
+    """The actor: holds a device and a thread count, and runs functions on shards."""
+
+    def __init__(self, threads: int, use_gpu: bool) -> None:
+        torch.set_num_threads(threads)
+        self.threads = threads
+        cuda = use_gpu and torch.cuda.is_available()
+        self.device = torch.device("cuda") if cuda else torch.device("cpu")
+
+    def run(self, fn: Callable[[Any], Any], shard: Any) -> Any:
+        if self.device.type != "cpu":
+            fn = _move(fn, self.device, copy_modules=False)
+            shard = _move(shard, self.device, copy_modules=False)
+        return _move(fn(shard), torch.device("cpu"), copy_modules=False)
+
+    def describe(self) -> dict[str, Any]:
+        import resource
+
+        return {
+            "pid": os.getpid(),
+            "threads": torch.get_num_threads(),
+            "device": str(self.device),
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        }
+
+
+class RayEngine:
+    """Maps a function over shards on Ray Core actors; results in shard order.
+
+    Parameters
+    ----------
+    address : str, optional
+        The cluster to join: ``"auto"`` for one started with ``ray start --head`` on this
+        machine, ``"host:port"`` for another, or None to use the Ray of this process (started
+        on this machine when there is none yet). Ignored when Ray is already initialised.
+    workers : int, optional
+        Number of actors. By default one per GPU of the cluster when it has GPUs (and
+        ``gpus`` is not False), else one per CPU.
+    gpus : bool, optional
+        Put one actor on each GPU (``num_gpus=1``). By default: when the cluster has GPUs.
+        A GPU actor works on CUDA when torch sees it, and on the CPU otherwise.
+    threads : int, optional
+        Torch threads per actor; by default the cluster's CPUs divided among the actors
+        (at least 1). CPU actors reserve that many CPUs.
+    max_retries : int
+        How often an actor that died is restarted, and its task run again (3).
+    progress : bool
+        Show a ``tqdm`` bar over the shards of each map.
+    init_kwargs : dict, optional
+        Passed to ``ray.init`` when this engine starts or joins Ray (e.g. ``num_cpus``).
+
+    Attributes
+    ----------
+    parallelism : int
+        The number of actors (connects to Ray on first use).
+
+    Notes
+    -----
+    Use it as a context manager, or call :meth:`close`, to stop the actors (and the Ray this
+    engine started). Shards and results must be picklable; the function is sent once per
+    :meth:`map`.
+    """
+
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        workers: int | None = None,
+        gpus: bool | None = None,
+        threads: int | None = None,
+        max_retries: int = 3,
+        progress: bool = False,
+        init_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        if address is not None and (not isinstance(address, str) or not address.strip()):
+            raise AlfavizInputError(
+                f"address must be 'auto', 'host:port' or None; got {address!r}."
+            )
+        for name, value in (("workers", workers), ("threads", threads)):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
+                raise AlfavizInputError(
+                    f"{name} must be a positive integer or None; got {value!r}."
+                )
+        if gpus is not None and not isinstance(gpus, bool):
+            raise AlfavizInputError(f"gpus must be True, False or None; got {gpus!r}.")
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise AlfavizInputError(f"max_retries must be an integer >= 0; got {max_retries!r}.")
+        if init_kwargs is not None and not isinstance(init_kwargs, Mapping):
+            raise AlfavizInputError(f"init_kwargs must be a dict; got {init_kwargs!r}.")
+        self.address = address
+        self.workers = workers
+        self.gpus = gpus
+        self.threads = threads
+        self.max_retries = max_retries
+        self.progress = bool(progress)
+        self.init_kwargs = dict(init_kwargs or {})
+        self._ray: Any = None
+        self._owns_ray = False
+        self._actors: list[Any] = []
+        self._layout: dict[str, Any] = {}
+
+    # connection and actors ------------------------------------------------------------------
+    def _connect(self) -> Any:
+        if self._actors:
+            return self._ray
+        ray = _import_ray()
+        if not ray.is_initialized():
+            kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+            kw.update(self.init_kwargs)
+            try:
+                ray.init(address=self.address, **kw)
+            except ConnectionError as exc:
+                raise AlfavizInputError(
+                    f"could not join the Ray cluster at {self.address!r} ({exc}); start one "
+                    f"with `ray start --head`, or leave the address out to run Ray on this "
+                    f"machine."
+                ) from None
+            self._owns_ray = True
+        res = ray.cluster_resources()
+        n_cpu = max(1, int(res.get("CPU", 1)))
+        n_gpu = int(res.get("GPU", 0))
+        use_gpu = bool(n_gpu) if self.gpus is None else self.gpus
+        if use_gpu and not n_gpu:
+            raise AlfavizInputError(
+                "gpus=True, but the Ray cluster has no GPUs; leave gpus unset to use its CPUs."
+            )
+        n = self.workers or (n_gpu if use_gpu else n_cpu)
+        threads = self.threads or max(1, n_cpu // n)
+        opts: dict[str, Any] = {
+            "max_restarts": self.max_retries,
+            "max_task_retries": self.max_retries,
+        }
+        if use_gpu:
+            opts.update(num_gpus=1, num_cpus=min(threads, max(1, n_cpu // n)))
+        else:
+            opts.update(num_cpus=threads)
+        actor = ray.remote(**opts)(_ShardWorker)
+        self._actors = [actor.remote(threads, use_gpu) for _ in range(n)]
+        self._layout = {"workers": n, "threads": threads, "gpus": use_gpu}
+        self._ray = ray
+        log.info("ray engine: %d %s workers, %d threads each", n, "GPU" if use_gpu else "CPU",
+                 threads)  # fmt: skip
+        return ray
+
+    @property
+    def parallelism(self) -> int:
+        """The number of actors (shards that run at once)."""
+        self._connect()
+        return len(self._actors)
+
+    def describe(self) -> list[dict[str, Any]]:
+        """One dict per actor: its process id, threads, device and peak resident memory (MB)."""
+        ray = self._connect()
+        return list(ray.get([a.describe.remote() for a in self._actors]))
+
+    def map(self, fn: Callable[[S], R], shards: Sequence[S]) -> list[R]:
+        """Apply ``fn`` to every shard on the actors; results in shard order.
+
+        Parameters
+        ----------
+        fn : callable
+            A picklable function of one shard (a module-level function or a
+            :func:`functools.partial` of one); sent to the object store once.
+        shards : sequence
+            The units of work; tensors travel as CPU copies of their own rows.
+
+        Returns
+        -------
+        list
+            ``[fn(s) for s in shards]``.
+
+        Raises
+        ------
+        Exception
+            The exception ``fn`` raised for a shard, as it was raised.
+        """
+        shards = list(shards)
+        if not shards:
+            return []
+        ray = self._connect()
+        cpu = torch.device("cpu")
+        fn_ref = ray.put(_move(fn, cpu, copy_modules=True))
+        refs = [ray.put(_move(s, cpu, copy_modules=True)) for s in shards]
+        results: list[Any] = [None] * len(shards)
+        pending: dict[Any, tuple[int, Any]] = {}
+        todo = list(range(len(shards)))[::-1]
+        idle = list(self._actors)
+        bar = None
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(shards), desc="shards", unit="shard")
+        try:
+            while todo or pending:
+                while todo and idle:
+                    i, actor = todo.pop(), idle.pop()
+                    pending[actor.run.remote(fn_ref, refs[i])] = (i, actor)
+                done, _ = ray.wait(list(pending), num_returns=1)
+                for ref in done:
+                    i, actor = pending.pop(ref)
+                    results[i] = _get(ray, ref)
+                    idle.append(actor)
+                    if bar is not None:
+                        bar.update(1)
+        finally:
+            if bar is not None:
+                bar.close()
+            for ref in pending:
+                ray.cancel(ref)
+        return results
+
+    def close(self) -> None:
+        """Stop the actors, and Ray itself when this engine started it."""
+        ray, self._ray = self._ray, None
+        actors, self._actors = self._actors, []
+        if ray is None:
+            return
+        for a in actors:
+            ray.kill(a)
+        if self._owns_ray:
+            ray.shutdown()
+            self._owns_ray = False
+
+    def __enter__(self) -> RayEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        where = self.address or "this machine"
+        if not self._layout:
+            return f"RayEngine({where})"
+        lay = self._layout
+        kind = "GPU" if lay["gpus"] else "CPU"
+        return f"RayEngine({where}: {lay['workers']} {kind} workers × {lay['threads']} threads)"
+
+
+def _get(ray: Any, ref: Any) -> Any:
+    """The result of a task; the function's own exception when it raised one."""
+    try:
+        return _writable(ray.get(ref))
+    except ray.exceptions.RayTaskError as exc:
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, BaseException):
+            raise cause from None
+        raise

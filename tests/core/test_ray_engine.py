@@ -1,0 +1,226 @@
+"""The Ray engine gives bit-identical results to the local engine, and survives a lost worker.
+
+One local Ray cluster (2 CPUs and 2 declared, fake, GPUs) serves the whole session; its
+workers find this repository through ``PYTHONPATH``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import fields
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from alfaviz.alfamix import find_candidates
+from alfaviz.data import from_embeddings
+from alfaviz.engine import LocalEngine, RayEngine, make_engine
+from alfaviz.errors import AlfavizInputError
+from alfaviz.learner import TrainConfig
+from alfaviz.session import Experiment
+from tests.core.test_alfamix import make_problem
+from tests.core.test_engine import _deep_head
+
+pytestmark = pytest.mark.ray
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    ray = pytest.importorskip("ray", reason="the ray extra: pip install 'alfaviz[ray]'")
+    started = not ray.is_initialized()
+    if started:
+        env = {"PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+        ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": env})  # fmt: skip
+    yield ray
+    if started:
+        ray.shutdown()
+
+
+class SpyRay(RayEngine):
+    """A RayEngine that records how many shards each map received."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.calls: list[int] = []
+
+    def map(self, fn, shards):
+        self.calls.append(len(shards))
+        return super().map(fn, shards)
+
+
+def _assert_identical(a, b) -> None:
+    for f in fields(a):
+        if f.name == "timings":
+            continue
+        va, vb = getattr(a, f.name), getattr(b, f.name)
+        if isinstance(va, np.ndarray):
+            assert va.dtype == vb.dtype, f.name
+            np.testing.assert_array_equal(va, vb, err_msg=f.name)  # bitwise for floats too
+        else:
+            assert va == vb, f.name
+
+
+CASES = {
+    # path: (head factory, alpha, alpha_cap, max_chunk_bytes)
+    "linear": (None, "closed_form", 0.2, 1 << 15),
+    "generic": (_deep_head, "closed_form", 0.2, 1 << 20),
+    "learned": (None, "learned", 1 / 8, 1 << 20),
+}
+
+
+@pytest.mark.parametrize("gpus", [False, True], ids=["cpu-workers", "fake-gpu-workers"])
+@pytest.mark.parametrize("path", list(CASES))
+def test_ray_candidates_equal_the_local_engine(ray_cluster, path, gpus):
+    factory, alpha, cap, chunk = CASES[path]
+    zu, zl, yl, lin = make_problem(41, 900, 120, 24, 10, relu=True)
+    head = lin if factory is None else factory(24, 10)
+    kw = {"alpha": alpha, "alpha_cap": cap, "max_chunk_bytes": chunk, "learn_steps": 3}
+    local = find_candidates(zu, zl, yl, head, 150, engine=LocalEngine(), shard_size=256, **kw)
+    with SpyRay(gpus=gpus) as eng:
+        remote = find_candidates(zu, zl, yl, head, 150, engine=eng, shard_size=256, **kw)
+        workers = eng.describe()
+    assert eng.calls == [4, 4]  # scoring and finishing, four shards each
+    assert len(workers) == 2  # one actor per CPU, or per (declared) GPU
+    assert {w["threads"] for w in workers} == {1}  # each pinned to its share of 2 cores
+    assert len({w["pid"] for w in workers}) == 2
+    assert 0 < local.n_candidates < 900
+    _assert_identical(local, remote)
+    # the caller's head is neither moved nor changed
+    assert all(p.device.type == "cpu" for p in head.parameters())
+
+
+def test_default_shards_one_per_worker(ray_cluster):
+    zu, zl, yl, head = make_problem(42, 2000, 100, 8, 4)
+    with SpyRay() as eng:
+        out = find_candidates(zu, zl, yl, head, 40, max_chunk_bytes=1 << 12, engine=eng)
+    assert eng.calls == [2, 2]
+    whole = find_candidates(zu, zl, yl, head, 40, max_chunk_bytes=1 << 12)
+    _assert_identical(whole, out)
+
+
+def _embeddings_source():
+    g = torch.Generator().manual_seed(5)
+    centres = torch.randn(6, 64, generator=g) * 0.6
+    y = torch.randint(6, (80000,), generator=g)
+    z = (centres[y] + torch.randn(80000, 64, generator=g)).relu()
+    return from_embeddings(z.numpy(), y.numpy(), seed=0)
+
+
+def _run(tmp_path: Path, name: str, engine, shard_size=None) -> Experiment:
+    exp = Experiment(
+        _embeddings_source(), "linear", "alfamix", initial_size=40, budget=25, seed=3,
+        projection="none", train=TrainConfig(max_epochs=20), out=tmp_path / name,
+        engine=engine, shard_size=shard_size,
+    )  # fmt: skip
+    exp.run(2)
+    return exp
+
+
+def _rounds_without_times(exp: Experiment) -> pd.DataFrame:
+    r = exp.rounds
+    return r.drop(columns=[c for c in r.columns if c.startswith("time_")])
+
+
+def test_a_run_through_ray_equals_the_local_run(ray_cluster, tmp_path):
+    # a 60k-row pool at D = 64: the smallest shard (32 blocks of the computation) is 31k rows
+    local = _run(tmp_path, "local", "local", shard_size=1)
+    with SpyRay() as eng:
+        remote = _run(tmp_path, "ray", eng, shard_size=1)
+    assert eng.calls == [2, 2] * 2, eng.calls  # two rounds, two shards each
+    pd.testing.assert_frame_equal(local.samples, remote.samples, check_exact=True)
+    pd.testing.assert_frame_equal(local.flips, remote.flips, check_exact=True)
+    pd.testing.assert_frame_equal(_rounds_without_times(local), _rounds_without_times(remote))
+    np.testing.assert_array_equal(local.labelled_ids, remote.labelled_ids)
+    assert remote.samples["candidate"].any()
+
+
+def _die_once(marker: str, fn, shard):
+    """Kill this worker process the first time any shard gets here (the marker file says)."""
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return fn(shard)
+    os.close(fd)
+    os.kill(os.getpid(), signal.SIGKILL)
+    raise AssertionError("unreachable")
+
+
+class KillingRay(RayEngine):
+    """Its first map loses the worker that starts first, mid-shard."""
+
+    def __init__(self, marker: Path, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.marker = str(marker)
+
+    def map(self, fn, shards):
+        return super().map(partial(_die_once, self.marker, fn), shards)
+
+
+def test_a_worker_killed_mid_round_changes_nothing(ray_cluster, tmp_path):
+    zu, zl, yl, head = make_problem(43, 900, 120, 24, 10, relu=True)
+    kw = {"max_chunk_bytes": 1 << 15, "shard_size": 256}
+    local = find_candidates(zu, zl, yl, head, 150, engine=LocalEngine(), **kw)
+    marker = tmp_path / "killed"
+    with KillingRay(marker) as eng:
+        before = {w["pid"] for w in eng.describe()}
+        remote = find_candidates(zu, zl, yl, head, 150, engine=eng, **kw)
+        after = {w["pid"] for w in eng.describe()}
+    assert marker.exists()  # a worker was killed
+    assert before != after  # and restarted: its shard ran again
+    _assert_identical(local, remote)
+
+
+def _boom(shard):
+    raise ValueError(f"bad shard {shard}")
+
+
+def test_the_functions_own_error_comes_out(ray_cluster):
+    with RayEngine() as eng, pytest.raises(ValueError, match=r"bad shard [23]"):
+        eng.map(_boom, [2, 3])
+    with RayEngine(workers=1) as eng:
+        assert eng.map(abs, [-3, 4, -5]) == [3, 4, 5]
+        assert eng.parallelism == 1
+        assert eng.describe()[0]["threads"] == 2  # one worker takes both cores
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"workers": 0}, "workers"),
+        ({"threads": 1.5}, "threads"),
+        ({"gpus": "yes"}, "gpus"),
+        ({"max_retries": -1}, "max_retries"),
+        ({"address": ""}, "address"),
+    ],
+)
+def test_bad_engine_settings(kwargs, match):
+    with pytest.raises(AlfavizInputError, match=match):
+        RayEngine(**kwargs)
+
+
+def test_engine_names():
+    assert isinstance(make_engine(None), LocalEngine)
+    assert isinstance(make_engine("ray"), RayEngine)  # nothing starts until it is used
+    with pytest.raises(AlfavizInputError, match="unknown engine 'spark'"):
+        make_engine("spark")
+    with pytest.raises(AlfavizInputError, match="make_engine"):
+        find_candidates(*make_problem(44, 50, 10, 4, 2), 5, engine="ray")
+    with pytest.raises(AlfavizInputError, match="shard_size"):
+        Experiment("digits", engine="local", shard_size=0)
+
+
+def test_without_ray_the_error_says_how_to_install(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray now raises ImportError
+    eng = RayEngine()
+    with pytest.raises(AlfavizInputError, match=r"pip install 'alfaviz\[ray\]'"):
+        eng.map(abs, [1])
