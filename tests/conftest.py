@@ -19,3 +19,9 @@ def trained_run(tmp_path_factory):
     )  # fmt: skip
     exp.run(3)
     return exp
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``last`` run after all the others (they start and stop their own cluster
+    of processes)."""
+    items.sort(key=lambda item: item.get_closest_marker("last") is not None)

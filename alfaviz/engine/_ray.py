@@ -230,14 +230,11 @@ class RayEngine:
         if not ray.is_initialized():
             kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
             kw.update(self.init_kwargs)
+            _check_reachable(self.address)
             try:
                 ray.init(address=self.address, **kw)
-            except ConnectionError as exc:
-                raise AlfavizInputError(
-                    f"could not join the Ray cluster at {self.address!r} ({exc}); start one "
-                    f"with `ray start --head`, or leave the address out to run Ray on this "
-                    f"machine."
-                ) from None
+            except (ConnectionError, TimeoutError, ray.exceptions.AuthenticationError) as exc:
+                raise AlfavizInputError(_join_failed(self.address, exc)) from None
             self._owns_ray = True
         res = ray.cluster_resources()
         n_cpu = max(1, int(res.get("CPU", 1)))
@@ -357,6 +354,40 @@ class RayEngine:
         lay = self._layout
         kind = "GPU" if lay["gpus"] else "CPU"
         return f"RayEngine({where}: {lay['workers']} {kind} workers × {lay['threads']} threads)"
+
+
+def _check_reachable(address: str | None, timeout: float = 5.0) -> None:
+    """Fail fast, with a clear error, when nothing listens at a ``host:port`` address (Ray
+    itself retries for minutes)."""
+    if address is None or address == "auto":
+        return
+    rest = address.split("://", 1)[-1]
+    host, sep, port = rest.rpartition(":")
+    if not sep or not port.isdigit():
+        return  # not host:port; Ray parses it
+    import socket
+
+    try:
+        with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout):
+            pass
+    except OSError as exc:
+        raise AlfavizInputError(_join_failed(address, exc, listening=False)) from None
+
+
+def _join_failed(address: str | None, exc: BaseException, *, listening: bool = True) -> str:
+    msg = (
+        f"could not join the Ray cluster at {address!r} ({type(exc).__name__}: {exc}). Check "
+        f"that it runs (`ray status`), or start one with `ray start --head`; leave the address "
+        f"out to run Ray on this machine."
+    )
+    if listening and address not in (None, "auto") and os.environ.get("RAY_AUTH_MODE") is None:
+        msg += (
+            " Ray clusters use token authentication by default, and Ray sends the token only "
+            "to an explicit address when RAY_AUTH_MODE=token is set: export RAY_AUTH_MODE=token "
+            "(the token is read from ~/.ray/auth_token or RAY_AUTH_TOKEN), or use --address auto "
+            "for a cluster on this machine."
+        )
+    return msg
 
 
 def _get(ray: Any, ref: Any) -> Any:
