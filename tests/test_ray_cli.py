@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -65,10 +66,14 @@ def test_cli_against_a_started_cluster(tmp_path):
     port = _free_port()
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
     log = tmp_path / "ray-start.log"
+    # its own temp dir (short: Ray's socket paths must fit in 107 bytes), so that the cluster
+    # leaves no /tmp/ray/ray_current_cluster behind for a later ray.init to find
+    temp = tempfile.mkdtemp(prefix="rayt-", dir="/tmp")
     with log.open("w") as fh:
         proc = subprocess.Popen(
             [ray, "start", "--head", f"--port={port}", "--num-cpus=2",
-             "--include-dashboard=false", "--disable-usage-stats", "--block"],
+             "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}",
+             "--block"],
             stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=tmp_path,
         )  # fmt: skip
     try:
@@ -85,6 +90,7 @@ def test_cli_against_a_started_cluster(tmp_path):
         except subprocess.TimeoutExpired:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
+        shutil.rmtree(temp, ignore_errors=True)
     assert proc.returncode is not None
     a, b = open_run(remote), open_run(local)
     assert a.round == b.round == 2

@@ -26,6 +26,8 @@ import copy
 import dataclasses
 import logging
 import os
+import warnings
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any, TypeVar
@@ -57,66 +59,134 @@ def _import_ray() -> Any:
     return ray
 
 
-def _move(obj: Any, device: torch.device, *, copy_modules: bool) -> Any:
-    """``obj`` with its tensors and modules on ``device``; containers are rebuilt.
+def _walk(obj: Any, leaf: Callable[[Any], Any]) -> Any:
+    """``obj`` rebuilt with ``leaf`` applied to everything that is not a container.
 
-    Handles tensors, modules, :func:`functools.partial`, tuples, lists, dicts and dataclass
-    instances. A module is deep-copied first when ``copy_modules`` (the caller's own object is
-    never moved in place).
+    Containers are :func:`functools.partial`, tuples (not named ones), lists, dicts and
+    dataclass instances; ``leaf`` returns its argument unchanged for what it leaves alone.
     """
-    if isinstance(obj, torch.Tensor):
-        out = obj.detach().to(device)
-        if out.data_ptr() == obj.data_ptr() and _is_view(out):
-            out = out.clone()  # only the view's rows travel, not the tensor behind it
-        return out
-    if isinstance(obj, nn.Module):
-        if all(t.device == device for t in (*obj.parameters(), *obj.buffers())):
-            return obj
-        return (copy.deepcopy(obj) if copy_modules else obj).to(device)
     if isinstance(obj, partial):
         return partial(
-            obj.func,
-            *(_move(a, device, copy_modules=copy_modules) for a in obj.args),
-            **{k: _move(v, device, copy_modules=copy_modules) for k, v in obj.keywords.items()},
+            _walk(obj.func, leaf),
+            *(_walk(a, leaf) for a in obj.args),
+            **{k: _walk(v, leaf) for k, v in obj.keywords.items()},
         )
     if isinstance(obj, tuple) and not hasattr(obj, "_fields"):
-        return tuple(_move(v, device, copy_modules=copy_modules) for v in obj)
+        return tuple(_walk(v, leaf) for v in obj)
     if isinstance(obj, list):
-        return [_move(v, device, copy_modules=copy_modules) for v in obj]
+        return [_walk(v, leaf) for v in obj]
     if isinstance(obj, dict):
-        return {k: _move(v, device, copy_modules=copy_modules) for k, v in obj.items()}
+        return {k: _walk(v, leaf) for k, v in obj.items()}
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        changes = {
-            f.name: _move(getattr(obj, f.name), device, copy_modules=copy_modules)
-            for f in dataclasses.fields(obj)
-            if f.init
-        }
+        changes = {f.name: _walk(getattr(obj, f.name), leaf) for f in dataclasses.fields(obj)
+                   if f.init}  # fmt: skip
         return dataclasses.replace(obj, **changes)
-    return obj
+    return leaf(obj)
+
+
+def _move(obj: Any, device: torch.device, *, copy_modules: bool) -> Any:
+    """``obj`` with its tensors and modules on ``device``.
+
+    A module is deep-copied first when ``copy_modules`` (the caller's own object is never
+    moved in place); a tensor that is a view of a larger one is copied, so that only its own
+    elements travel.
+    """
+
+    def leaf(x: Any) -> Any:
+        if isinstance(x, torch.Tensor):
+            out = x.detach().to(device)
+            if out.data_ptr() == x.data_ptr() and _is_view(out):
+                out = out.clone()
+            return out
+        if isinstance(x, nn.Module):
+            if all(t.device == device for t in (*x.parameters(), *x.buffers())):
+                return x
+            return (copy.deepcopy(x) if copy_modules else x).to(device)
+        return x
+
+    return _walk(obj, leaf)
 
 
 def _writable(obj: Any) -> Any:
     """``obj`` with its read-only NumPy arrays copied (Ray hands arrays out of its object
     store read-only, zero-copy; the caller owns what a map returns, as with the local
     engine)."""
-    if isinstance(obj, np.ndarray):
-        return obj if obj.flags.writeable else obj.copy()
-    if isinstance(obj, tuple) and not hasattr(obj, "_fields"):
-        return tuple(_writable(v) for v in obj)
-    if isinstance(obj, list):
-        return [_writable(v) for v in obj]
-    if isinstance(obj, dict):
-        return {k: _writable(v) for k, v in obj.items()}
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        changes = {
-            f.name: _writable(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.init
-        }
-        return dataclasses.replace(obj, **changes)
-    return obj
+    return _walk(obj, lambda x: x.copy() if _read_only(x) else x)
+
+
+def _read_only(x: Any) -> bool:
+    return isinstance(x, np.ndarray) and not x.flags.writeable
 
 
 def _is_view(t: torch.Tensor) -> bool:
     return t.untyped_storage().nbytes() > t.numel() * t.element_size()
+
+
+class _TensorRef:
+    """A CPU tensor put in the object store on its own, as a NumPy array: workers map it
+    without a copy, and a later map of the same tensor object sends the same reference.
+    (Not a dataclass: :func:`_walk` must hand it to its leaf function whole.)"""
+
+    __slots__ = ("ref",)
+
+    def __init__(self, ref: Any) -> None:
+        self.ref = ref
+
+
+class _TensorRefs:
+    """The object-store references of the shard tensors of the last map.
+
+    A tensor is reused only if it is the very same object (a weak reference says so) and has
+    not been changed in place since (its version counter); anything else is put again.
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[int, tuple[weakref.ref[torch.Tensor], int, Any]] = {}
+        self._now: dict[int, tuple[weakref.ref[torch.Tensor], int, Any]] = {}
+
+    def pack(self, ray: Any, obj: Any) -> Any:
+        """``obj`` with its CPU tensors replaced by :class:`_TensorRef` (others moved to the
+        CPU as they are)."""
+
+        def leaf(x: Any) -> Any:
+            if not isinstance(x, torch.Tensor) or x.requires_grad:
+                return _move(x, torch.device("cpu"), copy_modules=True)
+            try:
+                version = x._version
+                hit = self._last.get(id(x)) or self._now.get(id(x))
+                if hit is not None and hit[0]() is x and hit[1] == version:
+                    ref = hit[2]
+                else:
+                    ref = ray.put(_move(x, torch.device("cpu"), copy_modules=True).numpy())
+                self._now[id(x)] = (weakref.ref(x), version, ref)
+                return _TensorRef(ref)
+            except (TypeError, RuntimeError):  # no NumPy dtype (bfloat16, ...): as it is
+                return _move(x, torch.device("cpu"), copy_modules=True)
+
+        return _walk(obj, leaf)
+
+    def rotate(self) -> None:
+        """End of a map: its references are the ones the next map may reuse."""
+        self._last, self._now = self._now, {}
+
+    def clear(self) -> None:
+        self._last, self._now = {}, {}
+
+
+def _unpack(obj: Any) -> Any:
+    """A shard with its :class:`_TensorRef` leaves read from the object store, without a
+    copy (the tensors are read-only views of shared memory)."""
+    import ray
+
+    def leaf(x: Any) -> Any:
+        if not isinstance(x, _TensorRef):
+            return x
+        arr = ray.get(x.ref)
+        with warnings.catch_warnings():  # read-only: the shard functions never write to it
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.from_numpy(arr)
+
+    return _walk(obj, leaf)
 
 
 class _ShardWorker:
@@ -129,6 +199,7 @@ class _ShardWorker:
         self.device = torch.device("cuda") if cuda else torch.device("cpu")
 
     def run(self, fn: Callable[[Any], Any], shard: Any) -> Any:
+        shard = _unpack(shard)
         if self.device.type != "cpu":
             fn = _move(fn, self.device, copy_modules=False)
             shard = _move(shard, self.device, copy_modules=False)
@@ -152,8 +223,9 @@ class RayEngine:
     ----------
     address : str, optional
         The cluster to join: ``"auto"`` for one started with ``ray start --head`` on this
-        machine, ``"host:port"`` for another, or None to use the Ray of this process (started
-        on this machine when there is none yet). Ignored when Ray is already initialised.
+        machine, ``"host:port"`` for another, or None to use the Ray of this process (a new
+        local one when there is none: never a cluster that happens to run here). Ignored when
+        Ray is already initialised.
     workers : int, optional
         Number of actors. By default one per GPU of the cluster when it has GPUs (and
         ``gpus`` is not False), else one per CPU.
@@ -221,6 +293,7 @@ class RayEngine:
         self._owns_ray = False
         self._actors: list[Any] = []
         self._layout: dict[str, Any] = {}
+        self._refs = _TensorRefs()
 
     # connection and actors ------------------------------------------------------------------
     def _connect(self) -> Any:
@@ -232,7 +305,8 @@ class RayEngine:
             kw.update(self.init_kwargs)
             _check_reachable(self.address)
             try:
-                ray.init(address=self.address, **kw)
+                # None starts a new local Ray ("local"): never a cluster found by chance
+                ray.init(address=self.address or "local", **kw)
             except (ConnectionError, TimeoutError, ray.exceptions.AuthenticationError) as exc:
                 raise AlfavizInputError(_join_failed(self.address, exc)) from None
             self._owns_ray = True
@@ -300,7 +374,8 @@ class RayEngine:
         ray = self._connect()
         cpu = torch.device("cpu")
         fn_ref = ray.put(_move(fn, cpu, copy_modules=True))
-        refs = [ray.put(_move(s, cpu, copy_modules=True)) for s in shards]
+        refs = [ray.put(self._refs.pack(ray, s)) for s in shards]
+        self._refs.rotate()
         results: list[Any] = [None] * len(shards)
         pending: dict[Any, tuple[int, Any]] = {}
         todo = list(range(len(shards)))[::-1]
@@ -333,6 +408,7 @@ class RayEngine:
         """Stop the actors, and Ray itself when this engine started it."""
         ray, self._ray = self._ray, None
         actors, self._actors = self._actors, []
+        self._refs.clear()
         if ray is None:
             return
         for a in actors:
