@@ -35,7 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from query_speed import make_problem  # noqa: E402
+from query_speed import make_problem
 
 __all__ = ["main"]
 

@@ -44,6 +44,8 @@ def test_several_seeds_give_one_directory_each(tmp_path, capsys):
         (["run", "--dataset", "{tmp}/missing.csv"], "missing.csv"),
         (["info", "{tmp}/not-a-run"], "not-a-run"),
         (["run", "--model", "transformer", "--out", "{tmp}/x"], "unknown model"),
+        (["run", "--shard-size", "0", "--out", "{tmp}/x"], "shard_size"),
+        (["run", "--address", "auto", "--out", "{tmp}/x"], "--engine ray"),
     ],
 )
 def test_errors_are_one_line(tmp_path, capsys, argv, needle):
@@ -54,6 +56,7 @@ def test_errors_are_one_line(tmp_path, capsys, argv, needle):
     assert len(err.splitlines()) == 1
     assert needle in err
     assert "Traceback" not in err
+    assert not (tmp_path / "x").exists()  # checked before a run folder is written
 
 
 @pytest.mark.parametrize("cmd", ["run", "compare", "info"])

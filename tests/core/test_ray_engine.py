@@ -37,8 +37,8 @@ def ray_cluster():
     started = not ray.is_initialized()
     if started:
         env = {"PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-        ray.init(address="local", num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": env})  # fmt: skip
+        ray.init(address="local", num_cpus=2, num_gpus=2, include_dashboard=False,
+                 log_to_driver=False, runtime_env={"env_vars": env})  # fmt: skip
     yield ray
     if started:
         ray.shutdown()
