@@ -328,8 +328,20 @@ class RayEngine:
             opts.update(num_gpus=1, num_cpus=min(threads, max(1, n_cpu // n)))
         else:
             opts.update(num_cpus=threads)
+        _check_free(ray, n, opts)
         actor = ray.remote(**opts)(_ShardWorker)
-        self._actors = [actor.remote(threads, use_gpu) for _ in range(n)]
+        actors = [actor.remote(threads, use_gpu) for _ in range(n)]
+        try:  # each actor up and holding its share, so that the next engine sees it taken
+            ray.get([a.describe.remote() for a in actors], timeout=START_TIMEOUT_S)
+        except ray.exceptions.GetTimeoutError:
+            for a in actors:
+                ray.kill(a)
+            raise AlfavizInputError(
+                f"the {n} Ray workers did not start within {START_TIMEOUT_S:g} s: the cluster "
+                f"has no room for them (free: {ray.available_resources()}). Close other "
+                f"engines, or ask for fewer workers (workers=, threads=)."
+            ) from None
+        self._actors = actors
         self._layout = {"workers": n, "threads": threads, "gpus": use_gpu}
         self._ray = ray
         log.info("ray engine: %d %s workers, %d threads each", n, "GPU" if use_gpu else "CPU",
@@ -384,7 +396,7 @@ class RayEngine:
         if self.progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=len(shards), desc="shards", unit="shard")
+            bar = tqdm(total=len(shards), desc=_task_name(fn), unit="shard", leave=False)
         try:
             while todo or pending:
                 while todo and idle:
@@ -429,7 +441,8 @@ class RayEngine:
             return f"RayEngine({where})"
         lay = self._layout
         kind = "GPU" if lay["gpus"] else "CPU"
-        return f"RayEngine({where}: {lay['workers']} {kind} workers × {lay['threads']} threads)"
+        threads = f"{lay['threads']} thread" + ("s" if lay["threads"] != 1 else "")
+        return f"RayEngine({where}: {lay['workers']} {kind} workers × {threads})"
 
 
 def _check_reachable(address: str | None, timeout: float = 5.0) -> None:
@@ -464,6 +477,46 @@ def _join_failed(address: str | None, exc: BaseException, *, listening: bool = T
             "for a cluster on this machine."
         )
     return msg
+
+
+START_TIMEOUT_S = 300.0
+"""How long a new engine waits for its actors to start (a process each, importing torch)."""
+
+FREE_WAIT_S = 10.0
+"""How long a new engine waits for CPUs and GPUs just released (killed actors free them a
+moment later) before it says the cluster is full."""
+
+
+def _check_free(ray: Any, n: int, opts: Mapping[str, Any]) -> None:
+    """A clear error, instead of actors that wait forever, when the cluster's free CPUs or GPUs
+    cannot hold ``n`` workers (another engine, or other work, holds them)."""
+    import time
+
+    deadline = time.monotonic() + FREE_WAIT_S  # actors just killed free their share a moment later
+    while True:
+        free = ray.available_resources()
+        short = [
+            (what, n * float(opts.get(key, 0)), float(free.get(what, 0.0)))
+            for key, what in (("num_cpus", "CPU"), ("num_gpus", "GPU"))
+            if n * float(opts.get(key, 0)) > float(free.get(what, 0.0)) + 1e-9
+        ]
+        if not short or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    for what, need, have in short:
+        raise AlfavizInputError(
+            f"the Ray cluster has {have:g} free {what}s, and {n} workers need {need:g}: "
+            f"another engine or job holds the rest. Close it (engine.close()), or ask for "
+            f"fewer workers (workers=, threads=)."
+        )
+
+
+def _task_name(fn: Any) -> str:
+    """``"score shards"`` for ``_score_shard`` (a progress bar's label)."""
+    while isinstance(fn, partial):
+        fn = fn.func
+    name = getattr(fn, "__name__", "shards").strip("_").replace("_", " ")
+    return name if name.endswith("shards") else name.removesuffix(" shard") + " shards"
 
 
 def _get(ray: Any, ref: Any) -> Any:

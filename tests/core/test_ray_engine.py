@@ -45,7 +45,8 @@ def ray_cluster():
 
 
 class SpyRay(RayEngine):
-    """A RayEngine that records how many shards each map received."""
+    """A RayEngine that records how many shards each map received (since the last
+    ``calls.clear()``)."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -54,6 +55,33 @@ class SpyRay(RayEngine):
     def map(self, fn, shards):
         self.calls.append(len(shards))
         return super().map(fn, shards)
+
+
+class _Engines:
+    """Engines shared by the tests of this module (starting actors takes seconds); one at a
+    time, since each one's actors hold all the cluster's CPUs."""
+
+    def __init__(self) -> None:
+        self.made: dict[bool, SpyRay] = {}
+
+    def __call__(self, gpus: bool = False) -> SpyRay:
+        if gpus not in self.made:
+            self.close()
+            self.made[gpus] = SpyRay(gpus=gpus)
+        self.made[gpus].calls.clear()
+        return self.made[gpus]
+
+    def close(self) -> None:
+        for eng in self.made.values():
+            eng.close()
+        self.made.clear()
+
+
+@pytest.fixture(scope="module")
+def engines(ray_cluster):
+    made = _Engines()
+    yield made
+    made.close()
 
 
 def _assert_identical(a, b) -> None:
@@ -78,15 +106,15 @@ CASES = {
 
 @pytest.mark.parametrize("gpus", [False, True], ids=["cpu-workers", "fake-gpu-workers"])
 @pytest.mark.parametrize("path", list(CASES))
-def test_ray_candidates_equal_the_local_engine(ray_cluster, path, gpus):
+def test_ray_candidates_equal_the_local_engine(engines, path, gpus):
     factory, alpha, cap, chunk = CASES[path]
     zu, zl, yl, lin = make_problem(41, 900, 120, 24, 10, relu=True)
     head = lin if factory is None else factory(24, 10)
     kw = {"alpha": alpha, "alpha_cap": cap, "max_chunk_bytes": chunk, "learn_steps": 3}
     local = find_candidates(zu, zl, yl, head, 150, engine=LocalEngine(), shard_size=256, **kw)
-    with SpyRay(gpus=gpus) as eng:
-        remote = find_candidates(zu, zl, yl, head, 150, engine=eng, shard_size=256, **kw)
-        workers = eng.describe()
+    eng = engines(gpus)
+    remote = find_candidates(zu, zl, yl, head, 150, engine=eng, shard_size=256, **kw)
+    workers = eng.describe()
     assert eng.calls == [4, 4]  # scoring and finishing, four shards each
     assert len(workers) == 2  # one actor per CPU, or per (declared) GPU
     assert {w["threads"] for w in workers} == {1}  # each pinned to its share of 2 cores
@@ -97,10 +125,10 @@ def test_ray_candidates_equal_the_local_engine(ray_cluster, path, gpus):
     assert all(p.device.type == "cpu" for p in head.parameters())
 
 
-def test_default_shards_one_per_worker(ray_cluster):
+def test_default_shards_one_per_worker(engines):
     zu, zl, yl, head = make_problem(42, 2000, 100, 8, 4)
-    with SpyRay() as eng:
-        out = find_candidates(zu, zl, yl, head, 40, max_chunk_bytes=1 << 12, engine=eng)
+    eng = engines()
+    out = find_candidates(zu, zl, yl, head, 40, max_chunk_bytes=1 << 12, engine=eng)
     assert eng.calls == [2, 2]
     whole = find_candidates(zu, zl, yl, head, 40, max_chunk_bytes=1 << 12)
     _assert_identical(whole, out)
@@ -129,11 +157,11 @@ def _rounds_without_times(exp: Experiment) -> pd.DataFrame:
     return r.drop(columns=[c for c in r.columns if c.startswith("time_")])
 
 
-def test_a_run_through_ray_equals_the_local_run(ray_cluster, tmp_path):
+def test_a_run_through_ray_equals_the_local_run(engines, tmp_path):
     # a 60k-row pool at D = 64: the smallest shard (32 blocks of the computation) is 31k rows
     local = _run(tmp_path, "local", "local", shard_size=1)
-    with SpyRay() as eng:
-        remote = _run(tmp_path, "ray", eng, shard_size=1)
+    eng = engines()
+    remote = _run(tmp_path, "ray", eng, shard_size=1)
     assert eng.calls == [2, 2] * 2, eng.calls  # two rounds, two shards each
     pd.testing.assert_frame_equal(local.samples, remote.samples, check_exact=True)
     pd.testing.assert_frame_equal(local.flips, remote.flips, check_exact=True)
@@ -164,7 +192,8 @@ class KillingRay(RayEngine):
         return super().map(partial(_die_once, self.marker, fn), shards)
 
 
-def test_a_worker_killed_mid_round_changes_nothing(ray_cluster, tmp_path):
+def test_a_worker_killed_mid_round_changes_nothing(engines, tmp_path):
+    engines.close()
     zu, zl, yl, head = make_problem(43, 900, 120, 24, 10, relu=True)
     kw = {"max_chunk_bytes": 1 << 15, "shard_size": 256}
     local = find_candidates(zu, zl, yl, head, 150, engine=LocalEngine(), **kw)
@@ -178,13 +207,24 @@ def test_a_worker_killed_mid_round_changes_nothing(ray_cluster, tmp_path):
     _assert_identical(local, remote)
 
 
+def test_a_full_cluster_is_a_clear_error(engines, monkeypatch):
+    import alfaviz.engine._ray as ray_engine
+
+    engines().parallelism  # noqa: B018 - two actors hold both CPUs
+    monkeypatch.setattr(ray_engine, "FREE_WAIT_S", 0.5)
+    with pytest.raises(AlfavizInputError, match="free CPUs"):
+        RayEngine().parallelism  # noqa: B018
+
+
 def _boom(shard):
     raise ValueError(f"bad shard {shard}")
 
 
-def test_the_functions_own_error_comes_out(ray_cluster):
-    with RayEngine() as eng, pytest.raises(ValueError, match=r"bad shard [23]"):
-        eng.map(_boom, [2, 3])
+def test_the_functions_own_error_comes_out(engines):
+    with pytest.raises(ValueError, match=r"bad shard [23]"):
+        engines().map(_boom, [2, 3])
+    assert engines().map(abs, [-1, 2]) == [1, 2]  # the engine still works after an error
+    engines.close()
     with RayEngine(workers=1) as eng:
         assert eng.map(abs, [-3, 4, -5]) == [3, 4, 5]
         assert eng.parallelism == 1
