@@ -7,9 +7,15 @@ Ray cluster without knowing it. What travels:
 
 * the function of a map (for the query: the anchors, the head and the level schedule) is put
   in the object store **once** per map, and every task refers to it;
-* each shard is put once; a shard that is a view of a larger tensor is copied first, so that
-  only its own rows travel (pickling a view would send the whole tensor);
-* each task returns its shard's result, moved to the CPU.
+* the tensors of each shard go in on their own, as NumPy arrays that the workers map without
+  a copy; a later map of the very same tensor object, unchanged since, reuses the reference
+  (the query's finishing pass does not send the pool again); a view of a larger tensor is
+  copied first, so that only its own rows travel;
+* each task returns its shard's result, moved to the CPU; read-only arrays out of the object
+  store are copied, so the caller owns what it gets, as with the local engine.
+
+A new engine waits for its actors to start, and says so clearly when the cluster has no room
+for them (another engine holding its CPUs, for instance) instead of waiting forever.
 
 Actors pin torch to their share of the cores (``torch.set_num_threads``): two processes that
 each use every core run several times slower than one. An actor that dies mid-task (its
