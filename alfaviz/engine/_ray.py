@@ -392,8 +392,13 @@ class RayEngine:
         ray = self._connect()
         cpu = torch.device("cpu")
         fn_ref = ray.put(_move(fn, cpu, copy_modules=True))
-        refs = [ray.put(self._refs.pack(ray, s)) for s in shards]
-        self._refs.rotate()
+        refs: dict[int, Any] = {}
+
+        def put(i: int) -> Any:  # a shard goes in when it is next, not all of them up front
+            if i not in refs:
+                refs[i] = ray.put(self._refs.pack(ray, shards[i]))
+            return refs[i]
+
         results: list[Any] = [None] * len(shards)
         pending: dict[Any, tuple[int, Any]] = {}
         todo = list(range(len(shards)))[::-1]
@@ -407,7 +412,9 @@ class RayEngine:
             while todo or pending:
                 while todo and idle:
                     i, actor = todo.pop(), idle.pop()
-                    pending[actor.run.remote(fn_ref, refs[i])] = (i, actor)
+                    pending[actor.run.remote(fn_ref, put(i))] = (i, actor)
+                if todo:  # the next shard goes in while the workers compute
+                    put(todo[-1])
                 done, _ = ray.wait(list(pending), num_returns=1)
                 for ref in done:
                     i, actor = pending.pop(ref)
@@ -420,6 +427,7 @@ class RayEngine:
                 bar.close()
             for ref in pending:
                 ray.cancel(ref)
+            self._refs.rotate()
         return results
 
     def close(self) -> None:
