@@ -506,23 +506,23 @@ def _check_free(ray: Any, n: int, opts: Mapping[str, Any]) -> None:
     cannot hold ``n`` workers (another engine, or other work, holds them)."""
     import time
 
-    deadline = time.monotonic() + FREE_WAIT_S  # actors just killed free their share a moment later
+    need = {what: n * float(opts.get(key, 0)) for key, what in (("num_cpus", "CPU"),
+                                                                 ("num_gpus", "GPU"))}  # fmt: skip
+    deadline = time.monotonic() + FREE_WAIT_S  # killed actors free their share a moment later
     while True:
         free = ray.available_resources()
-        short = [
-            (what, n * float(opts.get(key, 0)), float(free.get(what, 0.0)))
-            for key, what in (("num_cpus", "CPU"), ("num_gpus", "GPU"))
-            if n * float(opts.get(key, 0)) > float(free.get(what, 0.0)) + 1e-9
-        ]
-        if not short or time.monotonic() > deadline:
+        short = [w for w, k in need.items() if k > float(free.get(w, 0.0)) + 1e-9]
+        if not short:
+            return
+        if time.monotonic() > deadline:
             break
         time.sleep(0.2)
-    for what, need, have in short:
-        raise AlfavizInputError(
-            f"the Ray cluster has {have:g} free {what}s, and {n} workers need {need:g}: "
-            f"another engine or job holds the rest. Close it (engine.close()), or ask for "
-            f"fewer workers (workers=, threads=)."
-        )
+    what = short[0]
+    raise AlfavizInputError(
+        f"the Ray cluster has {float(free.get(what, 0.0)):g} free {what}s, and {n} workers need "
+        f"{need[what]:g}: another engine or job holds the rest. Close it (engine.close()), or "
+        f"ask for fewer workers (workers=, threads=)."
+    )
 
 
 def _task_name(fn: Any) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-from dataclasses import fields
 from functools import partial
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from alfaviz.errors import AlfavizInputError
 from alfaviz.learner import TrainConfig
 from alfaviz.session import Experiment
 from tests.core.test_alfamix import make_problem
-from tests.core.test_engine import _deep_head
+from tests.core.test_engine import CASES, _assert_identical
 
 pytestmark = pytest.mark.ray
 
@@ -82,26 +81,6 @@ def engines(ray_cluster):
     made = _Engines()
     yield made
     made.close()
-
-
-def _assert_identical(a, b) -> None:
-    for f in fields(a):
-        if f.name == "timings":
-            continue
-        va, vb = getattr(a, f.name), getattr(b, f.name)
-        if isinstance(va, np.ndarray):
-            assert va.dtype == vb.dtype, f.name
-            np.testing.assert_array_equal(va, vb, err_msg=f.name)  # bitwise for floats too
-        else:
-            assert va == vb, f.name
-
-
-CASES = {
-    # path: (head factory, alpha, alpha_cap, max_chunk_bytes)
-    "linear": (None, "closed_form", 0.2, 1 << 15),
-    "generic": (_deep_head, "closed_form", 0.2, 1 << 20),
-    "learned": (None, "learned", 1 / 8, 1 << 20),
-}
 
 
 @pytest.mark.parametrize("gpus", [False, True], ids=["cpu-workers", "fake-gpu-workers"])
