@@ -265,9 +265,32 @@ def _block_rows(
     max_bytes: int | None,
 ) -> int:
     """The block size of the computation for a pool ``z`` (its whole row count decides)."""
-    exact = alpha == "closed_form" and _is_affine(head)
     n, d = z.shape
-    return _chunk_rows(n, d, n_classes, n_levels, z.element_size(), not exact, max_bytes)
+    return block_rows_for(n, d, z.element_size(), n_classes, n_levels, head, alpha, max_bytes)
+
+
+def block_rows_for(
+    n: int,
+    dim: int,
+    itemsize: int,
+    n_classes: int,
+    n_levels: int,
+    head: nn.Module,
+    alpha: str,
+    max_bytes: int | None,
+) -> int:
+    """The block size of the computation for a pool of ``n`` rows of ``dim`` values of
+    ``itemsize`` bytes, without the pool itself (a driver that never holds it)."""
+    exact = alpha == "closed_form" and _is_affine(head)
+    return _chunk_rows(int(n), int(dim), n_classes, n_levels, int(itemsize), not exact, max_bytes)
+
+
+def shard_align(block_rows: int, head: nn.Module, alpha: str) -> int:
+    """Shard boundaries are multiples of this many rows, so that a sharded search computes
+    exactly the blocks of the whole pool's (:data:`FLIP_GROUP_BLOCKS` blocks on the exact
+    path, one block otherwise)."""
+    exact = alpha == "closed_form" and _is_affine(head)
+    return block_rows * FLIP_GROUP_BLOCKS if exact else block_rows
 
 
 def _level_dtype(n_levels: int) -> type[np.integer]:
@@ -660,9 +683,23 @@ def stopping_level(
     counts : list of int
         Candidate count after each level up to ``level_index``.
     """
+    return stopping_level_from_counts(
+        first_level_counts(first_level_per_sample, n_levels), budget, n_levels
+    )
+
+
+def first_level_counts(first_level_per_sample: np.ndarray, n_levels: int) -> np.ndarray:
+    """How many samples first flip at each level: int64 counts of shape (n_levels + 1,), the
+    last for "never". The counts of a pool are the sum of its shards' counts."""
     lvl = np.minimum(np.asarray(first_level_per_sample).astype(np.int64), n_levels)
-    hist = np.bincount(lvl, minlength=n_levels + 1)
-    counts = np.cumsum(hist[:n_levels]).tolist()
+    return np.bincount(lvl, minlength=n_levels + 1)
+
+
+def stopping_level_from_counts(
+    hist: np.ndarray, budget: int, n_levels: int
+) -> tuple[int, list[int]]:
+    """:func:`stopping_level` from the pool's :func:`first_level_counts` (summed over shards)."""
+    counts = np.cumsum(np.asarray(hist, dtype=np.int64)[:n_levels]).tolist()
     for j, c in enumerate(counts):
         if c > budget:
             return j, counts[: j + 1]
@@ -907,8 +944,7 @@ def find_candidates(
     with eval_mode(head):
         anchors = compute_anchors(zl, yl, n_cls)
         rows = _block_rows(zu, n_cls, len(levels), head, alpha, max_chunk_bytes)
-        exact = alpha == "closed_form" and _is_affine(head)
-        align = rows * FLIP_GROUP_BLOCKS if exact else rows
+        align = shard_align(rows, head, alpha)
         if shard_size is None:  # at least one shard per worker of a parallel engine
             shard_size = -(-zu.shape[0] // max(1, _parallelism(engine))) or None
         shards = [zu[s:e] for s, e in row_shards(zu.shape[0], shard_size, align=align)]

@@ -28,7 +28,7 @@ from alfaviz.alfamix.mixing import mixing_path
 from alfaviz.engine import Engine
 from alfaviz.errors import AlfavizInputError
 
-__all__ = ["QueryOutcome", "alfamix_query", "paths_frame"]
+__all__ = ["QueryOutcome", "alfamix_query", "kmeans_pick", "paths_frame"]
 
 
 @dataclass(frozen=True)
@@ -173,15 +173,48 @@ def _kmeans_pick(
     """
     clusters = np.full(z.shape[0], -1, dtype=np.int64)
     cand_idx = np.nonzero(mask)[0]
-    if cand_idx.size == 0:  # (fix) zero candidates: everything comes from the fill
-        return np.zeros(0, dtype=np.int64), clusters, math.nan
-    x = z[torch.as_tensor(cand_idx, device=z.device)].float()
+    x = z[torch.as_tensor(cand_idx, device=z.device)]
+    nearest, labels, inertia = kmeans_pick(x, budget, seed, n_init, max_iter, tol)
+    clusters[cand_idx] = labels
+    return cand_idx[nearest], clusters, inertia
+
+
+def kmeans_pick(
+    z_candidates: torch.Tensor,
+    budget: int,
+    seed: int,
+    n_init: int = 1,
+    max_iter: int = 50,
+    tol: float = 1e-4,
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """The diverse pick of docs/algorithm.md: k-means on the L2-normalised candidates.
+
+    Parameters
+    ----------
+    z_candidates : torch.Tensor, shape (n_candidates, dim)
+        The candidates' embeddings, in pool order.
+    budget : int
+        ``k = min(budget, n_candidates)`` clusters.
+    seed, n_init, max_iter, tol
+        As for :func:`alfamix_query`.
+
+    Returns
+    -------
+    picked : numpy.ndarray of int64, shape (k,)
+        Positions into ``z_candidates``: the member nearest each centroid.
+    clusters : numpy.ndarray of int64, shape (n_candidates,)
+        The cluster of every candidate.
+    inertia : float
+        ``nan`` when there are no candidates.
+    """
+    n = int(z_candidates.shape[0])
+    if n == 0:  # (fix) zero candidates: everything comes from the fill
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), math.nan
+    x = z_candidates.float()
     x = x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    k = min(budget, cand_idx.size)
-    km = kmeans(x, k, n_init=n_init, max_iter=max_iter, tol=tol, random_state=seed)
-    nearest = nearest_to_centroids(x, km.labels, km.centers).cpu().numpy()
-    clusters[cand_idx] = km.labels.cpu().numpy()
-    return cand_idx[nearest], clusters, km.inertia
+    km = kmeans(x, min(budget, n), n_init=n_init, max_iter=max_iter, tol=tol, random_state=seed)
+    nearest = nearest_to_centroids(x, km.labels, km.centers).cpu().numpy().astype(np.int64)
+    return nearest, km.labels.cpu().numpy().astype(np.int64), km.inertia
 
 
 def _random_fill(n: int, picked: np.ndarray, k: int, seed: int) -> np.ndarray:

@@ -219,13 +219,32 @@ class FeatureRows:
         """Every row, materialised, then ``Tensor.to(*args, **kwargs)``."""
         return self[:].to(*args, **kwargs)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # a whole memory map pickles by file name and offset, so that worker processes (a
+        # DataLoader's, an engine's) map the same file instead of receiving a copy of it
+        state = dict(self.__dict__)
+        base = self.base
+        name = _whole_map(base)
+        if name is not None:
+            state["base"] = {
+                "file": name, "offset": int(getattr(base, "offset", 0)), "dtype": base.dtype.str,
+                "shape": tuple(base.shape), "memory_order": "F" if _fortran(base) else "C",
+            }  # fmt: skip
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        base = state["base"]
+        if isinstance(base, dict):
+            state["base"] = np.memmap(
+                base["file"], dtype=np.dtype(base["dtype"]), mode="r", offset=base["offset"],
+                shape=base["shape"], order=base["memory_order"],
+            )  # fmt: skip
+        self.__dict__.update(state)
+
 
 class FeatureSplit(SplitData):
-    """One split of a feature matrix: rows ``pos`` of ``base`` (see :class:`FeatureRows`).
-
-    Pickles by file name and offset when ``base`` is a memory map, so worker processes map
-    the same file instead of receiving a copy of it.
-    """
+    """One split of a feature matrix: rows ``pos`` of ``base`` (see :class:`FeatureRows`,
+    which pickles a memory map by file name)."""
 
     def __init__(
         self,
@@ -253,28 +272,6 @@ class FeatureSplit(SplitData):
     def batch(self, pos: np.ndarray) -> torch.Tensor:
         return self._rows[np.asarray(pos, dtype=np.int64)]
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        rows = self._rows
-        base = rows.base
-        name = _whole_map(base)
-        if name is not None:
-            state["_rows"] = {
-                "file": name, "offset": int(getattr(base, "offset", 0)), "dtype": base.dtype.str,
-                "shape": tuple(base.shape), "memory_order": "F" if _fortran(base) else "C",
-                "pos": rows.pos, "mean": rows.mean, "std": rows.std,
-            }  # fmt: skip
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        rows = state["_rows"]
-        if isinstance(rows, dict):
-            base = np.memmap(
-                rows["file"], dtype=np.dtype(rows["dtype"]), mode="r", offset=rows["offset"],
-                shape=rows["shape"], order=rows["memory_order"],
-            )  # fmt: skip
-            state["_rows"] = FeatureRows(base, rows["pos"], rows["mean"], rows["std"])
-        self.__dict__.update(state)
 
 
 def _fortran(a: np.ndarray) -> bool:

@@ -21,7 +21,7 @@ from alfaviz.strategies._base import (
 )
 from alfaviz.strategies._common import check_int, check_real
 
-__all__ = ["FULL_FLIPS_MAX_PAIRS", "ALFAMix"]
+__all__ = ["FULL_FLIPS_MAX_PAIRS", "ALFAMix", "candidate_columns", "flip_rows"]
 
 _MAX_LEVELS = 1000
 """The ε schedule ``alpha_cap, 2 alpha_cap, ..., 1`` has at most this many levels."""
@@ -179,23 +179,11 @@ class ALFAMix(Strategy):
             shard_size=inputs.shard_size,
         )
         c = out.candidates
-        p = head_probabilities(inputs.head, inputs.z_unlabelled)
-        cols = self._prob_columns(p)
-        cols[schema.PSEUDO_LABEL] = c.pseudo_labels
-        crit_min = c.critical_eps.min(axis=1) if c.critical_eps.size else np.zeros(0)
+        cols = candidate_columns(c, head_probabilities(inputs.head, inputs.z_unlabelled))
         fill = np.zeros(len(c.mask), dtype=bool)
         fill[out.selected[out.from_fill]] = True
-        cols.update(
-            {
-                schema.SCORE: np.where(np.isfinite(crit_min), -crit_min, -np.inf),
-                schema.CANDIDATE: c.mask,
-                schema.FILL: fill,
-                schema.CLUSTER: out.clusters,
-                schema.FIRST_FLIP_EPS: c.first_flip_eps,
-                schema.CRITICAL_EPS: crit_min,
-                schema.INCONSISTENCY: c.inconsistency,
-            }
-        )
+        cols[schema.FILL] = fill
+        cols[schema.CLUSTER] = out.clusters
         flips, crit = self._flips_frame(c, out.selected)
         paths = None
         if self.path_steps and out.selected.size:
@@ -226,22 +214,70 @@ class ALFAMix(Strategy):
         the (n, n_classes) critical ε returned beside it as float32.
         """
         n, n_cls = c.flips.shape
-        crit = None
-        rows = np.arange(n, dtype=np.int64)
-        take: slice | np.ndarray = slice(None)
-        if n * n_cls > int(self.full_flips_max_pairs):
-            keep = c.mask.copy()
-            keep[np.asarray(selected, dtype=np.int64)] = True
-            rows = take = np.flatnonzero(keep).astype(np.int64)
-            crit = c.critical_eps.astype(np.float32)
-        flips = pd.DataFrame(
-            {
-                schema.SAMPLE_ID: np.repeat(rows, n_cls),
-                schema.ANCHOR_CLASS: np.tile(np.arange(n_cls, dtype=np.int64), rows.size),
-                schema.FLIPPED: c.flips[take].ravel(),
-                schema.FLIP_TO: c.flip_to[take].ravel(),
-                schema.CRITICAL_EPS: c.critical_eps[take].ravel(),
-                schema.STEP_NORM: c.step_norm[take].ravel(),
-            }
-        )
-        return flips, crit
+        if n * n_cls <= int(self.full_flips_max_pairs):
+            return flip_rows(c, None), None
+        keep = c.mask.copy()
+        keep[np.asarray(selected, dtype=np.int64)] = True
+        return flip_rows(c, np.flatnonzero(keep)), c.critical_eps.astype(np.float32)
+
+
+def candidate_columns(c: CandidateResult, probabilities: torch.Tensor) -> dict[str, np.ndarray]:
+    """The per-sample columns of an ALFA-Mix query that do not depend on the batch picked.
+
+    Parameters
+    ----------
+    c : CandidateResult
+        The candidate search of a pool (or of a shard of it: every column is per sample).
+    probabilities : torch.Tensor, shape (n, n_classes)
+        The head's softmax on the same rows (:func:`~alfaviz.strategies.head_probabilities`).
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        ``pseudo_label``, ``prob_max``, ``entropy``, ``score`` (minus the smallest critical ε),
+        ``candidate``, ``first_flip_eps``, ``critical_eps`` (the smallest over anchors) and
+        ``inconsistency``, one value per row; ``fill`` and ``cluster`` come with the batch.
+    """
+    cols = Strategy._prob_columns(probabilities)
+    cols[schema.PSEUDO_LABEL] = c.pseudo_labels
+    crit_min = c.critical_eps.min(axis=1) if c.critical_eps.size else np.zeros(0)
+    cols.update(
+        {
+            schema.SCORE: np.where(np.isfinite(crit_min), -crit_min, -np.inf),
+            schema.CANDIDATE: c.mask,
+            schema.FIRST_FLIP_EPS: c.first_flip_eps,
+            schema.CRITICAL_EPS: crit_min,
+            schema.INCONSISTENCY: c.inconsistency,
+        }
+    )
+    return cols
+
+
+def flip_rows(c: CandidateResult, rows: np.ndarray | None) -> pd.DataFrame:
+    """The per-(sample, anchor) rows of some samples of a candidate search.
+
+    Parameters
+    ----------
+    c : CandidateResult
+    rows : numpy.ndarray of int, optional
+        Positions into ``c`` (every row when None); the frame's ``sample_id`` holds them.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``sample_id, anchor_class, flipped, flip_to, critical_eps, step_norm``, ``n_classes``
+        rows per sample.
+    """
+    n, n_cls = c.flips.shape
+    take: slice | np.ndarray = slice(None) if rows is None else np.asarray(rows, np.int64)
+    ids = np.arange(n, dtype=np.int64) if rows is None else take
+    return pd.DataFrame(
+        {
+            schema.SAMPLE_ID: np.repeat(ids, n_cls),
+            schema.ANCHOR_CLASS: np.tile(np.arange(n_cls, dtype=np.int64), len(ids)),
+            schema.FLIPPED: c.flips[take].ravel(),
+            schema.FLIP_TO: c.flip_to[take].ravel(),
+            schema.CRITICAL_EPS: c.critical_eps[take].ravel(),
+            schema.STEP_NORM: c.step_norm[take].ravel(),
+        }
+    )
