@@ -273,7 +273,6 @@ class FeatureSplit(SplitData):
         return self._rows[np.asarray(pos, dtype=np.int64)]
 
 
-
 def _fortran(a: np.ndarray) -> bool:
     return bool(a.flags.f_contiguous and not a.flags.c_contiguous)
 
