@@ -22,6 +22,12 @@ Columns:
 
 The object store holds one copy of each shard while a map runs (the pool once, in shared
 memory), which is not counted in any process above.
+
+A second table runs :func:`~alfaviz.alfamix.sharded.sharded_query` on the same pool, written
+to a memory-mapped ``.npy`` first: the workers read their rows from the file, score them and
+write their records as Parquet; only the per-level counts and the candidates come back to the
+driver (``records MB``: the Parquet the shards wrote; ``same``: the selection and the
+candidates equal the local engine's ``alfamix_query``). Skip it with ``--no-sharded``.
 """
 
 from __future__ import annotations
@@ -80,6 +86,71 @@ def _query(problem, engine, budget: int, repeats: int):
     return out, min(times), peak.added
 
 
+def _sharded_rows(args: argparse.Namespace, problem, local) -> None:
+    """The sharded query on the same pool, written to a memory-mapped ``.npy``: the workers
+    read their rows from the file and write their records; the driver gets the candidates."""
+    import shutil
+    import tempfile
+
+    import numpy as np
+    import torch
+
+    from alfaviz.alfamix.sharded import sharded_query
+    from alfaviz.data._features import FeatureRows
+    from alfaviz.engine import LocalEngine, RayEngine
+    from alfaviz.learner.models import LinearProbe
+
+    zu, zl, yl, head = problem
+    n, d = zu.shape
+    root = Path(tempfile.mkdtemp(prefix="alfaviz-sharded-", dir=args.folder))
+    t0 = time.perf_counter()
+    mm = np.lib.format.open_memmap(root / "pool.npy", "w+", np.float32, (n + len(zl), d))
+    mm[:n], mm[n:] = zu.numpy(), zl.numpy()
+    mm.flush()
+    del mm
+    x = FeatureRows(np.load(root / "pool.npy", mmap_mode="r"), np.arange(n + len(zl)))
+    model = LinearProbe(d, args.classes)
+    model.head.load_state_dict(head.state_dict())
+    unl, lab = np.arange(n), np.arange(n, n + len(zl))
+    print(f"\nsharded query: the pool as a memory-mapped .npy ({time.perf_counter() - t0:.1f} s "
+          f"to write), records to {root}\n")  # fmt: skip
+    print("| engine | workers × threads | shards | query s | driver added MB | worker peak MB "
+          "| records MB | same |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
+    want_sel = np.asarray(local.selected)
+    want_cand = np.flatnonzero(local.candidates.mask)
+    for w in [0, *args.workers]:
+        eng = LocalEngine() if w == 0 else RayEngine(workers=w)
+        start = eng.describe() if w else []
+        best, mem = float("inf"), 0.0
+        for r in range(args.repeats):
+            folder = root / f"q{w}-{r}"
+            with _Peak() as peak:
+                t1 = time.perf_counter()
+                q = sharded_query(x, unl, lab, yl, model, args.budget, folder=folder,
+                                  engine=eng)  # fmt: skip
+                best = min(best, time.perf_counter() - t1)
+            mem = mem or peak.added
+        same = bool(np.array_equal(q.selected_ids, want_sel)
+                    and np.array_equal(q.candidate_ids, want_cand))  # fmt: skip
+        size = sum(f.stat().st_size for f in folder.glob("*.parquet")) / 2**20
+        peaks = "-"
+        if w:
+            base = {i["pid"]: i["peak_rss_mb"] for i in start}
+            peaks = ", ".join(
+                f"{i['peak_rss_mb']:.0f} (+{i['peak_rss_mb'] - base.get(i['pid'], 0):.0f})"
+                for i in eng.describe()
+            )
+            eng.close()
+        name, threads = ("local", torch.get_num_threads()) if w == 0 else ("ray", "-")
+        if w:
+            threads = max(1, args.cpus // w)
+        print(f"| {name} | {max(w, 1)} × {threads} | {len(q.manifest.score_shards)} | "
+              f"{best:.2f} | {mem:.0f} | {peaks} | {size:.0f} | {same} |", flush=True)  # fmt: skip
+    if args.folder is None:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=1_000_000)
@@ -90,6 +161,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--cpus", type=int, default=2, help="CPUs of the local Ray cluster (2)")
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--no-sharded", action="store_true", help="skip the sharded-query rows")
+    ap.add_argument(
+        "--folder",
+        type=Path,
+        default=None,
+        help="where the sharded rows write the pool and their records (a temp dir)",
+    )
     args = ap.parse_args(argv)
 
     import numpy as np
@@ -145,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| ray | {w} × {after[0]['threads']} | {calls[0]} | {t_actors:.1f} | {t_q:.2f} "
               f"| {mem:.0f} | {peaks} | {out.candidates.n_candidates} | {same} |",
               flush=True)  # fmt: skip
+    if not args.no_sharded:
+        _sharded_rows(args, problem, local)
     ray.shutdown()
     print(f"\nCPU cores on this machine: {os.cpu_count()}")
     return 0

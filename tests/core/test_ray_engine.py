@@ -16,7 +16,10 @@ import pandas as pd
 import pytest
 import torch
 
+import alfaviz.alfamix.candidates as candidates
+import tests.core.test_sharded_query as sq
 from alfaviz.alfamix import find_candidates
+from alfaviz.alfamix.sharded import sharded_query
 from alfaviz.data import from_embeddings
 from alfaviz.engine import LocalEngine, RayEngine, make_engine
 from alfaviz.errors import AlfavizInputError
@@ -161,14 +164,20 @@ def _die_once(marker: str, fn, shard):
 
 
 class KillingRay(RayEngine):
-    """Its first map loses the worker that starts first, mid-shard."""
+    """Its map number ``at`` (the first by default) loses the worker that starts first,
+    mid-shard."""
 
-    def __init__(self, marker: Path, **kwargs) -> None:
+    def __init__(self, marker: Path, at: int = 0, **kwargs) -> None:
         super().__init__(**kwargs)
         self.marker = str(marker)
+        self.at = at
+        self.maps = 0
 
     def map(self, fn, shards):
-        return super().map(partial(_die_once, self.marker, fn), shards)
+        self.maps += 1
+        if self.maps - 1 == self.at:
+            fn = partial(_die_once, self.marker, fn)
+        return super().map(fn, shards)
 
 
 def test_a_worker_killed_mid_round_changes_nothing(engines, tmp_path):
@@ -243,3 +252,45 @@ def test_without_ray_the_error_says_how_to_install(monkeypatch):
     eng = RayEngine()
     with pytest.raises(AlfavizInputError, match=r"pip install 'alfaviz\[ray\]'"):
         eng.map(abs, [1])
+
+
+# the sharded query: workers embed, score and write their shards
+
+
+@pytest.mark.parametrize("gpus", [False, True], ids=["cpu-workers", "fake-gpu-workers"])
+def test_the_sharded_query_on_ray_equals_the_whole_pool(engines, tmp_path, gpus, monkeypatch):
+    monkeypatch.setattr(candidates, "EXACT_BLOCK_F64_BYTES", 8 * sq.D * 64)
+    x, y, lab, unl = sq.make_pool(7)
+    model = sq.make_model("mlp")  # a learned encoder: the workers embed their rows
+    ref = sq.whole_pool(x, y, lab, unl, model)
+    eng = engines(gpus)
+    q = sharded_query(x, unl, lab, y[lab], model, sq.BUDGET, folder=tmp_path / "ray",
+                      engine=eng, shard_size=3000)  # fmt: skip
+    assert eng.calls == [4, 4, 4]  # embed, score and finish, four shards each
+    sq.assert_same(q, ref)
+    sharded_query(x, unl, lab, y[lab], model, sq.BUDGET, folder=tmp_path / "local",
+                          shard_size=3000)  # fmt: skip
+    assert sq.digests(tmp_path / "ray") == sq.digests(tmp_path / "local")
+    assert all(p.device.type == "cpu" for p in model.parameters())
+
+
+@pytest.mark.parametrize("at", [0, 2], ids=["embedding", "finishing"])
+def test_a_worker_killed_mid_sharded_query_changes_nothing(engines, tmp_path, at, monkeypatch):
+    monkeypatch.setattr(candidates, "EXACT_BLOCK_F64_BYTES", 8 * sq.D * 64)
+    engines.close()
+    x, y, lab, unl = sq.make_pool(8)
+    model = sq.make_model("mlp")
+    local = sharded_query(x, unl, lab, y[lab], model, sq.BUDGET, folder=tmp_path / "local",
+                          shard_size=3000)  # fmt: skip
+    marker = tmp_path / "killed"
+    with KillingRay(marker, at=at) as eng:
+        before = {w["pid"] for w in eng.describe()}
+        remote = sharded_query(x, unl, lab, y[lab], model, sq.BUDGET, folder=tmp_path / "ray",
+                               engine=eng, shard_size=3000)  # fmt: skip
+        after = {w["pid"] for w in eng.describe()}
+    assert marker.exists()
+    assert before != after
+    np.testing.assert_array_equal(local.selected_ids, remote.selected_ids)
+    pd.testing.assert_frame_equal(local.samples(), remote.samples(), check_exact=True)
+    assert sq.digests(tmp_path / "ray") == sq.digests(tmp_path / "local")
+    assert not list((tmp_path / "ray").glob(".*.tmp"))
