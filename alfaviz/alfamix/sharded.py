@@ -8,15 +8,15 @@ its shards with an :class:`~alfaviz.engine.Engine` (in-process by default, a Ray
 
 1. **embed** (skipped when the model's encoder is the identity, as for frozen features): each
    shard of input rows is embedded with the model, in the batches of
-   :func:`alfaviz.learner.training.embed`, into one shared ``embeddings.npy`` in the query's
-   folder;
+   :func:`alfaviz.learner.training.embed`, into one shared ``embeddings-r0003.npy`` in the
+   query's folder (the round in every name when the query is one: ``round=3``);
 2. **score**: each shard of the unlabelled pool is scored at every level of the schedule
    (:func:`~alfaviz.alfamix.candidates.score_pool`); its scores go to a scratch file named
    by its shard, and only its per-level counts of first flips come back;
 3. **finish**: at the stopping level that the driver found from the summed counts, each shard
    is finished (:func:`~alfaviz.alfamix.candidates.finalize_candidates`), its records are
-   written as Parquet (``samples-NNNNN.parquet``, ``flips-NNNNN.parquet``,
-   ``critical_eps-NNNNN.parquet``), and only its candidates come back: their positions and
+   written as Parquet (``samples-r0003-s00007.parquet``, ``flips-...``,
+   ``critical_eps-...``), and only its candidates come back: their positions and
    embeddings.
 
 The driver computes the anchors from the labelled rows, puts them and the head in every pass
@@ -76,8 +76,7 @@ EMBED_BATCH = 1024
 """Rows per embedding batch, as :func:`alfaviz.learner.training.embed`: embedding shards are
 multiples of it, so every row is embedded in the very batch it would be in one process."""
 
-MANIFEST_FILE = "manifest.json"
-EMBEDDINGS_FILE = "embeddings.npy"
+MANIFEST, EMBEDDINGS, SCORES = "manifest", "embeddings", "scores"
 SAMPLES, FLIPS, MATRIX = "samples", "flips", schema.CRITICAL_EPS
 RECORD_KINDS = (SAMPLES, FLIPS, MATRIX)
 """The Parquet records each shard writes: one row per sample, one row per (candidate,
@@ -124,6 +123,9 @@ class ShardManifest:
     block_rows : int
         Rows per block of the computation (the whole pool's: see
         :func:`~alfaviz.alfamix.candidates.score_pool`).
+    round : int or None
+        The active-learning round, when the query is one: every file name then carries it
+        (``samples-r0003-s00007.parquet``), so that the rounds of a run share one folder.
     """
 
     folder: str
@@ -133,17 +135,30 @@ class ShardManifest:
     embed_shards: tuple[Shard, ...]
     score_shards: tuple[Shard, ...]
     block_rows: int
+    round: int | None = None
+
+    def _name(self, kind: str, ext: str, shard: int | None = None) -> Path:
+        parts = [kind]
+        if self.round is not None:
+            parts.append(f"r{self.round:04d}")
+        if shard is not None:
+            parts.append(f"s{int(shard):05d}")
+        return Path(self.folder, "-".join(parts) + ext)
 
     @property
     def embeddings_file(self) -> Path | None:
         """The shared (n_rows, dim) float32 ``.npy`` the embedding pass fills (None without
         that pass)."""
-        return Path(self.folder, EMBEDDINGS_FILE) if self.embed_shards else None
+        return self._name(EMBEDDINGS, ".npy") if self.embed_shards else None
+
+    @property
+    def manifest_file(self) -> Path:
+        """The JSON account of the query: its shards, their files and counts, the batch."""
+        return self._name(MANIFEST, ".json")
 
     def file(self, kind: str, shard: int) -> Path:
         """The file of ``kind`` (``"scores"`` or one of :data:`RECORD_KINDS`) of a shard."""
-        ext = "npz" if kind == "scores" else "parquet"
-        return Path(self.folder, f"{kind}-{int(shard):05d}.{ext}")
+        return self._name(kind, ".npz" if kind == SCORES else ".parquet", shard)
 
     def record_files(self, kind: str) -> list[Path]:
         """Every scoring shard's file of ``kind``, in shard order."""
@@ -156,7 +171,8 @@ class ShardManifest:
             "dim": self.dim,
             "n_unlabelled": int(self.unlabelled_ids.size),
             "block_rows": self.block_rows,
-            "embeddings": EMBEDDINGS_FILE if self.embed_shards else None,
+            "round": self.round,
+            "embeddings": None if self.embeddings_file is None else self.embeddings_file.name,
             "embed_shards": [[s.start, s.stop] for s in self.embed_shards],
             "score_shards": [
                 {
@@ -430,7 +446,7 @@ def _score_shard(shard: Shard, *, work: _Work) -> np.ndarray:
         learn_steps=work.learn_steps, learn_lr=work.learn_lr,
         block_rows=work.manifest.block_rows,
     )  # fmt: skip
-    _save_scores(work.manifest.file("scores", shard.index), scores)
+    _save_scores(work.manifest.file(SCORES, shard.index), scores)
     n_lv = len(work.levels)
     fmin = scores.first_level.min(axis=1) if scores.first_level.size else np.zeros(0, np.int64)
     return first_level_counts(fmin, n_lv)
@@ -444,7 +460,7 @@ def _finish_shard(shard: Shard, *, work: _Work, level_index: int) -> _ShardCandi
     assert work.anchors is not None
     m = work.manifest
     z = _embeddings(work, shard)
-    scores = _load_scores(m.file("scores", shard.index))
+    scores = _load_scores(m.file(SCORES, shard.index))
     with eval_mode(work.head):
         c = finalize_candidates(
             z, work.anchors, work.head, list(work.levels), scores, level_index, alpha=work.alpha
@@ -553,6 +569,7 @@ def sharded_query(
     engine: Engine | None = None,
     shard_size: int | None = None,
     keep_scores: bool = False,
+    round: int | None = None,
 ) -> ShardedQuery:
     """The ALFA-Mix query of a pool that the driver never holds (see the module docstring).
 
@@ -587,13 +604,15 @@ learn_lr, max_chunk_bytes
         up to the computation's block group; also input rows per embedding shard, rounded up
         to :data:`EMBED_BATCH`.
     keep_scores : bool
-        Keep the scoring pass's scratch files (``scores-NNNNN.npz``); removed by default.
+        Keep the scoring pass's scratch files (``scores-...-s00007.npz``); removed by default.
+    round : int, optional
+        The active-learning round this query is: its number goes in every file name.
 
     Returns
     -------
     ShardedQuery
-        The batch and the candidates; the records are in ``folder``, listed by its
-        ``manifest.json``.
+        The batch and the candidates; the records are in ``folder``, listed by the query's
+        manifest (``manifest-r0003.json``, or ``manifest.json`` without a round).
 
     Raises
     ------
@@ -655,7 +674,12 @@ learn_lr, max_chunk_bytes
     embed_shards: tuple[Shard, ...] = ()
     if enc is not None:
         embed_shards = _shards(n_rows, shard_size or -(-n_rows // workers), EMBED_BATCH)
-    manifest = ShardManifest(str(out), n_rows, dim, unl, embed_shards, score_shards, rows)
+    if round is not None and (
+        isinstance(round, bool) or not isinstance(round, (int, np.integer)) or round < 0
+    ):
+        raise AlfavizInputError(f"round must be a round number (an int >= 0); got {round!r}.")
+    manifest = ShardManifest(str(out), n_rows, dim, unl, embed_shards, score_shards, rows,
+                             None if round is None else int(round))  # fmt: skip
     work = _Work(_Rows(x), enc, head, None, tuple(levels), alpha, int(learn_steps),
                  float(learn_lr), manifest)  # fmt: skip
     times: dict[str, float] = {}
@@ -698,7 +722,7 @@ learn_lr, max_chunk_bytes
     times["kmeans"] = time.perf_counter() - t
     if not keep_scores:
         for s in score_shards:
-            manifest.file("scores", s.index).unlink(missing_ok=True)
+            manifest.file(SCORES, s.index).unlink(missing_ok=True)
     result = ShardedQuery(
         selected_ids=unl[selected],
         from_fill=from_fill,
@@ -734,5 +758,5 @@ def _write_manifest(result: ShardedQuery, counts: list[dict[str, int]]) -> None:
         "selected_ids": result.selected_ids.tolist(),
         "timings": result.timings,
     }
-    path = result.folder / MANIFEST_FILE
+    path = result.manifest.manifest_file
     _replace_atomically(path, lambda p: p.write_text(json.dumps(doc, indent=1) + "\n"))

@@ -98,6 +98,7 @@ def test_sharded_query_equals_the_strategy_on_the_whole_pool(tmp_path, kind, sha
     # the model's encoder is embedded by shards; a linear probe's rows are the embeddings
     assert (tmp_path / "embeddings.npy").exists() == (kind == "mlp")
     doc = json.loads((tmp_path / "manifest.json").read_text())
+    assert doc["round"] is None
     assert sum(s["candidates"] for s in doc["score_shards"]) == q.n_candidates
     assert sum(s["rows"] for s in doc["score_shards"]) == unl.size
     for s in doc["score_shards"]:
@@ -150,6 +151,25 @@ def test_the_driver_receives_counts_and_candidates_only(tmp_path):
     # the candidates' embeddings and positions, not the (N, C) scores of the pool
     assert finish < q.n_candidates * (4 * D + 8) + 2000 * n_shards
     assert finish < unl.size * C * 8  # what the critical-eps matrix alone would weigh
+
+
+def test_files_are_named_by_round_and_shard(tmp_path):
+    x, y, lab, unl = make_pool(9, n=6000)
+    model = make_model("mlp")
+    for r in (0, 1):
+        sharded_query(x, unl, lab, y[lab], model, BUDGET, folder=tmp_path, shard_size=2048,
+                      round=r)  # fmt: skip
+    names = sorted(f.name for f in tmp_path.iterdir())
+    for r in ("r0000", "r0001"):
+        assert f"manifest-{r}.json" in names
+        assert f"embeddings-{r}.npy" in names
+        for kind in RECORD_KINDS:
+            assert [n for n in names if n.startswith(f"{kind}-{r}-s")] == [
+                f"{kind}-{r}-s{i:05d}.parquet" for i in range(3)
+            ]
+    assert json.loads((tmp_path / "manifest-r0001.json").read_text())["round"] == 1
+    with pytest.raises(AlfavizInputError, match="round must be"):
+        sharded_query(x, unl, lab, y[lab], model, BUDGET, folder=tmp_path, round=-1)
 
 
 def test_records_are_idempotent_by_shard(tmp_path):
