@@ -503,6 +503,29 @@ def _check_ids(value: Any, n_rows: int, what: str) -> np.ndarray:
     return arr
 
 
+def _check_inputs(x: Any) -> Any:
+    """``x`` as something workers read by row: a whole 2-D memory map becomes a
+    :class:`~alfaviz.data.FeatureRows` (it travels as its file name), another array a
+    tensor."""
+    from alfaviz.data._features import FeatureRows, _whole_map
+
+    if isinstance(x, np.ndarray):
+        if x.dtype.kind not in "biuf":
+            raise AlfavizInputError(
+                f"x must hold numbers; got an array of dtype {x.dtype}. Convert it with "
+                ".astype(np.float32)."
+            )
+        if x.ndim == 2 and _whole_map(x) is not None:
+            return FeatureRows(x, np.arange(x.shape[0], dtype=np.int64))
+        return torch.as_tensor(x)
+    if not hasattr(x, "__len__") or not hasattr(x, "__getitem__"):
+        raise AlfavizInputError(
+            f"x must be the inputs, indexable by row (a tensor, an array or FeatureRows); got "
+            f"{type(x).__name__}."
+        )
+    return x
+
+
 def _check_model(model: Any) -> tuple[nn.Module | None, nn.Module, int]:
     """``(encoder model or None for the identity, head, embedding dim)``."""
     head = getattr(model, "head", None)
@@ -575,10 +598,11 @@ def sharded_query(
 
     Parameters
     ----------
-    x : torch.Tensor or FeatureRows, shape (n_rows, ...)
-        The inputs, row ``i`` for sample ``i``: a tensor, or the memory-mapped rows of a
-        feature file (``DataSource.x_train`` of :func:`~alfaviz.data.load_features`), which
-        workers map from the same file instead of receiving a copy.
+    x : torch.Tensor, numpy.ndarray or FeatureRows, shape (n_rows, ...)
+        The inputs, row ``i`` for sample ``i``: a tensor or array, or the memory-mapped rows
+        of a feature file (``DataSource.x_train`` of :func:`~alfaviz.data.load_features`, or
+        ``np.load(path, mmap_mode="r")``), which workers map from the same file instead of
+        receiving a copy.
     unlabelled_ids : array-like of int, shape (n_unlabelled,)
         The pool (rows of ``x``); positions in the query follow this order.
     labelled_ids : array-like of int, shape (n_labelled,)
@@ -624,11 +648,7 @@ learn_lr, max_chunk_bytes
     _check_alpha(alpha)
     enc, head, dim = _check_model(model)
     n_cls = int(getattr(head, "out_features", 0))
-    if not hasattr(x, "__len__") or not hasattr(x, "__getitem__"):
-        raise AlfavizInputError(
-            f"x must be the inputs, indexable by row (a tensor or FeatureRows); got "
-            f"{type(x).__name__}."
-        )
+    x = _check_inputs(x)
     n_rows = len(x)
     unl = _check_ids(unlabelled_ids, n_rows, "unlabelled_ids")
     lab = _check_ids(labelled_ids, n_rows, "labelled_ids")

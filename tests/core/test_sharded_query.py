@@ -205,6 +205,19 @@ def test_a_memory_mapped_feature_file_is_read_by_rows_not_copied(tmp_path):
     assert max(eng.sent) < 20 * n + 50_000 < xt.numel() * 4
 
 
+def test_a_numpy_memory_map_travels_by_file_name(tmp_path):
+    x, y, lab, unl = make_pool(10, n=6000)
+    np.save(tmp_path / "z.npy", x.numpy())
+    mm = np.load(tmp_path / "z.npy", mmap_mode="r")
+    model = make_model("linear")
+    eng = Recorder()
+    q = sharded_query(mm, unl, lab, y[lab], model, BUDGET, folder=tmp_path / "q", engine=eng)
+    assert_same(q, whole_pool(x, y, lab, unl, model))
+    assert max(eng.sent) < 20 * len(x) + 50_000 < x.numel() * 4
+    plain = sharded_query(x.numpy(), unl, lab, y[lab], model, BUDGET, folder=tmp_path / "p")
+    np.testing.assert_array_equal(plain.selected_ids, q.selected_ids)
+
+
 @pytest.mark.parametrize(
     ("change", "match"),
     [
@@ -220,6 +233,7 @@ def test_a_memory_mapped_feature_file_is_read_by_rows_not_copied(tmp_path):
         ({"folder": "file"}, "not a folder"),
         ({"folder": 3}, "folder must be a path"),
         ({"x": 5}, "indexable by row"),
+        ({"x": np.array([["a"]])}, "must hold numbers"),
         ({"shard_size": 0}, "shard_size"),
         ({"engine": "ray"}, "make_engine"),
         ({"alpha": "guess"}, "alpha must be"),
