@@ -23,17 +23,9 @@ nor any GUI library; each name below is imported the first time it is used.
 from __future__ import annotations
 
 import importlib
-import os
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-
-# Matrix products that do not depend on the thread count. MKL's default kernels for some
-# float32 shapes (a 10-row block times a 5 x 64 matrix, say) round differently with 1 and 2
-# threads, so an engine's workers, each pinned to its share of the cores, could disagree with
-# the driver in the last bit. MKL reads this on its first call, which comes after this import
-# in any ordinary use; a value already set is left alone. Measured here: no slower.
-os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
 _LAZY: dict[str, tuple[str, str | None]] = {
     "Experiment": ("alfaviz.session", "Experiment"),

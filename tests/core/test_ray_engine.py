@@ -6,6 +6,7 @@ workers find this repository through ``PYTHONPATH``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from functools import partial
@@ -257,19 +258,31 @@ def test_without_ray_the_error_says_how_to_install(monkeypatch):
 # the sharded query: workers embed, score and write their shards
 
 
+@contextlib.contextmanager
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("gpus", [False, True], ids=["cpu-workers", "fake-gpu-workers"])
 def test_the_sharded_query_on_ray_equals_the_whole_pool(engines, tmp_path, gpus, monkeypatch):
     monkeypatch.setattr(candidates, "EXACT_BLOCK_F64_BYTES", 8 * sq.D * 64)
     x, y, lab, unl = sq.make_pool(7)
     model = sq.make_model("mlp")  # a learned encoder: the workers embed their rows
-    ref = sq.whole_pool(x, y, lab, unl, model)
+    with one_thread():  # as each of the two workers (see test_sharded_query: MKL rounding)
+        ref = sq.whole_pool(x, y, lab, unl, model)
     eng = engines(gpus)
     q = sharded_query(x, unl, lab, y[lab], model, sq.BUDGET, folder=tmp_path / "ray",
                       engine=eng, shard_size=3000)  # fmt: skip
     assert eng.calls == [4, 4, 4]  # embed, score and finish, four shards each
     sq.assert_same(q, ref)
-    sharded_query(x, unl, lab, y[lab], model, sq.BUDGET, folder=tmp_path / "local",
-                          shard_size=3000)  # fmt: skip
+    with one_thread():
+        sharded_query(x, unl, lab, y[lab], model, sq.BUDGET, folder=tmp_path / "local",
+                      shard_size=3000)  # fmt: skip
     assert sq.digests(tmp_path / "ray") == sq.digests(tmp_path / "local")
     assert all(p.device.type == "cpu" for p in model.parameters())
 
@@ -280,8 +293,9 @@ def test_a_worker_killed_mid_sharded_query_changes_nothing(engines, tmp_path, at
     engines.close()
     x, y, lab, unl = sq.make_pool(8)
     model = sq.make_model("mlp")
-    local = sharded_query(x, unl, lab, y[lab], model, sq.BUDGET, folder=tmp_path / "local",
-                          shard_size=3000)  # fmt: skip
+    with one_thread():
+        local = sharded_query(x, unl, lab, y[lab], model, sq.BUDGET, folder=tmp_path / "local",
+                              shard_size=3000)  # fmt: skip
     marker = tmp_path / "killed"
     with KillingRay(marker, at=at) as eng:
         before = {w["pid"] for w in eng.describe()}
