@@ -304,3 +304,19 @@ def check_query_inputs(
                 f"labels must lie in 0..{n_classes - 1}."
             )
     return zu, zl, yl, n_classes, budget
+
+
+def check_disjoint(unlabelled_ids: np.ndarray, labelled_ids: np.ndarray) -> None:
+    """A clear error when a sample id is both in the pool and in the labelled set.
+
+    Raises
+    ------
+    AlfavizInputError
+        Naming how many ids are shared, and a few of them.
+    """
+    overlap = np.intersect1d(unlabelled_ids, labelled_ids)
+    if overlap.size:
+        raise AlfavizInputError(
+            f"{overlap.size} sample id(s) are both labelled and unlabelled "
+            f"(e.g. {overlap[:5].tolist()}); the pool must exclude labelled samples."
+        )

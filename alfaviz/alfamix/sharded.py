@@ -53,6 +53,7 @@ from torch import nn
 
 from alfaviz import schema
 from alfaviz._tensor import eval_mode
+from alfaviz._validation import check_disjoint
 from alfaviz.alfamix.candidates import (
     AlphaMode,
     PoolScores,
@@ -657,12 +658,7 @@ learn_lr, max_chunk_bytes
             "the pool and the labelled set must both be non-empty; got "
             f"{unl.size} unlabelled and {lab.size} labelled ids."
         )
-    both = np.intersect1d(unl, lab)
-    if both.size:
-        raise AlfavizInputError(
-            f"{both.size} sample id(s) are both labelled and unlabelled (e.g. "
-            f"{both[:5].tolist()}); the pool must exclude labelled samples."
-        )
+    check_disjoint(unl, lab)
     yl = torch.as_tensor(np.asarray(y_labelled), dtype=torch.long).reshape(-1)
     if yl.numel() != lab.size:
         raise AlfavizInputError(

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from alfaviz import schema
-from alfaviz._validation import check_query_inputs
+from alfaviz._validation import check_disjoint, check_query_inputs
 from alfaviz.engine import Engine, check_engine, check_shard_size
 from alfaviz.errors import AlfavizInputError
 from alfaviz.strategies._common import (
@@ -300,12 +300,7 @@ class Strategy:
         ids = _check_ids(unlabelled_ids, zu.shape[0], "unlabelled_ids")
         if labelled_ids is not None:
             lids = _check_ids(labelled_ids, zl.shape[0], "labelled_ids")
-            overlap = np.intersect1d(ids, lids)
-            if overlap.size:
-                raise AlfavizInputError(
-                    f"{overlap.size} sample id(s) are both labelled and unlabelled "
-                    f"(e.g. {overlap[:5].tolist()}); the pool must exclude labelled samples."
-                )
+            check_disjoint(ids, lids)
         seed = fresh_seed() if self.random_state is None else int(self.random_state)
         engine = check_engine(engine)
         shard_size = check_shard_size(shard_size)
