@@ -214,6 +214,7 @@ class _Work:
     learn_steps: int
     learn_lr: float
     manifest: ShardManifest
+    full_flips: bool = False
 
 
 @dataclass(frozen=True)
@@ -455,7 +456,7 @@ def _score_shard(shard: Shard, *, work: _Work) -> np.ndarray:
 
 def _finish_shard(shard: Shard, *, work: _Work, level_index: int) -> _ShardCandidates:
     """Finishing pass: the shard's records as Parquet; returns its candidates only."""
-    from alfaviz.strategies._alfamix import candidate_columns, flip_rows
+    from alfaviz.strategies._alfamix import candidate_columns
     from alfaviz.strategies._base import head_probabilities
 
     assert work.anchors is not None
@@ -471,15 +472,44 @@ def _finish_shard(shard: Shard, *, work: _Work, level_index: int) -> _ShardCandi
     cols = {schema.SAMPLE_ID: ids, **candidate_columns(c, probs)}
     _write_frame(m.file(SAMPLES, shard.index), pd.DataFrame(cols))
     local = np.flatnonzero(c.mask)
-    flips = flip_rows(c, local)
-    flips[schema.SAMPLE_ID] = ids[flips[schema.SAMPLE_ID].to_numpy()]
-    _write_frame(m.file(FLIPS, shard.index), flips)
+    _write_flips(m.file(FLIPS, shard.index), c, None if work.full_flips else local, ids)
     _write_matrix(m.file(MATRIX, shard.index), c.critical_eps.astype(np.float32), ids)
     zc = z[torch.as_tensor(local, device=z.device)].cpu().numpy()
     return _ShardCandidates(
         shard.index, shard.start + local.astype(np.int64), zc,
         {"rows": int(ids.size), "candidates": int(local.size)},
     )  # fmt: skip
+
+
+def _write_flips(path: Path, c: Any, rows: np.ndarray | None, ids: np.ndarray) -> None:
+    """The (sample, anchor) rows of positions ``rows`` of a shard (all when None)."""
+    from alfaviz.strategies._alfamix import flip_rows
+
+    flips = flip_rows(c, rows)
+    flips[schema.SAMPLE_ID] = ids[flips[schema.SAMPLE_ID].to_numpy()]
+    _write_frame(path, flips)
+
+
+def _fill_shard(
+    shard: Shard, *, work: _Work, level_index: int, selected: dict[int, np.ndarray]
+) -> int:
+    """After the fill: rewrite a shard's flips with the rows of its candidates and of the
+    random fill's samples in it (``selected[shard.index]``: pool positions), as the strategy
+    keeps them."""
+    assert work.anchors is not None
+    mine = selected[shard.index]
+    m = work.manifest
+    z = _embeddings(work, shard)
+    scores = _load_scores(m.file(SCORES, shard.index))
+    with eval_mode(work.head):
+        c = finalize_candidates(
+            z, work.anchors, work.head, list(work.levels), scores, level_index, alpha=work.alpha
+        )
+    keep = c.mask.copy()
+    keep[mine - shard.start] = True
+    ids = m.unlabelled_ids[shard.start : shard.stop]
+    _write_flips(m.file(FLIPS, shard.index), c, np.flatnonzero(keep), ids)
+    return int(mine.size)
 
 
 # --------------------------------------------------------------------------------------------
@@ -594,6 +624,7 @@ def sharded_query(
     shard_size: int | None = None,
     keep_scores: bool = False,
     round: int | None = None,
+    full_flips_max_pairs: int | None = None,
 ) -> ShardedQuery:
     """The ALFA-Mix query of a pool that the driver never holds (see the module docstring).
 
@@ -632,6 +663,12 @@ learn_lr, max_chunk_bytes
         Keep the scoring pass's scratch files (``scores-...-s00007.npz``); removed by default.
     round : int, optional
         The active-learning round this query is: its number goes in every file name.
+    full_flips_max_pairs : int, optional
+        As :attr:`ALFAMix.full_flips_max_pairs <alfaviz.strategies.ALFAMix>`: while the pool
+        has at most this many (sample, anchor) pairs, the shards' flips hold every pair;
+        above it, or when None, the rows of the candidates and of the selected samples (the
+        random fill's rows are written after the fill, by a pass over the shards that hold
+        them).
 
     Returns
     -------
@@ -696,8 +733,17 @@ learn_lr, max_chunk_bytes
         raise AlfavizInputError(f"round must be a round number (an int >= 0); got {round!r}.")
     manifest = ShardManifest(str(out), n_rows, dim, unl, embed_shards, score_shards, rows,
                              None if round is None else int(round))  # fmt: skip
+    if full_flips_max_pairs is not None and (
+        isinstance(full_flips_max_pairs, bool)
+        or not isinstance(full_flips_max_pairs, (int, np.integer))
+        or full_flips_max_pairs < 0
+    ):
+        raise AlfavizInputError(
+            f"full_flips_max_pairs must be an int >= 0 or None; got {full_flips_max_pairs!r}."
+        )
+    full = full_flips_max_pairs is not None and unl.size * n_cls <= int(full_flips_max_pairs)
     work = _Work(_Rows(x), enc, head, None, tuple(levels), alpha, int(learn_steps),
-                 float(learn_lr), manifest)  # fmt: skip
+                 float(learn_lr), manifest, full)  # fmt: skip
     times: dict[str, float] = {}
 
     t = time.perf_counter()
@@ -714,7 +760,7 @@ learn_lr, max_chunk_bytes
         zl = _rows_embeddings(work, lab).to(dev)
         anchors = compute_anchors(zl, yl.to(dev), n_cls)
         work = _Work(work.rows, None, head, anchors, work.levels, alpha, work.learn_steps,
-                     work.learn_lr, manifest)  # fmt: skip
+                     work.learn_lr, manifest, full)  # fmt: skip
         t = time.perf_counter()
         counts = _map(engine, partial(_score_shard, work=work), score_shards)
         hist = np.sum(counts, axis=0)
@@ -736,6 +782,16 @@ learn_lr, max_chunk_bytes
     from_fill = np.zeros(budget, dtype=bool)
     from_fill[picked.size :] = True
     times["kmeans"] = time.perf_counter() - t
+    if fill.size and not full:  # the fill's rows join the shards' flips, as in the strategy
+        t = time.perf_counter()
+        fill_pos = np.sort(fill.astype(np.int64))
+        inside = {
+            s.index: fill_pos[(fill_pos >= s.start) & (fill_pos < s.stop)] for s in score_shards
+        }
+        todo = [s for s in score_shards if inside[s.index].size]
+        with eval_mode(head):
+            _map(engine, partial(_fill_shard, work=work, level_index=j, selected=inside), todo)
+        times["fill_flips"] = time.perf_counter() - t
     if not keep_scores:
         for s in score_shards:
             manifest.file(SCORES, s.index).unlink(missing_ok=True)

@@ -49,21 +49,22 @@ def make_model(kind: str) -> torch.nn.Module:
     return model
 
 
-def whole_pool(x, y, lab, unl, model, **params):
+def whole_pool(x, y, lab, unl, model, budget=BUDGET, **params):
     """The reference: the ALFA-Mix strategy in one process, on embeddings of the whole pool."""
     z = embed(model, x).float()
     return ALFAMix(**params).query(
-        z[unl], z[lab], y[lab], model.head, BUDGET, unlabelled_ids=unl, labelled_ids=lab
+        z[unl], z[lab], y[lab], model.head, budget, unlabelled_ids=unl, labelled_ids=lab
     )
 
 
 def assert_same(q: ShardedQuery, ref) -> None:
     np.testing.assert_array_equal(q.selected_ids, ref.selected_ids)
     pd.testing.assert_frame_equal(q.samples(), ref.samples, check_exact=True)
-    # the shards keep the (candidate, anchor) rows: the only pairs that flip
+    # the shards keep the rows of the candidates (the only pairs that flip) and of the batch
     cand = ref.samples.loc[ref.samples["candidate"], "sample_id"].to_numpy()
     np.testing.assert_array_equal(q.candidate_ids, cand)
-    want = ref.flips[ref.flips["sample_id"].isin(cand)].reset_index(drop=True)
+    keep = np.union1d(cand, ref.selected_ids)
+    want = ref.flips[ref.flips["sample_id"].isin(keep)].reset_index(drop=True)
     got = q.flips()
     assert got["flipped"].any()
     assert not ref.flips.loc[~ref.flips["sample_id"].isin(cand), "flipped"].any()
@@ -108,6 +109,40 @@ def test_sharded_query_equals_the_strategy_on_the_whole_pool(tmp_path, kind, sha
     assert doc["query"]["selected_ids"] == ref.selected_ids.tolist()
     assert not list(tmp_path.glob("scores-*"))  # the scratch scores are removed
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_the_random_fills_rows_join_the_flips_as_in_the_strategy(tmp_path):
+    """A budget above the candidates: the fill's samples keep their (sample, anchor) rows,
+    written after the fill into the shards that hold them."""
+    x, y, lab, unl = make_pool(3, n=3000)
+    model = make_model("linear")
+    ref = whole_pool(x, y, lab, unl, model, budget=2700)
+    q = sharded_query(x, unl, lab, y[lab], model, 2700, folder=tmp_path, shard_size=1)
+    assert q.n_fill > 0 and len(q.manifest.score_shards) > 1
+    assert_same(q, ref)
+    filled = q.selected_ids[q.from_fill]
+    assert set(filled) <= set(q.flips()["sample_id"])
+    assert "fill_flips" in q.timings
+
+
+@pytest.mark.parametrize("budget", [BUDGET, 2700])
+def test_every_pair_below_full_flips_max_pairs(tmp_path, budget):
+    """At most ``full_flips_max_pairs`` pairs: every pair's row, as the strategy keeps them."""
+    x, y, lab, unl = make_pool(3, n=3000)
+    model = make_model("linear")
+    ref = whole_pool(x, y, lab, unl, model, budget=budget)
+    pairs = unl.size * C
+    q = sharded_query(x, unl, lab, y[lab], model, budget, folder=tmp_path, shard_size=1,
+                      full_flips_max_pairs=pairs)  # fmt: skip
+    pd.testing.assert_frame_equal(q.flips(), ref.flips, check_exact=True, check_dtype=False)
+    assert "fill_flips" not in q.timings
+    q = sharded_query(x, unl, lab, y[lab], model, budget, folder=tmp_path / "cut",
+                      shard_size=1, full_flips_max_pairs=pairs - 1)  # fmt: skip
+    assert_same(q, ref)
+    assert len(q.flips()) < len(ref.flips)
+    with pytest.raises(AlfavizInputError, match="full_flips_max_pairs"):
+        sharded_query(x, unl, lab, y[lab], model, budget, folder=tmp_path,
+                      full_flips_max_pairs=-1)  # fmt: skip
 
 
 def test_learned_alpha_too(tmp_path):
