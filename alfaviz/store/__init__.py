@@ -22,6 +22,7 @@ from __future__ import annotations
 from alfaviz.errors import RunStoreError
 from alfaviz.store._labels import HUMAN_SOURCE, MACHINE_SOURCES, LabelLog
 from alfaviz.store._layout import CONFIG_FILE, FORMAT_VERSION, LABELS_FILE, ROUND_FILE, ROUNDS_DIR
+from alfaviz.store._parquet import Parts
 from alfaviz.store._run import RunStore
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "ROUNDS_DIR",
     "ROUND_FILE",
     "LabelLog",
+    "Parts",
     "RunStore",
     "RunStoreError",
 ]

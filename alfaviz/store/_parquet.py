@@ -17,7 +17,8 @@ import io
 import os
 import re
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from alfaviz.store._io import canonical, write_point
 
 __all__ = [
     "EMBEDDING_COL",
+    "Parts",
     "arrays_to_npz",
     "check_frame",
     "check_row",
@@ -44,6 +46,8 @@ __all__ = [
     "table_to_embeddings",
     "table_to_frame",
     "table_to_parquet",
+    "write_frame_parts",
+    "write_matrix_parts",
     "write_table_file",
 ]
 
@@ -150,13 +154,135 @@ def write_table_file(table: pa.Table, path: Path) -> None:
     :func:`alfaviz.store._io.write_file`): memory stays at the table plus one row group's
     pages, instead of the whole file's bytes.
     """
-    per_row = max(table.nbytes // max(table.num_rows, 1), 1)
-    rows = int(min(max(ROW_GROUP_BYTES // per_row, 1024), 1 << 20))
+    rows = _row_group_rows(table)
     with open(path, "wb") as fh:
         pq.write_table(table, fh, compression="zstd", write_page_checksum=True, row_group_size=rows)
         fh.flush()
         os.fsync(fh.fileno())
     write_point(f"write {path.name}")
+
+
+@dataclass(frozen=True)
+class Parts:
+    """One stored table given in parts, written one part at a time into one Parquet file.
+
+    For a pool that no process holds whole (a sharded round): a frame's parts are
+    DataFrames with the same columns and dtypes, a matrix's parts are ``(sample_ids,
+    matrix)`` pairs of one width and dtype. Each part becomes row groups of the one file, so
+    the file reads back as if the concatenated table had been written, and memory holds one
+    part at a time. An iterator is consumed by the write.
+
+    Attributes
+    ----------
+    parts : iterable
+        The parts in file order.
+    """
+
+    parts: Iterable[Any]
+
+
+def _row_group_rows(table: pa.Table) -> int:
+    per_row = max(table.nbytes // max(table.num_rows, 1), 1)
+    return int(min(max(ROW_GROUP_BYTES // per_row, 1024), 1 << 20))
+
+
+def _write_parts(tables: Iterable[pa.Table], path: Path, what: str) -> pa.Schema:
+    """Stream ``tables`` (one schema) into the new Parquet file ``path``; fsync it."""
+    writer: pq.ParquetWriter | None = None
+    with open(path, "wb") as fh:
+        try:
+            for i, table in enumerate(tables):
+                if writer is None:
+                    metadata = dict(table.schema.metadata or {})
+                    metadata[_META_KEY] = canonical(
+                        {"format_version": PARQUET_FORMAT_VERSION}
+                    ).encode()
+                    writer = pq.ParquetWriter(
+                        fh, table.schema.with_metadata(metadata), compression="zstd",
+                        write_page_checksum=True,
+                    )  # fmt: skip
+                elif not table.schema.equals(writer.schema, check_metadata=False):
+                    raise AlfavizInputError(
+                        f"{what} part {i} does not match part 0: its columns are "
+                        f"{table.schema} but part 0's are {writer.schema.remove_metadata()}. "
+                        "Give every part the same columns and dtypes (schema.conform each)."
+                    )
+                writer.write_table(table, row_group_size=_row_group_rows(table))
+            if writer is None:
+                raise AlfavizInputError(
+                    f"{what} has no parts; give at least one (it may be empty)."
+                )
+            out = writer.schema
+        finally:
+            if writer is not None:
+                writer.close()
+        fh.flush()
+        os.fsync(fh.fileno())
+    write_point(f"write {path.name}")
+    return out
+
+
+def write_frame_parts(parts: Parts, path: Path, what: str) -> int:
+    """Write a frame given as :class:`Parts` to the new file ``path``; returns its rows.
+
+    Each part's own index is dropped: the file reads back with a RangeIndex.
+    """
+    rows = 0
+
+    def tables() -> Iterable[pa.Table]:
+        nonlocal rows
+        for i, df in enumerate(parts.parts):
+            check_frame(df, f"{what} part {i}")
+            try:
+                table = pa.Table.from_pandas(df, preserve_index=False)
+            except (pa.ArrowException, TypeError, ValueError) as exc:
+                raise AlfavizInputError(
+                    f"{what} part {i} cannot be stored as Parquet: {exc}. Give each column "
+                    "one type (numbers, bools or strings)."
+                ) from exc
+            rows += table.num_rows
+            yield table
+
+    _write_parts(tables(), path, what)
+    return rows
+
+
+def write_matrix_parts(
+    parts: Parts, path: Path, *, what: str = "embeddings", ids_what: str = "embedding_ids"
+) -> int:
+    """Write a matrix given as :class:`Parts` of ``(sample_ids, matrix)`` to the new file
+    ``path``, as :func:`embeddings_table` would the whole; returns its width (``dim``).
+
+    Raises
+    ------
+    AlfavizInputError
+        For a part that is not such a pair, parts of different widths or dtypes, or a sample
+        id in two parts.
+    """
+    seen: list[np.ndarray] = []
+
+    def tables() -> Iterable[pa.Table]:
+        for i, part in enumerate(parts.parts):
+            if not isinstance(part, tuple) or len(part) != 2:
+                raise AlfavizInputError(
+                    f"{what} part {i} must be a (sample_ids, matrix) pair; got "
+                    f"{type(part).__name__}."
+                )
+            ids, mat = part
+            table, _ = embeddings_table(
+                mat, ids, what=f"{what} part {i}", ids_what=f"{ids_what} of part {i}"
+            )
+            seen.append(table.column(schema.SAMPLE_ID).to_numpy())
+            yield table
+
+    out = _write_parts(tables(), path, what)
+    ids = np.concatenate(seen)
+    if np.unique(ids).size != ids.size:
+        raise AlfavizInputError(
+            f"{ids_what} must be unique across the parts of {what} (one row per sample); a "
+            "sample id is in two parts."
+        )
+    return int(out.field(EMBEDDING_COL).type.list_size)
 
 
 def parquet_to_table(data: bytes, path: Path) -> pa.Table:

@@ -130,6 +130,7 @@ from alfaviz.store._layout import (
     round_dir_name,
 )
 from alfaviz.store._parquet import (
+    Parts,
     arrays_to_npz,
     check_frame,
     check_row,
@@ -140,6 +141,8 @@ from alfaviz.store._parquet import (
     parquet_to_table,
     table_to_embeddings,
     table_to_frame,
+    write_frame_parts,
+    write_matrix_parts,
     write_table_file,
 )
 
@@ -224,6 +227,10 @@ def _short(value: Any) -> str:
 
 
 _MISSING = object()
+
+
+def _frame_or_parts(value: Any, what: str) -> pd.DataFrame | Parts:
+    return value if isinstance(value, Parts) else check_frame(value, what)
 
 
 def _writer_stale(manifest: Any, folder: Path) -> bool:
@@ -938,15 +945,18 @@ class RunStore:
         ----------
         round : int
             Round number (>= 0).
-        samples : pandas.DataFrame
-            Per-sample frame (see :mod:`alfaviz.schema`).
-        flips : pandas.DataFrame
+        samples : pandas.DataFrame or Parts
+            Per-sample frame (see :mod:`alfaviz.schema`), or its :class:`Parts` (frames with
+            the same columns, written one at a time into the one file: a pool no process
+            holds whole).
+        flips : pandas.DataFrame or Parts
             Per-(sample, anchor) frame; may be empty.
         rounds_row : Mapping[str, scalar]
             This round's row of the rounds frame (ints, floats, bools, strings, None). A
             ``round`` key, if present, must equal ``round``.
-        embeddings : array-like, shape (n, dim), optional
-            Embedding matrix (numpy array or CPU/GPU tensor); its dtype is kept.
+        embeddings : array-like, shape (n, dim), or Parts, optional
+            Embedding matrix (numpy array or CPU/GPU tensor); its dtype is kept. Or its
+            :class:`Parts`, ``(sample_ids, matrix)`` pairs (then without ``embedding_ids``).
         embedding_ids : array-like of int, shape (n,), optional
             Sample id of each embedding row; defaults to ``arange(n)`` (row ``i`` is sample
             ``i``, the usual case for whole-pool embeddings).
@@ -962,9 +972,10 @@ class RunStore:
             The critical ε of every (sample, anchor) pair the round scored, as one matrix
             (stored as float32; inf: the pair never flips). A large pool writes it with a flips
             frame that keeps only the candidates' and selected samples' rows; read it back with
-            :meth:`read_critical_eps`.
+            :meth:`read_critical_eps`. Or its :class:`Parts`, ``(sample_ids, matrix)`` pairs.
         critical_eps_ids : array-like of int, shape (n,), optional
-            The sample id of each row of ``critical_eps``; required with it.
+            The sample id of each row of ``critical_eps``; required with a matrix (not with
+            parts).
         overwrite : bool
             Replace an existing round (or rewrite a damaged one). Rounds are immutable
             otherwise.
@@ -999,24 +1010,39 @@ class RunStore:
         # everything is checked before anything is written; the files are then written one at
         # a time straight into the round's temporary folder (Parquet streamed in row groups),
         # so that memory holds one table, not every file's bytes
-        frames: dict[str, tuple[pd.DataFrame, str]] = {
-            SAMPLES_FILE: (check_frame(samples, "samples"), "samples"),
-            FLIPS_FILE: (check_frame(flips, "flips"), "flips"),
+        # (parts are checked as they are written: a bad part aborts the write, nothing commits)
+        frames: dict[str, tuple[pd.DataFrame | Parts, str]] = {
+            SAMPLES_FILE: (_frame_or_parts(samples, "samples"), "samples"),
+            FLIPS_FILE: (_frame_or_parts(flips, "flips"), "flips"),
         }
         row = check_row(rounds_row, round)
         embedding_dim = None
-        emb_table = None
-        if embeddings is not None:
+        emb_table: Any = None
+        if isinstance(embeddings, Parts):
+            if embedding_ids is not None:
+                raise AlfavizInputError(
+                    "embedding_ids go with an embedding matrix; Parts carry their own "
+                    "(sample_ids, matrix) pairs. Drop embedding_ids."
+                )
+            emb_table = embeddings
+        elif embeddings is not None:
             emb_table, embedding_dim = embeddings_table(embeddings, embedding_ids)
         elif embedding_ids is not None:
             raise AlfavizInputError("embedding_ids given without embeddings; pass both or neither.")
-        crit_table = None
-        if (critical_eps is None) != (critical_eps_ids is None):
+        crit_table: Any = None
+        if isinstance(critical_eps, Parts):
+            if critical_eps_ids is not None:
+                raise AlfavizInputError(
+                    "critical_eps_ids go with a critical_eps matrix; Parts carry their own "
+                    "(sample_ids, matrix) pairs. Drop critical_eps_ids."
+                )
+            crit_table = critical_eps
+        elif (critical_eps is None) != (critical_eps_ids is None):
             raise AlfavizInputError(
                 "critical_eps and critical_eps_ids go together (one sample id per matrix row); "
                 "pass both or neither."
             )
-        if critical_eps is not None:
+        elif critical_eps is not None:
             if hasattr(critical_eps, "detach"):
                 critical_eps = critical_eps.detach().cpu().numpy()
             crit = np.asarray(critical_eps)
@@ -1086,13 +1112,22 @@ class RunStore:
                     target.parent.mkdir()
                 if rel in small:
                     write_file(target, small[rel])
+                elif rel == EMBEDDINGS_FILE and isinstance(emb_table, Parts):
+                    embedding_dim = write_matrix_parts(emb_table, target)
                 elif rel == EMBEDDINGS_FILE:
                     write_table_file(emb_table, target)
+                elif rel == CRITICAL_EPS_FILE and isinstance(crit_table, Parts):
+                    write_matrix_parts(
+                        crit_table, target, what="critical_eps", ids_what="critical_eps_ids"
+                    )
                 elif rel == CRITICAL_EPS_FILE:
                     write_table_file(crit_table, target)
                 else:
                     frame, what = frames[rel]
-                    write_table_file(frame_table(frame, what), target)
+                    if isinstance(frame, Parts):
+                        write_frame_parts(frame, target, what)
+                    else:
+                        write_table_file(frame_table(frame, what), target)
                 size, digest = file_digest(target)
                 files[rel] = {"bytes": size, "sha256": digest}
             manifest: dict[str, Any] = {
