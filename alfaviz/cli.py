@@ -136,6 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="rows per shard of the pool scoring (default: one shard per worker); rounded up "
         "to the computation's block size",
     )  # fmt: skip
+    g.add_argument(
+        "--sharded", action=argparse.BooleanOptionalAction, default=None,
+        help="ALFA-Mix rounds in which the workers embed, score and write the pool's shards "
+        "(into <run>/shards) and this process keeps only the candidates; the default with "
+        "--engine ray. --no-sharded: this process embeds the pool and builds the records",
+    )  # fmt: skip
 
     cmp_ = sub.add_parser(
         "compare",
@@ -312,6 +318,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 initial=args.initial, train=_train(args), device=args.device,
                 callbacks=[Printer()], strategy_kwargs=_strategy_kwargs(args, args.strategy),
                 data_kwargs=data_kwargs, engine=engine, shard_size=args.shard_size,
+                sharded=args.sharded,
             )  # fmt: skip
             source = exp.data
             if args.quiet:
@@ -323,8 +330,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
                     f"{args.rounds} rounds of {args.budget}, device {exp.device})",
                     flush=True,
                 )
-                if args.engine != "local":
-                    print(f"engine: {engine!r}", flush=True)
+                if args.engine != "local" or exp.uses_sharded_rounds:
+                    how = (
+                        f"sharded rounds (workers write {exp.path / 'shards'})"
+                        if exp.uses_sharded_rounds
+                        else "whole-pool rounds"
+                    )
+                    print(f"engine: {engine!r}, {how}", flush=True)
             exp.run(args.rounds)
         if not args.quiet:
             print(f"done in {time.perf_counter() - t0:.1f}s; open it with: alfaviz info {exp.path}")

@@ -301,8 +301,12 @@ def project_2d(
 
     Parameters
     ----------
-    embeddings : numpy.ndarray or torch.Tensor, shape (n_samples, dim)
-        One embedding per sample. Tensors on a GPU are copied to the CPU.
+    embeddings : numpy.ndarray, torch.Tensor or row reader, shape (n_samples, dim)
+        One embedding per sample. Tensors on a GPU are copied to the CPU. A
+        :class:`numpy.memmap`, or a reader whose ``[start:stop]`` and ``[index_array]`` give
+        float rows as arrays (a sharded round's embeddings), is read in blocks above
+        :data:`UMAP_FIT_MAX` samples (the subset, the placement and the PCA) and never held
+        whole.
     method : {"auto", "umap", "pca"}
         ``"auto"`` uses UMAP when umap-learn is installed and there are more than
         ``n_neighbors + 1`` samples, and PCA otherwise.
@@ -350,8 +354,11 @@ def project_2d(
         isinstance(n_epochs, bool) or not isinstance(n_epochs, (int, np.integer)) or n_epochs < 1
     ):
         raise AlfavizInputError(f"n_epochs must be a positive integer or None; got {n_epochs!r}.")
-    z = as_embedding(embeddings, "embeddings")
-    x = z.detach().cpu().numpy()
+    if _is_row_reader(embeddings):
+        x = _checked_rows(embeddings)
+    else:
+        z = as_embedding(embeddings, "embeddings")
+        x = z.detach().cpu().numpy()
     n = x.shape[0]
     prev = None if previous is None else _as_coords(previous, "previous", n_rows=n)
 
@@ -386,6 +393,41 @@ def project_2d(
         time.perf_counter() - start,
     )
     return (out, used) if with_method else out
+
+
+def _is_row_reader(x: Any) -> bool:
+    if isinstance(x, np.memmap):
+        return True
+    if isinstance(x, (np.ndarray, torch.Tensor)):
+        return False
+    shape = getattr(x, "shape", None)
+    return hasattr(x, "__getitem__") and shape is not None and len(shape) == 2
+
+
+_CHECK_ROWS = 65_536
+
+
+def _checked_rows(rows: Any) -> Any:
+    """A row reader checked block by block (2-D, some rows, finite); small ones are read."""
+    n, dim = (int(v) for v in rows.shape)
+    if n < 1 or dim < 1:
+        raise AlfavizInputError(
+            f"embeddings must be 2-D with at least one row and column; got shape {(n, dim)}."
+        )
+    if n <= UMAP_FIT_MAX:
+        x = np.asarray(rows[0:n])
+        if x.dtype.kind != "f":
+            x = x.astype(np.float32)
+        if not np.isfinite(x).all():
+            raise AlfavizInputError("embeddings contain NaN or inf; check the model's outputs.")
+        return x
+    for s in range(0, n, _CHECK_ROWS):
+        if not np.isfinite(np.asarray(rows[s : s + _CHECK_ROWS])).all():
+            raise AlfavizInputError(
+                f"embeddings contain NaN or inf (in rows {s}..{min(s + _CHECK_ROWS, n) - 1}); "
+                "check the model's outputs."
+            )
+    return rows
 
 
 def _project(

@@ -54,7 +54,7 @@ from alfaviz.data import (
     load_dataset,
     load_dataset_from_config,
 )
-from alfaviz.engine import Engine, check_shard_size, make_engine
+from alfaviz.engine import Engine, LocalEngine, check_shard_size, make_engine
 from alfaviz.errors import AlfavizInputError, RunStoreError
 from alfaviz.learner import Learner, TrainConfig, build_model
 from alfaviz.session.config import RunConfig, check_int, check_seed, seed_for
@@ -63,8 +63,9 @@ from alfaviz.session.paths import BATCH_PATHS, ON_DEMAND_PATHS, PathProjector
 from alfaviz.session.pool import Pool
 from alfaviz.session.round import QUERIED_EXTRA, RoundOutcome, flips_critical_eps, run_round
 from alfaviz.session.scores import COMPARE_SCORES, ScoreRecorder
-from alfaviz.store import RunStore
-from alfaviz.strategies import QueryResult, Strategy, clone, get_strategy
+from alfaviz.session.sharded_round import SHARDS_DIR, clear_round_files, run_sharded_round
+from alfaviz.store import Parts, RunStore
+from alfaviz.strategies import ALFAMix, QueryResult, Strategy, clone, get_strategy
 
 __all__ = ["Callback", "Experiment", "LoggingCallback", "open_run"]
 
@@ -175,6 +176,14 @@ class Experiment:
         of the run's config; set :attr:`engine` to change it for later rounds.
     shard_size : int, optional
         Rows per shard for the engine (one shard per worker by default).
+    sharded : bool, optional
+        Run ALFA-Mix rounds as sharded rounds
+        (:func:`~alfaviz.session.sharded_round.run_sharded_round`): the engine's workers
+        embed and score the pool and write their shards' records into the run's ``shards/``
+        folder, and this process keeps the candidates, never an (N, dim) or (N, n_classes)
+        array. The records are the same either way. None (the default) means sharded
+        rounds with any engine but the in-process one (``engine="ray"``), for the ALFA-Mix
+        strategy; other strategies always run whole-pool rounds.
     """
 
     def __init__(
@@ -200,12 +209,16 @@ class Experiment:
         data_spec: Mapping[str, Any] | None = None,
         engine: str | Engine | None = None,
         shard_size: int | None = None,
+        sharded: bool | None = None,
         _store: RunStore | None = None,
     ) -> None:
         # settings: checked before anything is loaded or written -----------------------
         seed = check_seed(seed)
         self.shard_size = check_shard_size(shard_size)
         self.engine: Engine = make_engine(engine)
+        if sharded is not None and not isinstance(sharded, bool):
+            raise AlfavizInputError(f"sharded must be True, False or None; got {sharded!r}.")
+        self.sharded = sharded
         if train is None:
             train_config = TrainConfig()
         elif isinstance(train, TrainConfig):
@@ -239,6 +252,12 @@ class Experiment:
         else:
             skw.setdefault(schema.RANDOM_STATE, seed)
             self.strategy = get_strategy(strategy, **skw)
+        if sharded and not isinstance(self.strategy, ALFAMix):
+            raise AlfavizInputError(
+                f"sharded rounds (sharded=True, or --sharded) run the sharded ALFA-Mix query; "
+                f"the strategy is {self.strategy.name!r}. Use the strategy 'alfamix', or leave "
+                "sharded unset."
+            )
 
         # data -------------------------------------------------------------------------
         self._data_spec: dict[str, Any] | None = None
@@ -731,18 +750,35 @@ class Experiment:
                 cb.on_query_end(self, r, result)
 
         self._projection_used = ""
-        out = run_round(
-            r, learner=self.learner, data=self.data, pool=pool,
-            strategy=self._round_strategy(r), budget=self.budget,
-            train_seed=self.seed * 100_003 + r, project=self._project, on_query=on_query,
-            engine=self.engine, shard_size=self.shard_size,
+        strategy = self._round_strategy(r)
+        args: dict[str, Any] = dict(
+            learner=self.learner, data=self.data, pool=pool, strategy=strategy,
+            budget=self.budget, train_seed=self.seed * 100_003 + r, project=self._project,
+            on_query=on_query if self.callbacks else None, engine=self.engine,
+            shard_size=self.shard_size,
         )  # fmt: skip
+        shards = self.path / SHARDS_DIR
+        if self.uses_sharded_rounds:
+            out = run_sharded_round(r, folder=shards, **args)
+        else:
+            out = run_round(r, **args)
         out.row[schema.PROJECTION] = self._projection_used if out.coords is not None else ""
         row = self._commit_round(out)
+        if self.uses_sharded_rounds:  # the round's files now hold the records
+            clear_round_files(shards, r, keep_manifest=True)
         for cb in self.callbacks:
             cb.on_round_end(self, r, row)
         self._emit("round_written", r, payload=row)
         return row
+
+    @property
+    def uses_sharded_rounds(self) -> bool:
+        """Whether the next round is a sharded round (see ``sharded``)."""
+        if not isinstance(self.strategy, ALFAMix):
+            return False
+        if self.sharded is None:
+            return not isinstance(self.engine, LocalEngine)
+        return self.sharded
 
     def _commit_round(self, out: RoundOutcome) -> dict[str, Any]:
         """Write the round and (with the oracle) the labels of its batch, as one unit."""
@@ -761,14 +797,18 @@ class Experiment:
             labels = [(int(s), int(lab), "oracle") for s, lab in pairs]
         with self._sync_lock:  # sync() sees the round before it is written or after this
             try:
+                emb_ids = None
+                if not isinstance(out.embeddings, Parts):
+                    emb_ids = np.arange(self.data.n_train, dtype=np.int64)
+                crit, crit_ids = out.critical_eps, None
+                if isinstance(crit, tuple):
+                    crit_ids, crit = crit
                 self.store.write_round(
                     r, samples=out.samples, flips=out.flips, rounds_row=out.row,
-                    embeddings=out.embeddings,
-                    embedding_ids=np.arange(self.data.n_train, dtype=np.int64),
-                    coords=out.coords, extra=extra, head=_head_state(self.learner.head),
-                    critical_eps=None if out.critical_eps is None else out.critical_eps[1],
-                    critical_eps_ids=None if out.critical_eps is None else out.critical_eps[0],
-                    labels=labels, label_round=r + 1, session=self._session,
+                    embeddings=out.embeddings, embedding_ids=emb_ids, coords=out.coords,
+                    extra=extra, head=_head_state(self.learner.head), critical_eps=crit,
+                    critical_eps_ids=crit_ids, labels=labels, label_round=r + 1,
+                    session=self._session,
                 )  # fmt: skip
             except RunStoreError as exc:
                 if r not in self.store.rounds_written():
@@ -1093,6 +1133,7 @@ class Experiment:
         device: str | None = None,
         engine: str | Engine | None = None,
         shard_size: int | None = None,
+        sharded: bool | None = None,
     ) -> Experiment:
         """Reopen a run directory exactly (frames and labels) so that it can resume.
 
@@ -1131,7 +1172,7 @@ class Experiment:
             callbacks=callbacks,
             model_kwargs=mspec.get("kwargs") if model is None else None,
             strategy_kwargs=sspec.get("params") if strategy is None else None, _store=store,
-            engine=engine, shard_size=shard_size,
+            engine=engine, shard_size=shard_size, sharded=sharded,
         )  # fmt: skip
         exp._data_spec = dspec if dspec.get("spec") else None
         exp._session = session
@@ -1166,7 +1207,7 @@ def open_run(path: str | Path, **kwargs: Any) -> Experiment:
         A run directory written by :class:`Experiment` or ``alfaviz run``.
     **kwargs
         Passed to :meth:`Experiment.open` (``data``, ``model``, ``strategy``, ``callbacks``,
-        ``device``, ``engine``, ``shard_size``).
+        ``device``, ``engine``, ``shard_size``, ``sharded``).
 
     Returns
     -------

@@ -29,6 +29,7 @@ from alfaviz.engine import Engine
 from alfaviz.errors import AlfavizInputError
 from alfaviz.learner import Learner, TrainStats
 from alfaviz.session.pool import Pool
+from alfaviz.store import Parts
 from alfaviz.strategies import QueryResult, Strategy
 
 __all__ = [
@@ -57,28 +58,31 @@ class RoundOutcome:
         The round's row of the ``rounds`` frame.
     samples, flips, queried : pandas.DataFrame
         Conformed to :data:`~alfaviz.schema.SAMPLES`, :data:`~alfaviz.schema.FLIPS` and
-        :data:`~alfaviz.schema.QUERIED`.
+        :data:`~alfaviz.schema.QUERIED`. A sharded round gives ``samples`` as
+        :class:`~alfaviz.store.Parts` (read from the shards' files as it is written).
     paths : pandas.DataFrame or None
         Conformed to :data:`~alfaviz.schema.PATHS`, for the selected batch.
-    embeddings : numpy.ndarray of float32, shape (n_train, dim)
+    embeddings : numpy.ndarray of float32, shape (n_train, dim), or Parts
+        Row ``i`` for sample ``i``; a sharded round's are ``(sample_ids, matrix)`` parts.
     coords : pandas.DataFrame or None
         Conformed to :data:`~alfaviz.schema.COORDS`.
     result : QueryResult
-    critical_eps : tuple of numpy.ndarray, or None
+    critical_eps : tuple of numpy.ndarray, Parts, or None
         ``(sample_ids, matrix)``: the float32 critical ε of every queried pair, when ``flips``
-        keeps only the candidates' and selected samples' rows (a large pool); else None.
+        keeps only the candidates' and selected samples' rows (a large pool); else None. A
+        sharded round's are ``(sample_ids, matrix)`` parts.
     """
 
     round: int
     row: dict[str, Any]
-    samples: pd.DataFrame
+    samples: pd.DataFrame | Parts
     flips: pd.DataFrame
     queried: pd.DataFrame
     paths: pd.DataFrame | None
-    embeddings: np.ndarray
+    embeddings: np.ndarray | Parts
     coords: pd.DataFrame | None
     result: QueryResult
-    critical_eps: tuple[np.ndarray, np.ndarray] | None = None
+    critical_eps: tuple[np.ndarray, np.ndarray] | Parts | None = None
 
     @property
     def selected_ids(self) -> np.ndarray:
@@ -136,14 +140,8 @@ def run_round(
     RoundOutcome
     """
     lab_ids, unl = pool.labelled_ids, pool.unlabelled_ids
-    if unl.size == 0:
-        raise AlfavizInputError("the unlabelled pool is exhausted: every sample is labelled.")
     times: dict[str, float] = {}
-    y_l = torch.as_tensor(pool.labels[lab_ids], dtype=torch.long)
-    with _timed(times, "train"):
-        stats = learner.fit(data.x_train[torch.as_tensor(lab_ids)], y_l, seed=train_seed)
-    with _timed(times, "eval"):
-        acc = learner.evaluate(data.x_test, data.y_test)
+    y_l, stats, acc = train_and_evaluate(learner, data, pool, train_seed, times)
     with _timed(times, "embed"):
         z = learner.embed(data.x_train)
     on = z.device
@@ -160,14 +158,42 @@ def run_round(
     z_np = z.cpu().numpy()
     with _timed(times, "project"):
         coords = project(z_np) if project is not None else None
-    row = _round_row(round, strategy, pool, result, acc, stats, times)
+    row = round_row(round, strategy, pool, result, acc, stats, times)
     t0 = time.perf_counter()
     out = _outcome(round, row, result, data, pool, z_np, coords)
     row[schema.time_column("frames")] = time.perf_counter() - t0  # frames and placed paths
     return out
 
 
-def _round_row(
+def train_and_evaluate(
+    learner: Learner, data: DataSource, pool: Pool, train_seed: int, times: dict[str, float]
+) -> tuple[torch.Tensor, TrainStats, float]:
+    """The first half of every round: train on the labelled set, then evaluate.
+
+    Returns
+    -------
+    y_labelled : torch.Tensor of int64, shape (n_labelled,)
+    stats : TrainStats
+    accuracy : float
+        On the test split.
+
+    Raises
+    ------
+    AlfavizInputError
+        When the unlabelled pool is exhausted.
+    """
+    if pool.unlabelled_ids.size == 0:
+        raise AlfavizInputError("the unlabelled pool is exhausted: every sample is labelled.")
+    lab_ids = pool.labelled_ids
+    y_l = torch.as_tensor(pool.labels[lab_ids], dtype=torch.long)
+    with _timed(times, "train"):
+        stats = learner.fit(data.x_train[torch.as_tensor(lab_ids)], y_l, seed=train_seed)
+    with _timed(times, "eval"):
+        acc = learner.evaluate(data.x_test, data.y_test)
+    return y_l, stats, acc
+
+
+def round_row(
     r: int,
     strategy: Strategy,
     pool: Pool,
@@ -228,7 +254,7 @@ def _outcome(
             pd.DataFrame({schema.SAMPLE_ID: ids, schema.X: coords[:, 0], schema.Y: coords[:, 1]}),
             schema.COORDS,
         )
-    samples = _fill_defaults(full)
+    samples = fill_defaults(full)
     flips = result.flips.copy()
     flips.insert(0, schema.ROUND, r)
     selected = np.asarray(result.selected_ids, dtype=np.int64)
@@ -423,7 +449,7 @@ def interpolation_paths(
     return paths
 
 
-def _fill_defaults(full: pd.DataFrame) -> pd.DataFrame:
+def fill_defaults(full: pd.DataFrame) -> pd.DataFrame:
     """Fill the rows of labelled samples (absent from the query) with the schema defaults."""
     for col in schema.SAMPLES.columns:
         nan_default = isinstance(col.default, float) and math.isnan(col.default)
