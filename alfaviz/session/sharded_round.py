@@ -65,7 +65,7 @@ SHARDS_DIR = "shards"
 """The folder of a run directory where a sharded round's workers write (one set of files per
 round, named by round and shard; the round's own files are written from them)."""
 
-EMBEDDING_PART_BYTES = 64 << 20
+EMBEDDING_PART_BYTES = 16 << 20
 """About how many bytes of embeddings one part of the stored embeddings holds."""
 
 Projector = Callable[[Any], "np.ndarray | None"]

@@ -28,6 +28,7 @@ from alfaviz.learner import TrainConfig
 from alfaviz.session import Experiment
 from tests.core.test_alfamix import make_problem
 from tests.core.test_engine import CASES, _assert_identical
+from tests.core.test_sharded_round import assert_same_runs
 
 pytestmark = pytest.mark.ray
 
@@ -135,22 +136,35 @@ def _run(tmp_path: Path, name: str, engine, shard_size=None) -> Experiment:
     return exp
 
 
-def _rounds_without_times(exp: Experiment) -> pd.DataFrame:
-    r = exp.rounds
-    return r.drop(columns=[c for c in r.columns if c.startswith("time_")])
-
-
-def test_a_run_through_ray_equals_the_local_run(engines, tmp_path):
+@pytest.mark.parametrize("gpus", [False, True], ids=["cpu-workers", "fake-gpu-workers"])
+def test_a_run_through_ray_equals_the_local_run(engines, tmp_path, gpus):
+    """The same run on the local engine (whole-pool rounds) and on Ray (sharded rounds: the
+    workers score and write the shards, the store writes the round from their files)."""
     # a 60k-row pool at D = 64: the smallest shard (32 blocks of the computation) is 31k rows
     local = _run(tmp_path, "local", "local", shard_size=1)
-    eng = engines()
+    assert not local.uses_sharded_rounds
+    eng = engines(gpus)
     remote = _run(tmp_path, "ray", eng, shard_size=1)
-    assert eng.calls == [2, 2] * 2, eng.calls  # two rounds, two shards each
-    pd.testing.assert_frame_equal(local.samples, remote.samples, check_exact=True)
-    pd.testing.assert_frame_equal(local.flips, remote.flips, check_exact=True)
-    pd.testing.assert_frame_equal(_rounds_without_times(local), _rounds_without_times(remote))
+    assert remote.uses_sharded_rounds
+    assert eng.calls == [2, 2] * 2, eng.calls  # two rounds: score and finish, two shards each
+    assert_same_runs(local, remote)
     np.testing.assert_array_equal(local.labelled_ids, remote.labelled_ids)
     assert remote.samples["candidate"].any()
+    assert sorted(p.name for p in (remote.path / "shards").iterdir()) == [
+        "manifest-r0000.json", "manifest-r0001.json"
+    ]  # fmt: skip
+
+
+def test_a_worker_killed_mid_sharded_round_changes_nothing(engines, tmp_path):
+    """A worker lost while it finishes a shard of a round: the shard runs again, and the run
+    is the local engine's."""
+    engines.close()
+    local = _run(tmp_path, "local", "local", shard_size=1)
+    marker = tmp_path / "killed"
+    with KillingRay(marker, at=1) as eng:  # the finishing pass of round 0
+        remote = _run(tmp_path, "ray", eng, shard_size=1)
+    assert marker.exists()
+    assert_same_runs(local, remote)
 
 
 def _die_once(marker: str, fn, shard):
