@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
@@ -176,9 +175,7 @@ def _matrix_parts(files: list[Path]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     for f in files:
         pf = pq.ParquetFile(f)
         for g in range(pf.num_row_groups):
-            yield table_to_embeddings(pa.Table.from_batches(
-                pf.read_row_group(g).to_batches(), pf.schema_arrow
-            ), f, "critical-eps")  # fmt: skip
+            yield table_to_embeddings(pf.read_row_group(g), f, "critical-eps")
 
 
 def _query_result(q: ShardedQuery, paths: pd.DataFrame | None, info: dict[str, Any]) -> QueryResult:

@@ -299,7 +299,7 @@ def test_bad_inputs_are_clear_errors(tmp_path, change, match):
 
 @pytest.mark.xfail(
     reason="MKL's default float32 kernels round some small products differently with 1 and 2 "
-    "threads (one row of this pool); MKL_CBWR=AUTO,STRICT removes it",
+    "threads (one row of this pool); MKL_CBWR=AUTO,STRICT narrows it",
     strict=False,
 )
 def test_the_records_do_not_depend_on_the_thread_count(tmp_path):

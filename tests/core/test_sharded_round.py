@@ -16,7 +16,7 @@ from alfaviz.data import from_embeddings
 from alfaviz.engine import LocalEngine
 from alfaviz.errors import AlfavizInputError
 from alfaviz.learner import TrainConfig
-from alfaviz.session import Experiment
+from alfaviz.session import Callback, Experiment
 from alfaviz.strategies import ALFAMix
 
 TRAIN = TrainConfig(max_epochs=5)
@@ -150,6 +150,32 @@ def test_the_projection_reads_the_rows_in_blocks_above_the_umap_subset(tmp_path,
     assert_same_runs(*runs)
     assert reads
     assert max(reads) < runs[0].data.n_train  # the pool was never read whole
+
+
+class Queries(Callback):
+    def __init__(self) -> None:
+        self.results: list = []
+
+    def on_query_end(self, exp, round, result) -> None:
+        self.results.append(result)
+
+
+def test_callbacks_get_the_query_with_the_candidates_and_the_batch(tmp_path):
+    got = {}
+    for name, sharded in (("whole", False), ("sharded", True)):
+        cb = Queries()
+        digits_run(tmp_path, name, sharded=sharded, callbacks=[cb])
+        got[name] = cb.results
+    for whole, part in zip(got["whole"], got["sharded"], strict=True):
+        np.testing.assert_array_equal(whole.selected_ids, part.selected_ids)
+        s = whole.samples
+        keep = s[schema.CANDIDATE].to_numpy(bool) | s[schema.SELECTED].to_numpy(bool)
+        want = s[keep].reset_index(drop=True)
+        pd.testing.assert_frame_equal(part.samples, want, check_exact=True)
+        for key in (schema.LEVEL, schema.N_CANDIDATES, schema.N_KMEANS, schema.N_FILL):
+            assert part.info[key] == whole.info[key]
+        pd.testing.assert_frame_equal(part.paths, whole.paths, check_exact=True)
+        assert len(part.flips) == len(whole.flips)  # a small pool: every pair
 
 
 def test_bad_settings_are_clear_errors(tmp_path):
