@@ -113,7 +113,7 @@ def clear_round_files(folder: Path, round: int, *, keep_manifest: bool = False) 
     an attempt at it was interrupted; with ``keep_manifest``, all but the query's manifest
     (``manifest-r0003.json``: its shards, counts and timings)."""
     if folder.is_dir():
-        for f in folder.glob(f"*-r{round:04d}*"):
+        for f in folder.glob(f"*-r{round:04d}[-.]*"):
             if not (keep_manifest and f.name.startswith(f"{MANIFEST}-")):
                 f.unlink(missing_ok=True)
 

@@ -197,3 +197,16 @@ def test_a_run_reopened_with_sharded_rounds_goes_on_as_before(tmp_path):
     assert again.uses_sharded_rounds
     again.run(1)
     assert_same_runs(whole, again)
+
+
+def test_clearing_a_round_touches_only_that_round(tmp_path):
+    names = ["samples-r0003-s00000.parquet", "manifest-r0003.json", "embeddings-r0003.npy",
+             ".samples-r0003-s00001.parquet.12.ab12cd34.tmp", "samples-r10003-s00000.parquet",
+             "manifest-r0030.json", "flips-r0030-s00000.parquet"]  # fmt: skip
+    for n in names:
+        (tmp_path / n).write_text("x")
+    sharded_round.clear_round_files(tmp_path, 3, keep_manifest=True)
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted(["manifest-r0003.json", *names[4:]])
+    sharded_round.clear_round_files(tmp_path, 3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names[4:])
