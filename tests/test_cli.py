@@ -27,7 +27,7 @@ def test_run_then_info(tmp_path, capsys):
     assert len([ln for ln in info.splitlines() if ln.strip().startswith(("0 ", "1 "))]) == 2
 
 
-def test_sharded_rounds_record_the_same_run(tmp_path, capsys):
+def test_sharded_rounds_record_the_same_run(tmp_path, capfd):
     """``--sharded`` on the local engine: the shards' records make the same run."""
     import pandas as pd
 
@@ -35,14 +35,14 @@ def test_sharded_rounds_record_the_same_run(tmp_path, capsys):
 
     for name, extra in (("whole", []), ("sharded", ["--sharded"])):
         assert main(["run", "--rounds", "2", "--out", str(tmp_path / name), *FAST, *extra]) == 0
-    text = capsys.readouterr().out
+    text = capfd.readouterr().out
     assert f"sharded rounds (workers write {tmp_path / 'sharded' / 'shards'})" in text
     whole, sharded = open_run(tmp_path / "whole"), open_run(tmp_path / "sharded")
     pd.testing.assert_frame_equal(whole.samples, sharded.samples, check_exact=True)
     pd.testing.assert_frame_equal(whole.flips, sharded.flips, check_exact=True)
     assert main(["run", "--rounds", "1", "--out", str(tmp_path / "x"), "--strategy", "random",
                  "--sharded", *FAST]) == 2  # fmt: skip
-    assert "sharded ALFA-Mix query" in capsys.readouterr().err
+    assert "sharded ALFA-Mix query" in capfd.readouterr().err
 
 
 def test_several_seeds_give_one_directory_each(tmp_path, capsys):
