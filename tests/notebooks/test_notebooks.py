@@ -100,6 +100,8 @@ def test_notebook_runs(path, tmp_path, monkeypatch, capsys):
     nb = _read(path)
     monkeypatch.setenv("ALFAVIZ_QUICK", "1")  # the kernel inherits it
     monkeypatch.setenv("MPLBACKEND", "Agg")
+    # the course's own scratch folders (tempfile.mkdtemp) go into this test's folder
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
     client = NotebookClient(
         nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
     )
