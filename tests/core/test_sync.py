@@ -6,10 +6,6 @@ Experiments opened on one directory play the two tabs.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import textwrap
 import threading
 import time
@@ -22,6 +18,7 @@ from alfaviz.errors import RunStoreError
 from alfaviz.learner.training import TrainConfig
 from alfaviz.session import Experiment, open_run
 from alfaviz.session.experiment import STEP_LOCK_FILE
+from tests._processes import kill_9_after
 
 FAST = TrainConfig(max_epochs=2, min_steps=2)
 
@@ -221,27 +218,8 @@ _LABELLER = textwrap.dedent(
 def test_kill_9_of_a_labelling_process_keeps_acknowledged_labels(two_tabs):
     a, watcher = two_tabs  # watcher: an open page on the same run, in this process
     order = a.pending.tolist()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _LABELLER, str(a.path), "3"],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
-    )
-    acked: list[tuple[int, int]] = []
-    try:
-        assert proc.stdout is not None
-        for _ in range(3):
-            sid, action = proc.stdout.readline().split()
-            acked.append((int(sid), int(action)))
-        os.kill(proc.pid, signal.SIGKILL)  # mid-batch, right after the third acknowledgement
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=60)
-        if proc.stdout is not None:
-            proc.stdout.close()
-    assert proc.returncode == -signal.SIGKILL
+    lines = kill_9_after(_LABELLER, [str(a.path), "3"], 3)  # mid-batch, after the third ack
+    acked = [(int(sid), int(action)) for sid, action in (ln.split() for ln in lines)]
     assert [s for s, _ in acked] == order[:3]
     assert watcher.sync() is True  # an open page sees them
     assert watcher.pending.tolist() == order[3:]

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import textwrap
 
 import ipywidgets as widgets
@@ -16,6 +12,7 @@ from alfaviz import schema
 from alfaviz.widgets import AppState, RunData
 from alfaviz.widgets._gallery import flip_targets
 from alfaviz.widgets._labels import LabelPanel, teaching_outcome
+from tests._processes import kill_9_after
 
 
 def _panel(run, **kw):
@@ -176,26 +173,7 @@ _CHILD = textwrap.dedent(
 def test_kill_9_after_acknowledged_labels_then_resume(human_run):
     path = human_run.path
     order = human_run.pending.tolist()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _CHILD, str(path), "3"],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
-    )
-    acked = []
-    try:
-        assert proc.stdout is not None
-        for _ in range(3):
-            acked.append(int(proc.stdout.readline()))
-        os.kill(proc.pid, signal.SIGKILL)  # right after the third acknowledged label
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=60)
-        if proc.stdout is not None:
-            proc.stdout.close()
-    assert proc.returncode == -signal.SIGKILL
+    acked = [int(ln) for ln in kill_9_after(_CHILD, [str(path), "3"], 3)]
     assert acked == order[:3]
     again = alfaviz.open_run(path)
     data = RunData(again, read_only=False)
