@@ -52,10 +52,12 @@ SEPARATION = {10: 6.0, 100: 10.0}
 search stops at an intermediate level with a few thousand candidates at N = 50k."""
 
 
-def _rss_mb() -> float:
+def _rss_mb(field: str = "VmRSS") -> float:
+    """A memory figure of this process in MB from ``/proc/self/status`` (the resident set by
+    default; ``"RssAnon"``: its anonymous part)."""
     with open("/proc/self/status") as fh:
         for line in fh:
-            if line.startswith("VmRSS"):
+            if line.startswith(field):
                 return int(line.split()[1]) / 1024
     return float("nan")
 

@@ -39,17 +39,13 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from query_speed import _rss_mb
+
 __all__ = ["main"]
 
 PHASES = ("train", "eval", "embed", "query", "project", "frames", "store")
-
-
-def _rss_mb(field: str = "VmRSS") -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 class _AnonPeak:
