@@ -830,5 +830,9 @@ def _write_manifest(result: ShardedQuery, counts: list[dict[str, int]]) -> None:
         "selected_ids": result.selected_ids.tolist(),
         "timings": result.timings,
     }
-    path = result.manifest.manifest_file
-    _replace_atomically(path, lambda p: p.write_text(json.dumps(doc, indent=1) + "\n"))
+    text = json.dumps(doc, indent=1) + "\n"
+
+    def write(p: Path) -> None:
+        p.write_text(text)
+
+    _replace_atomically(result.manifest.manifest_file, write)

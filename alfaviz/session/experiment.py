@@ -800,7 +800,8 @@ class Experiment:
                 emb_ids = None
                 if not isinstance(out.embeddings, Parts):
                     emb_ids = np.arange(self.data.n_train, dtype=np.int64)
-                crit, crit_ids = out.critical_eps, None
+                crit: Any = out.critical_eps
+                crit_ids = None
                 if isinstance(crit, tuple):
                     crit_ids, crit = crit
                 self.store.write_round(

@@ -347,7 +347,7 @@ PATH_DIM = 32
 
 
 def place_paths(
-    paths: pd.DataFrame, z: np.ndarray, coords: np.ndarray, anchors: np.ndarray
+    paths: pd.DataFrame, z: Any, coords: np.ndarray, anchors: np.ndarray
 ) -> pd.DataFrame:
     """Put every point of some interpolation paths on the round's 2-D map.
 
@@ -359,8 +359,11 @@ def place_paths(
     ----------
     paths : pandas.DataFrame
         Conformed to :data:`~alfaviz.schema.PATHS`.
-    z : numpy.ndarray, shape (n_train, dim)
-        The round's embeddings, row ``i`` for sample ``i``.
+    z : numpy.ndarray or row reader, shape (n_train, dim)
+        The round's embeddings, row ``i`` for sample ``i`` (or a reader whose
+        ``z[index_array]`` gives those rows, e.g. a sharded round's
+        :class:`~alfaviz.session.sharded_round.EmbeddingRows`: only the rows placed from are
+        read).
     coords : numpy.ndarray, shape (n_train, 2)
         The round's 2-D layout of ``z``.
     anchors : numpy.ndarray, shape (n_classes, dim)
