@@ -224,24 +224,24 @@ for 4,096 (measured, dense and ReLU)."""
 
 def _exact_row_bytes(dim: int, n_classes: int, n_levels: int) -> int:
     """Working memory per row of the exact path's first pass: 23 KB at D = 512, C = 10 and
-    45 KB at C = 100, a bound on what was measured (7 KB and 25 to 36 KB).
+    85 KB at C = 100, a bound on what was measured (7 KB, and about 50 KB at C = 100).
 
-    It used to carry a C² allowance (125 KB a row at C = 100), which the first pass does not
-    need; without it the C = 100 blocks are about 3× larger, and larger blocks measured
-    faster there (ReLU 10k × 512 × 100: 0.83 → 0.58 s; 50k: 1.79 → 1.60 s, best of 3, two
-    runs each), with the same peak memory: the second pass keeps its pieces
-    (:func:`_flip_piece_rows`)."""
-    return 8 * (5 * dim + (8 + 3 * n_levels) * n_classes + 8 * n_classes)
+    Its C² term used to be twice as large (125 KB a row at C = 100). Halving it makes the
+    C = 100 blocks about 1.5× larger, which measured faster (ReLU 512 × 100, interleaved
+    runs in one process: 10k 0.85 → 0.74 s, 50k 1.77 → 1.63 s). Dropping it (3× larger
+    blocks) was faster still (0.65 s, 1.50 s) but took the query's peak at 10k × 100 to 2.1×
+    the pool. The second pass keeps its pieces (:func:`_flip_piece_rows`)."""
+    return 8 * (5 * dim + (8 + 3 * n_levels) * n_classes + 8 * n_classes) + 4 * n_classes**2
 
 
 def _flip_piece_rows(rows: int, dim: int, n_classes: int, n_levels: int) -> int:
     """Rows per piece of the exact path's second pass (flip labels of candidate rows), from
     the first pass's block of ``rows``: a candidate row's flipping pairs each compete with its
     reachable classes, (row, C, C) terms of float64 (measured 95 KB a row at C = 100), so the
-    pieces take ``16 C²`` bytes a row more than a first-pass row (the size they had when the
+    pieces take ``12 C²`` bytes a row more than a first-pass row (the size they had when the
     first pass's own estimate carried an ``8 C²`` allowance)."""
     per_row = _exact_row_bytes(dim, n_classes, n_levels)
-    return int(max(8, rows * per_row // (per_row + 16 * n_classes * n_classes)))
+    return int(max(8, rows * per_row // (per_row + 12 * n_classes * n_classes)))
 
 
 def _index_bytes(z: torch.Tensor) -> int:

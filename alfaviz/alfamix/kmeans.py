@@ -220,10 +220,15 @@ def kmeans(
         _, labels = nearest_sq_dists(xf, centers, x_sq=x_sq)
         it = 0
         for it in range(1, int(max_iter) + 1):  # noqa: B007 - n_iter is reported
-            sums = torch.zeros_like(centers).index_add_(0, labels, xf)
-            counts = torch.bincount(labels, minlength=n_clusters).to(xf.dtype)
-            new = torch.where(counts[:, None] > 0, sums / counts.clamp_min(1)[:, None], centers)
-            shift = float(((new - centers) ** 2).sum())
+            # the new centres in place, in one (k, dim) buffer: memory stays at two of them
+            new = torch.zeros_like(centers).index_add_(0, labels, xf)
+            counts = torch.bincount(labels, minlength=n_clusters)
+            new.div_(counts.clamp_min(1).to(xf.dtype)[:, None])
+            empty = counts == 0
+            if bool(empty.any()):
+                new[empty] = centers[empty]
+            centers.sub_(new)
+            shift = float(centers.square_().sum())
             centers = new
             _, new_labels = nearest_sq_dists(xf, centers, x_sq=x_sq)
             same = bool((new_labels == labels).all())

@@ -130,19 +130,19 @@ def test_exact_path_blocks_are_larger_but_bounded():
     n, d = 50_000, 512
     exact = _chunk_rows(n, d, 10, 5, 4, False, None)
     generic = _chunk_rows(n, d, 10, 5, 4, True, None)
-    per_row = 8 * (5 * d + (8 + 15) * 10 + 80)
+    per_row = 8 * (5 * d + (8 + 15) * 10 + 80) + 4 * 10 * 10
     assert exact == (n * d * 4 // 2) // per_row
     assert exact * per_row <= n * d * 4 // 2 < 2 * n * d * 4
     assert generic < exact
     assert _chunk_rows(n, d, 10, 5, 4, False, 1 << 16) == max(8, (1 << 16) // per_row)
     assert math.isfinite(exact)
     # at C = 100 the second pass's pieces hold (row, C, C) float64 terms: they stay within the
-    # same budget, with 16 C² bytes a row on top of a first-pass row
+    # same budget, with 12 C² bytes a row on top of a first-pass row
     rows = _chunk_rows(n, d, 100, 5, 4, False, None)
-    first_row = 8 * (5 * d + (8 + 15) * 100 + 800)
+    first_row = 8 * (5 * d + (8 + 15) * 100 + 800) + 4 * 100 * 100
     assert rows == (n * d * 4 // 2) // first_row
     piece = _flip_piece_rows(rows, d, 100, 5)
-    assert piece * (first_row + 16 * 100 * 100) <= n * d * 4 // 2
+    assert piece * (first_row + 12 * 100 * 100) <= n * d * 4 // 2
     assert piece < rows
 
 
