@@ -758,13 +758,11 @@ class Experiment:
             shard_size=self.shard_size,
         )  # fmt: skip
         shards = self.path / SHARDS_DIR
-        if self.uses_sharded_rounds:
-            out = run_sharded_round(r, folder=shards, **args)
-        else:
-            out = run_round(r, **args)
+        sharded = self.uses_sharded_rounds
+        out = run_sharded_round(r, folder=shards, **args) if sharded else run_round(r, **args)
         out.row[schema.PROJECTION] = self._projection_used if out.coords is not None else ""
         row = self._commit_round(out)
-        if self.uses_sharded_rounds:  # the round's files now hold the records
+        if sharded:  # the round's files now hold the records
             clear_round_files(shards, r, keep_manifest=True)
         for cb in self.callbacks:
             cb.on_round_end(self, r, row)
