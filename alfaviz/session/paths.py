@@ -131,7 +131,8 @@ class PathProjector(DerivedRecorder):
         Size of the train pool (ids ``0..n_train-1``).
     n_classes : int
     steps : callable
-        Returns the number of points per path (read at each call: the strategy's).
+        Returns the number of points per path (read at each call: the strategy's), or None
+        (or anything but an int >= 2) for the default.
 
     Notes
     -----
@@ -144,7 +145,7 @@ class PathProjector(DerivedRecorder):
     nothing_yet = "there are no paths to project"
 
     def __init__(
-        self, store: RunStore, n_train: int, n_classes: int, steps: Callable[[], int]
+        self, store: RunStore, n_train: int, n_classes: int, steps: Callable[[], int | None]
     ) -> None:
         super().__init__(store)
         self._n_train = int(n_train)
