@@ -454,19 +454,26 @@ def _score_shard(shard: Shard, *, work: _Work) -> np.ndarray:
     return first_level_counts(fmin, n_lv)
 
 
+def _finalized(shard: Shard, work: _Work, level_index: int) -> tuple[torch.Tensor, Any]:
+    """A shard's embeddings and its candidate search at the stopping level, from its scores."""
+    assert work.anchors is not None
+    z = _embeddings(work, shard)
+    scores = _load_scores(work.manifest.file(SCORES, shard.index))
+    with eval_mode(work.head):
+        c = finalize_candidates(
+            z, work.anchors, work.head, list(work.levels), scores, level_index, alpha=work.alpha
+        )
+    return z, c
+
+
 def _finish_shard(shard: Shard, *, work: _Work, level_index: int) -> _ShardCandidates:
     """Finishing pass: the shard's records as Parquet; returns its candidates only."""
     from alfaviz.strategies._alfamix import candidate_columns
     from alfaviz.strategies._base import head_probabilities
 
-    assert work.anchors is not None
     m = work.manifest
-    z = _embeddings(work, shard)
-    scores = _load_scores(m.file(SCORES, shard.index))
+    z, c = _finalized(shard, work, level_index)
     with eval_mode(work.head):
-        c = finalize_candidates(
-            z, work.anchors, work.head, list(work.levels), scores, level_index, alpha=work.alpha
-        )
         probs = head_probabilities(work.head, z)
     ids = m.unlabelled_ids[shard.start : shard.stop]
     cols = {schema.SAMPLE_ID: ids, **candidate_columns(c, probs)}
@@ -496,15 +503,9 @@ def _fill_shard(
     """After the fill: rewrite a shard's flips with the rows of its candidates and of the
     random fill's samples in it (``selected[shard.index]``: pool positions), as the strategy
     keeps them."""
-    assert work.anchors is not None
     mine = selected[shard.index]
     m = work.manifest
-    z = _embeddings(work, shard)
-    scores = _load_scores(m.file(SCORES, shard.index))
-    with eval_mode(work.head):
-        c = finalize_candidates(
-            z, work.anchors, work.head, list(work.levels), scores, level_index, alpha=work.alpha
-        )
+    _, c = _finalized(shard, work, level_index)
     keep = c.mask.copy()
     keep[mine - shard.start] = True
     ids = m.unlabelled_ids[shard.start : shard.stop]

@@ -125,15 +125,19 @@ def frame_to_parquet(df: pd.DataFrame, what: str) -> bytes:
     return table_to_parquet(frame_table(df, what))
 
 
-def frame_table(df: pd.DataFrame, what: str) -> pa.Table:
-    """``df`` (index and dtypes included) as the Arrow table that is stored."""
+def _arrow_table(df: pd.DataFrame, what: str, preserve_index: bool | None) -> pa.Table:
     try:
-        table = pa.Table.from_pandas(df, preserve_index=None)
+        return pa.Table.from_pandas(df, preserve_index=preserve_index)
     except (pa.ArrowException, TypeError, ValueError) as exc:
         raise AlfavizInputError(
             f"{what} cannot be stored as Parquet: {exc}. Give each column one type "
             "(numbers, bools or strings)."
         ) from exc
+
+
+def frame_table(df: pd.DataFrame, what: str) -> pa.Table:
+    """``df`` (index and dtypes included) as the Arrow table that is stored."""
+    table = _arrow_table(df, what, None)
     metadata = dict(table.schema.metadata or {})
     metadata[_META_KEY] = canonical({"format_version": PARQUET_FORMAT_VERSION}).encode()
     return table.replace_schema_metadata(metadata)
@@ -233,13 +237,7 @@ def write_frame_parts(parts: Parts, path: Path, what: str) -> int:
         nonlocal rows
         for i, df in enumerate(parts.parts):
             check_frame(df, f"{what} part {i}")
-            try:
-                table = pa.Table.from_pandas(df, preserve_index=False)
-            except (pa.ArrowException, TypeError, ValueError) as exc:
-                raise AlfavizInputError(
-                    f"{what} part {i} cannot be stored as Parquet: {exc}. Give each column "
-                    "one type (numbers, bools or strings)."
-                ) from exc
+            table = _arrow_table(df, f"{what} part {i}", False)
             rows += table.num_rows
             yield table
 
