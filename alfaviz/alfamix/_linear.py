@@ -537,6 +537,8 @@ def _pair_thresholds(
     -------
     torch.Tensor of float64, shape (n_pairs,)
     """
+    if corr.ha is not None:
+        return _pair_thresholds_dense(gap, base, y_hat, pu, pc, corr)
     n = reach.shape[0]
     rk_u, rk_k = torch.nonzero(reach, as_tuple=True)  # sorted by sample
     out = torch.full((pu.numel(),), math.inf, dtype=torch.float64, device=gap.device)
@@ -553,6 +555,63 @@ def _pair_thresholds(
     rate = (base[e_u, e_k] - corr.at(e_u, e_c, e_k)) - own[e_p]
     t = torch.where(rate > 0, gap[e_u, e_k].clamp_min(0) / rate, math.inf)
     return out.scatter_reduce_(0, e_p, t, reduce="amin", include_self=True)
+
+
+PAIR_ROWS = 4096
+"""Rows of :attr:`_Corrections.ha` per piece of :func:`_pair_thresholds_dense` (a few
+(rows, C) float64 temporaries: 3.3 MB each at C = 100)."""
+
+
+def _pair_thresholds_dense(
+    gap: torch.Tensor,
+    base: torch.Tensor,
+    y_hat: torch.Tensor,
+    pu: torch.Tensor,
+    pc: torch.Tensor,
+    corr: _Corrections,
+) -> torch.Tensor:
+    """:func:`_pair_thresholds` over whole rows of ``corr.ha``, with the same values.
+
+    Row ``i`` of ``ha`` holds ``δ_{u,c,k}`` for one sample ``u`` and one class ``k`` (a
+    reachable one or the pseudo-label) and every anchor ``c``, so the rates of all the
+    anchors of ``(u, k)`` are one row operation instead of a gather per (pair, class) entry.
+    The sparse near-coordinate terms are added to their entries first, as
+    :meth:`_Corrections.at` adds them, and the minimum over the classes is taken per
+    (sample, anchor): the same float64 operations in the same order, so the thresholds are
+    bit-identical to the entry-wise ones.
+
+    Returns
+    -------
+    torch.Tensor of float64, shape (n_pairs,)
+    """
+    assert corr.ha is not None
+    n, n_cls = corr.rows.shape[0], corr.n_cls
+    dev = gap.device
+    uk_u, uk_k = corr.uk_u, corr.uk_k
+    h = corr.ha
+    # the near-coordinate pairs of the listed samples: their terms go into every listed class
+    sk = torch.nonzero(corr.sparse_slot >= 0).flatten()
+    if sk.numel():
+        su, sc = sk // n_cls, sk % n_cls
+        listed = corr.rows[su]
+        su, sc, sk = su[listed], sc[listed], sk[listed]
+    if sk.numel():
+        cnt = torch.bincount(uk_u, minlength=n)
+        start = torch.cumsum(cnt, 0) - cnt
+        e, offs = _expand(cnt[su])
+        at = start[su][e] + offs  # rows of ``ha`` of the pair's sample
+        h = h.clone()
+        h[at, sc[e]] += corr.sparse.at(corr.sparse_slot[sk][e], uk_k[at])
+    own_row = corr.pos[uk_u, y_hat[uk_u]]
+    best = torch.full((n, n_cls), math.inf, dtype=torch.float64, device=dev)
+    for s in range(0, uk_u.numel(), PAIR_ROWS):
+        u, k = uk_u[s : s + PAIR_ROWS], uk_k[s : s + PAIR_ROWS]
+        own = base[u, y_hat[u]][:, None] - h[own_row[s : s + PAIR_ROWS]]
+        rate = (base[u, k][:, None] - h[s : s + PAIR_ROWS]) - own
+        t = torch.where(rate > 0, gap[u, k].clamp_min(0)[:, None] / rate, math.inf)
+        t[k == y_hat[u]] = math.inf  # the pseudo-label's own row
+        best.scatter_reduce_(0, u[:, None].expand_as(t), t, reduce="amin", include_self=True)
+    return best[pu, pc]
 
 
 class _Corrections:
@@ -581,6 +640,7 @@ class _Corrections:
         need = reach & rows[:, None]  # only the rows that have a corrected pair
         need[rows, y_hat[rows]] = True
         uk_u, uk_k = torch.nonzero(need, as_tuple=True)
+        self.uk_u, self.uk_k = uk_u, uk_k  # the rows of ``ha``: (sample, class), by sample
         self.pos = torch.full((n, k_cls), -1, dtype=torch.long, device=reach.device)
         self.pos[uk_u, uk_k] = torch.arange(uk_u.numel(), device=reach.device)
         self.ha: torch.Tensor | None = None  # no exact zeros in the anchors: no dense part
