@@ -539,6 +539,19 @@ def _pair_thresholds(
     """
     if corr.ha is not None:
         return _pair_thresholds_dense(gap, base, y_hat, pu, pc, corr)
+    return _pair_thresholds_entries(gap, base, y_hat, pu, pc, reach, corr)
+
+
+def _pair_thresholds_entries(
+    gap: torch.Tensor,
+    base: torch.Tensor,
+    y_hat: torch.Tensor,
+    pu: torch.Tensor,
+    pc: torch.Tensor,
+    reach: torch.Tensor,
+    corr: _Corrections,
+) -> torch.Tensor:
+    """:func:`_pair_thresholds` one (pair, reachable class) entry at a time (any ``corr``)."""
     n = reach.shape[0]
     rk_u, rk_k = torch.nonzero(reach, as_tuple=True)  # sorted by sample
     out = torch.full((pu.numel(),), math.inf, dtype=torch.float64, device=gap.device)

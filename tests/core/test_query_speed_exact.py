@@ -269,3 +269,33 @@ def test_host_transfers_and_syncs_do_not_grow_with_the_classes():
     assert counts[0]
     assert counts[1] == counts[0]
     assert counts[2] == counts[0]
+
+
+def test_pair_thresholds_from_whole_rows_equal_the_entry_wise_ones(monkeypatch):
+    """The corrected pairs' thresholds, taken over whole rows of the zero-part corrections
+    with the near-coordinate terms added, are bit-identical to the entry-wise ones."""
+    from alfaviz.alfamix.mixing import level_schedule
+
+    anchors, z = _problem(5, relu=True)
+    anchors[:, 8:12] = 0.0  # shared zeros with most samples
+    z[:, 8:10] = 0.0
+    torch.manual_seed(0)
+    head = torch.nn.Linear(z.shape[1], anchors.shape[0]).double().float()
+    calls = {"pairs": 0, "near": 0}
+    dense = _linear._pair_thresholds_dense
+
+    def both(gap, base, y_hat, pu, pc, corr):
+        got = dense(gap, base, y_hat, pu, pc, corr)
+        reach = torch.zeros(corr.pos.shape, dtype=torch.bool)
+        reach[corr.uk_u, corr.uk_k] = True
+        reach[corr.uk_u, y_hat[corr.uk_u]] = False
+        want = _linear._pair_thresholds_entries(gap, base, y_hat, pu, pc, reach, corr)
+        assert torch.equal(got, want)
+        calls["pairs"] += int(pu.numel())
+        calls["near"] += int((corr.sparse_slot >= 0).sum())
+        return got
+
+    monkeypatch.setattr(_linear, "_pair_thresholds_dense", both)
+    out = _linear.linear_thresholds(head, z * 3, anchors * 3, level_schedule(0.2))
+    assert calls["pairs"] > 100 and calls["near"] > 10  # both kinds of correction were met
+    assert bool(torch.isfinite(out.critical_eps).any())
