@@ -877,11 +877,13 @@ def _shared_zeros(
     dev = z.device
     if index.zero_full:  # most dimensions: no column gathers
         z_is0 = z == 0
-        g_zero = g_hat * z_is0  # (n, dim)
+        # a float64 mask: float64 × bool is an unvectorised mixed-dtype loop (measured 1.5 ms
+        # against 0.2 ms at 600 × 512); the products are the same
+        g_zero = g_hat * z_is0.to(g_hat.dtype)  # (n, dim)
     else:
         zdims = index.zero_cols
         z_is0 = z[:, zdims] == 0
-        g_zero = g_hat[:, zdims] * z_is0  # (n, n_zero_cols)
+        g_zero = g_hat[:, zdims] * z_is0.to(g_hat.dtype)  # (n, n_zero_cols)
     corrected = (z_is0.float() @ index.zero_mask.T.float()) > 0  # (n, C); exact counts
     vsq = v0_sq[:, None] - (g_zero * g_zero) @ index.zero_mask.T  # ‖ĝ ⊙ r‖² per pair
     sparse_slot = torch.full((n * n_cls,), -1, dtype=torch.long, device=dev)
