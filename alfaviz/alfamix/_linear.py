@@ -74,6 +74,9 @@ CELL_WIDTH = 4.0
 _CELL_ROW_MAX = 1 << 20
 """Most cells per dimension: a float32 cell index is then off by far less than one cell."""
 
+SHORT_ROWS = 32
+"""Most rows of the short factor that :func:`_rows_times` multiplies in transposed form."""
+
 BAND = 1e-3
 """Relative distance of a threshold to a level below which the literal definition decides."""
 
@@ -427,6 +430,20 @@ def _thresholds(gap: torch.Tensor, rate: torch.Tensor, y_hat: torch.Tensor) -> t
     return torch.where(torch.isfinite(best), exact, torch.full_like(exact, math.inf))
 
 
+def _rows_times(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """``x @ m.T`` for a tall ``x`` (n, D) and a short ``m`` (k, D), contiguous (n, k).
+
+    For k up to :data:`SHORT_ROWS` it is computed as ``(m @ x.T).T``: the library's kernel
+    for that shape was measured 2× faster at k = 10-20 (D = 512, float64), and
+    ``find_candidates`` at 50k × 512 × 10 9 % faster (0.228 → 0.210 s, min of 10 interleaved
+    calls); at k = 100-200 the whole search did not change, so it keeps ``x @ m.T``. The sums
+    are the same up to their order.
+    """
+    if m.shape[0] > SHORT_ROWS:
+        return x @ m.T
+    return (m @ x.T).T.contiguous()
+
+
 def _flat_nonzero(mask: torch.Tensor) -> torch.Tensor:
     """Flat int64 indices of the ``True`` entries of a bool tensor, in order.
 
@@ -663,7 +680,7 @@ class _Corrections:
             step = 4096
             for s in range(0, uk_u.numel(), step):
                 h = g_zero[uk_u[s : s + step]] * wz[uk_k[s : s + step]]
-                ha[s : s + step] = h @ index.zero_mask.T
+                ha[s : s + step] = _rows_times(h, index.zero_mask)
             self.ha = ha
         self.sparse = sparse
         self.sparse_slot = sparse_slot
@@ -824,7 +841,7 @@ def _common_slopes(
             delta_c.abs() < NEAR, step_mask_complement(delta_c), torch.zeros_like(delta_c)
         )
         v0[:, dc] = g_hat[:, dc] * (1 - m_c)
-    return _CommonSlopes(v0 @ w64.T, torch.linalg.vector_norm(v0, dim=1).square_())
+    return _CommonSlopes(_rows_times(v0, w64), torch.linalg.vector_norm(v0, dim=1).square_())
 
 
 def _near_triples(
@@ -884,8 +901,8 @@ def _shared_zeros(
         zdims = index.zero_cols
         z_is0 = z[:, zdims] == 0
         g_zero = g_hat[:, zdims] * z_is0.to(g_hat.dtype)  # (n, n_zero_cols)
-    corrected = (z_is0.float() @ index.zero_mask.T.float()) > 0  # (n, C); exact counts
-    vsq = v0_sq[:, None] - (g_zero * g_zero) @ index.zero_mask.T  # ‖ĝ ⊙ r‖² per pair
+    corrected = _rows_times(z_is0.float(), index.zero_mask.float()) > 0  # (n, C); exact counts
+    vsq = v0_sq[:, None] - _rows_times(g_zero * g_zero, index.zero_mask)  # ‖ĝ ⊙ r‖² per pair
     sparse_slot = torch.full((n * n_cls,), -1, dtype=torch.long, device=dev)
     if near.pair_key.numel():
         pu, pc = near.pair_key // n_cls, near.pair_key % n_cls
@@ -1177,7 +1194,7 @@ def linear_thresholds(
     ht = _head_terms(head, dev)
     gr = _gradients(head, z)
     # one float64 product for the logits and the anchors' cross terms
-    prod = z64 @ torch.cat([ht.w64, index.anchors64]).T
+    prod = _rows_times(z64, torch.cat([ht.w64, index.anchors64]))
     n_out = ht.w64.shape[0]
     lg = _logit_gaps(prod[:, :n_out] + ht.b64, gr.y_hat)
     cs = _common_slopes(index, z64, gr.g_hat, ht.w64)
